@@ -1,0 +1,84 @@
+"""The ``metaresp`` command line.
+
+This module stays light (no numpy, pandas or matplotlib at import) so that
+``metaresp --help`` is quick; each command imports what it needs when it runs.
+Every command exits 0 on success and 1 on bad input, printing one plain line per
+problem on standard error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from metaresp.cli import (
+    cmd_add,
+    cmd_corpus,
+    cmd_diff,
+    cmd_pool,
+    cmd_run,
+    cmd_simulate,
+    cmd_workbook,
+)
+
+app = typer.Typer(
+    name="metaresp",
+    help="Evidence synthesis of response rates: validate extractions, pool, plot, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+app.command("run")(cmd_run.run)
+app.command("validate")(cmd_corpus.validate)
+app.command("schema")(cmd_corpus.schema)
+app.command("pool")(cmd_pool.pool)
+app.command("template")(cmd_workbook.template)
+app.command("import")(cmd_workbook.import_)
+app.command("export")(cmd_workbook.export)
+app.command("diff")(cmd_diff.diff)
+app.command("add")(cmd_add.add)
+app.command("simulate")(cmd_simulate.simulate)
+
+
+def _fail(lines: tuple[str, ...] | list[str]) -> None:
+    for line in lines:
+        sys.stderr.write(f"error: {line}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    from metaresp.errors import InputError
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        args = ["--help"]
+    try:
+        result = app(args=args, prog_name="metaresp", standalone_mode=False)
+    except InputError as exc:
+        _fail(exc.problems)
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("error: aborted\n")
+        return 1
+    except typer.TyperException as exc:  # usage errors: unknown option, missing argument
+        _fail([exc.format_message()])
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 1
+    except Exception as exc:  # a bug of ours: still one line, no traceback
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}: {exc}); "
+            "please report it with the command you ran\n"
+        )
+        return 1
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
