@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "PoolResult": "metaresp.pooling",
     "load_extractions": "metaresp.corpus",
     "Corpus": "metaresp.corpus",
+    "dump_study": "metaresp.corpus",
     "read_workbook": "metaresp.workbook",
     "write_workbook": "metaresp.workbook",
     "MetarespError": "metaresp.errors",
@@ -34,11 +35,17 @@ _LAZY: dict[str, str] = {
 __all__ = [*sorted(_LAZY), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from metaresp.corpus import Corpus, load_extractions
-    from metaresp.errors import ConvergenceError, InputError, MetarespError, StatisticalWarning
-    from metaresp.pooling import PoolResult, pool
-    from metaresp.workbook import read_workbook, write_workbook
-
+    from metaresp.corpus import Corpus as Corpus
+    from metaresp.corpus import dump_study as dump_study
+    from metaresp.corpus import load_extractions as load_extractions
+    from metaresp.errors import ConvergenceError as ConvergenceError
+    from metaresp.errors import InputError as InputError
+    from metaresp.errors import MetarespError as MetarespError
+    from metaresp.errors import StatisticalWarning as StatisticalWarning
+    from metaresp.pooling import PoolResult as PoolResult
+    from metaresp.pooling import pool as pool
+    from metaresp.workbook import read_workbook as read_workbook
+    from metaresp.workbook import write_workbook as write_workbook
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
