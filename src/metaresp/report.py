@@ -1,0 +1,424 @@
+"""A self-contained HTML report for guideline panels.
+
+One file, no external assets: figures are embedded as ``data:`` URIs (SVG when given,
+else PNG), the style sheet is inline, there is no script. Every piece of text that comes
+from the data is passed through :func:`html.escape`. The page holds: the title and
+corpus version, a methods paragraph with full references that a panel can paste, per
+analysis its pooled table and figures, the records included and the records set aside
+with their reasons, and the warnings (few studies, single studies, fallbacks).
+
+Input (all plain data, nothing is recomputed here):
+
+- :class:`ReportAnalysis` per analysis: ``title``, optional ``description``, optional
+  ``forest`` (:class:`~metaresp.forestdata.ForestData`; when ``table`` is ``None`` the
+  pooled table is derived from it by :func:`pooled_table`, and its pooled rows'
+  ``warnings`` are listed), optional ``table`` (a ``pandas.DataFrame`` shown as given,
+  columns in order), ``figures`` (:class:`ReportFigure`) and ``warnings``.
+- ``included``: ``pandas.DataFrame``, one row per record pooled; required columns
+  ``analysis`` and ``record_id``; any other columns (e.g. ``subgroup``, ``study``,
+  ``agent``, ``unit``, ``responders``, ``evaluable``) are shown as given, in order.
+- ``excluded``: ``pandas.DataFrame``, one row per record set aside; required columns
+  ``record_id`` and ``reason``; others shown as given (e.g. ``analysis``, ``study``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from metaresp.forestdata import ForestData, PooledRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "METHODS_PARAGRAPH",
+    "REFERENCES",
+    "ReportAnalysis",
+    "ReportFigure",
+    "analysis_warnings",
+    "pooled_table",
+    "render_report",
+    "write_report",
+]
+
+REFERENCES: tuple[str, ...] = (
+    "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the "
+    "case of the binomial. Biometrika. 1934;26(4):404–413. doi:10.1093/biomet/26.4.404",
+    "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med. "
+    "2002;21(11):1539–1558. doi:10.1002/sim.1186",
+    "Higgins JPT, Thompson SG, Spiegelhalter DJ. A re-evaluation of random-effects "
+    "meta-analysis. J R Stat Soc Ser A Stat Soc. 2009;172(1):137–159. "
+    "doi:10.1111/j.1467-985X.2008.00552.x",
+    "IntHout J, Ioannidis JPA, Borm GF. The Hartung-Knapp-Sidik-Jonkman method for random "
+    "effects meta-analysis is straightforward and considerably outperforms the standard "
+    "DerSimonian-Laird method. BMC Med Res Methodol. 2014;14:25. "
+    "doi:10.1186/1471-2288-14-25",
+    "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Seriously misleading results "
+    "using inverse of Freeman-Tukey double arcsine transformation in meta-analysis of "
+    "single proportions. Res Synth Methods. 2019;10(3):476–483. doi:10.1002/jrsm.1348",
+    "Stijnen T, Hamza TH, Özdemir P. Random effects meta-analysis of event outcome in the "
+    "framework of the generalized linear mixed model with applications in sparse data. "
+    "Stat Med. 2010;29(29):3046–3067. doi:10.1002/sim.4040",
+    "Veroniki AA, Jackson D, Viechtbauer W, et al. Methods to estimate the between-study "
+    "variance and its uncertainty in meta-analysis. Res Synth Methods. 2016;7(1):55–79. "
+    "doi:10.1002/jrsm.1164",
+    "Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat Softw. "
+    "2010;36(3):1–48. doi:10.18637/jss.v036.i03",
+)
+
+METHODS_PARAGRAPH = (
+    "Response rates (responders among evaluable patients) were pooled separately within "
+    "each subgroup, each with its own between-study variance (τ²). The primary model was "
+    "a random-effects binomial-normal generalised linear mixed model on the logit scale, "
+    "fitted by maximum likelihood with adaptive Gauss-Hermite quadrature (Stijnen et al. "
+    "2010); it uses the exact binomial likelihood and so needs no continuity correction "
+    "for studies with 0% or 100% response, and it avoids the Freeman-Tukey double "
+    "arcsine transformation, whose back-transformation can mislead (Schwarzer et al. "
+    "2019). The 95% confidence interval of the pooled proportion used a t distribution "
+    "with k − 1 degrees of freedom. Where the mixed model did not converge, an "
+    "inverse-variance random-effects model of logit proportions was used instead, with τ² "
+    "estimated by restricted maximum likelihood (Q-profile interval; Veroniki et al. 2016) "
+    "and the Hartung-Knapp-Sidik-Jonkman confidence interval (IntHout et al. 2014); each "
+    "such case is listed under Warnings. 95% prediction intervals (t distribution, k − 2 "
+    "degrees of freedom) are reported where k ≥ 3 (Higgins et al. 2009). Heterogeneity "
+    "is described by τ², I² (Higgins & Thompson 2002) and Cochran's Q; differences "
+    "between subgroups were tested with the between-subgroup Q statistic, only for "
+    "groupings whose subgroups share no patient cohort. Confidence intervals of single "
+    "studies are exact Clopper-Pearson intervals (Clopper & Pearson 1934). Each patient "
+    "cohort contributes once to any pooled estimate (one cohort, one vote): where several "
+    "reports describe the same patients, the latest report with the largest evaluable "
+    "denominator was used and the others are listed as set aside. Counts of patients and "
+    "counts of treatment lines were never pooled together. Records that give a percentage "
+    "without a denominator were excluded from pooling and are listed with that reason. "
+    "Subgroups with a single study are shown but not pooled. The estimation routines were "
+    "checked against the R package metafor (Viechtbauer 2010)."
+)
+
+_CSS = """
+body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; color: #222;
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #bbb; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { font-size: 1.08em; margin-top: 1.6em; }
+.meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left;
+         vertical-align: top; }
+th { border-bottom: 2px solid #888; background: #f4f4f4; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+figure { margin: 1em 0; }
+figure img { width: 100%; max-width: 1000px; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #444; }
+.warnings li { color: #8a4b00; }
+.methods { background: #fafafa; border-left: 3px solid #999; padding: 0.6em 1em; }
+ol.refs { font-size: 0.9em; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A figure to embed: SVG bytes (preferred, scales crisply) or PNG bytes."""
+
+    caption: str
+    png: bytes | None = None
+    svg: bytes | None = None
+
+    @classmethod
+    def from_files(
+        cls, caption: str, png: Path | None = None, svg: Path | None = None
+    ) -> ReportFigure:
+        """Read the figure files written by :func:`metaresp.forest.save_forest`."""
+        return cls(
+            caption,
+            None if png is None else Path(png).read_bytes(),
+            None if svg is None else Path(svg).read_bytes(),
+        )
+
+
+@dataclass(frozen=True)
+class ReportAnalysis:
+    """One analysis of the plan: its pooled table, figures and warnings."""
+
+    title: str
+    description: str = ""
+    forest: ForestData | None = None
+    table: pd.DataFrame | None = None
+    figures: tuple[ReportFigure, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _pct(p: float | None) -> str:
+    return "" if p is None or not math.isfinite(p) else f"{100.0 * p:.1f}"
+
+
+def _interval(lo: float | None, hi: float | None) -> str:
+    if lo is None or hi is None:
+        return ""
+    return f"{_pct(lo)}–{_pct(hi)}"
+
+
+def _p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+_POOLED_COLUMNS = (
+    "Subgroup",
+    "k",
+    "Events",
+    "Patients",
+    "Pooled %",
+    "95% CI",
+    "95% PI",
+    "I² %",
+    "τ²",
+    "Q (df)",
+    "p (Q)",
+    "Note",
+)
+
+
+def pooled_table(forest: ForestData) -> pd.DataFrame:
+    """One row per subgroup (and the overall estimate) from a forest plot's data.
+
+    Columns: ``Subgroup``, ``k``, ``Events``, ``Patients``, ``Pooled %``, ``95% CI``,
+    ``95% PI``, ``I² %``, ``τ²``, ``Q (df)``, ``p (Q)``, ``Note``. Percentages to one
+    decimal; τ² on the model's (logit) scale.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, row: PooledRow, n_studies: int) -> None:
+        single = not row.pooled or row.k < 2
+        rows.append(
+            {
+                "Subgroup": name,
+                "k": row.k if row.k else n_studies,
+                "Events": row.events,
+                "Patients": row.total,
+                "Pooled %": _pct(row.proportion),
+                "95% CI": _interval(row.ci_low, row.ci_high),
+                "95% PI": _interval(row.pi_low, row.pi_high),
+                "I² %": "" if single or row.i2 is None else f"{row.i2:.0f}",
+                "τ²": "" if single or row.tau2 is None else f"{row.tau2:.4f}",
+                "Q (df)": ""
+                if single or row.q is None
+                else f"{row.q:.2f} ({'' if row.q_df is None else row.q_df})",
+                "p (Q)": "" if single else _p(row.q_pvalue),
+                "Note": "one study: shown, not pooled (exact CI)" if single else "",
+            }
+        )
+
+    for sub in forest.subgroups:
+        if sub.pooled is not None:
+            add(sub.name, sub.pooled, len(sub.studies))
+    if forest.overall is not None:
+        add("Overall", forest.overall, sum(len(s.studies) for s in forest.subgroups))
+    if forest.subgroup_test is not None:
+        t = forest.subgroup_test
+        rows.append(
+            {
+                "Subgroup": "Test for subgroup differences",
+                "Q (df)": f"{t.q:.2f} ({t.df})",
+                "p (Q)": _p(t.pvalue),
+            }
+        )
+    columns = list(_POOLED_COLUMNS)
+    return pd.DataFrame([[r.get(c, "") for c in columns] for r in rows], columns=columns)
+
+
+def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
+    """The analysis's own warnings, its pooled rows' warnings, and few-study flags."""
+    out = list(analysis.warnings)
+    forest = analysis.forest
+    if forest is not None:
+        named = [(s.name, s.pooled) for s in forest.subgroups if s.pooled is not None]
+        if forest.overall is not None:
+            named.append(("Overall", forest.overall))
+        for name, row in named:
+            out.extend(f"{name}: {w}" for w in row.warnings)
+            if row.pooled and row.k == 2 and not any("caution" in w for w in row.warnings):
+                out.append(f"{name}: pooled from 2 studies: interpret with caution")
+            if not row.pooled or row.k < 2:
+                out.append(f"{name}: one study, shown, not pooled")
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_NUMBER_LIKE = re.compile(r"^[<>≤≥]?\s?[-+\d.,–() %]*\d[-+\d.,–() %]*$")
+"""Numbers, percentages, intervals like ``21.0–95.0`` and ``4.10 (1)``: right-aligned, unwrapped."""
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "<td></td>"
+    if isinstance(value, bool):
+        return f"<td>{_e(value)}</td>"
+    if isinstance(value, int | float):
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        return f'<td class="num">{_e(text)}</td>'
+    if _NUMBER_LIKE.match(str(value)):
+        return f'<td class="num">{_e(value)}</td>'
+    return f"<td>{_e(value)}</td>"
+
+
+def _frame_html(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
+    body = "\n".join(
+        "<tr>" + "".join(_cell(v) for v in row) + "</tr>"
+        for row in frame.itertuples(index=False, name=None)
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _figure_html(fig: ReportFigure) -> str:
+    if fig.svg is not None:
+        src = "data:image/svg+xml;base64," + base64.b64encode(fig.svg).decode("ascii")
+    elif fig.png is not None:
+        src = "data:image/png;base64," + base64.b64encode(fig.png).decode("ascii")
+    else:
+        raise ValueError(f"figures: {fig.caption!r} has neither png nor svg bytes")
+    return (
+        f'<figure><img src="{src}" alt="{_e(fig.caption)}">'
+        f"<figcaption>{_e(fig.caption)}</figcaption></figure>"
+    )
+
+
+def _require(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name}: missing column(s) {', '.join(missing)}; required: {', '.join(columns)}"
+        )
+
+
+def _list(items: Sequence[str], cls: str = "") -> str:
+    attr = f' class="{cls}"' if cls else ""
+    return f"<ul{attr}>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+
+
+def render_report(
+    *,
+    title: str,
+    corpus_version: str,
+    analyses: Sequence[ReportAnalysis],
+    included: pd.DataFrame | None = None,
+    excluded: pd.DataFrame | None = None,
+    warnings: Sequence[str] = (),
+    methods: str | None = None,
+    generated: str = "",
+) -> str:
+    """The report as one HTML string (UTF-8, no external assets, no scripts).
+
+    ``methods`` replaces :data:`METHODS_PARAGRAPH` when the plan changed the model;
+    ``generated`` is an optional line such as the date and software version. Raises
+    ``ValueError`` naming the argument when ``included``/``excluded`` lack a required
+    column or a figure has no image.
+    """
+    if included is not None:
+        _require(included, "included", ("analysis", "record_id"))
+    if excluded is not None:
+        _require(excluded, "excluded", ("record_id", "reason"))
+    parts: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">Corpus version: {_e(corpus_version)}'
+        + (f" · {_e(generated)}" if generated else "")
+        + "</p>",
+    ]
+    all_warnings = list(warnings)
+    for a in analyses:
+        all_warnings.extend(f"{a.title} — {w}" for w in analysis_warnings(a))
+    all_warnings = list(dict.fromkeys(all_warnings))
+    parts.append("<h2>Warnings</h2>")
+    parts.append(_list(all_warnings, "warnings") if all_warnings else "<p>None.</p>")
+
+    parts.append("<h2>Methods</h2>")
+    parts.append(f'<p class="methods">{_e(methods or METHODS_PARAGRAPH)}</p>')
+    parts.append("<h3>References</h3>")
+    parts.append('<ol class="refs">' + "".join(f"<li>{_e(r)}</li>" for r in REFERENCES) + "</ol>")
+
+    parts.append("<h2>Results</h2>")
+    for a in analyses:
+        parts.append(f"<h3>{_e(a.title)}</h3>")
+        if a.description:
+            parts.append(f"<p>{_e(a.description)}</p>")
+        table = (
+            a.table
+            if a.table is not None
+            else (pooled_table(a.forest) if a.forest is not None else None)
+        )
+        if table is not None:
+            parts.append(_frame_html(table))
+        if a.forest is not None and a.forest.model_note:
+            parts.append(f'<p class="meta">Model: {_e(a.forest.model_note)}</p>')
+        parts.extend(_figure_html(f) for f in a.figures)
+
+    parts.append("<h2>Records included</h2>")
+    parts.append(
+        _frame_html(included) if included is not None and len(included) else "<p>None.</p>"
+    )
+    parts.append("<h2>Records set aside</h2>")
+    parts.append(
+        _frame_html(excluded) if excluded is not None and len(excluded) else "<p>None.</p>"
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    path: Path,
+    *,
+    title: str,
+    corpus_version: str,
+    analyses: Sequence[ReportAnalysis],
+    included: pd.DataFrame | None = None,
+    excluded: pd.DataFrame | None = None,
+    warnings: Sequence[str] = (),
+    methods: str | None = None,
+    generated: str = "",
+) -> None:
+    """Write :func:`render_report` to ``path`` atomically (temporary file, then os.replace)."""
+    text = render_report(
+        title=title,
+        corpus_version=corpus_version,
+        analyses=analyses,
+        included=included,
+        excluded=excluded,
+        warnings=warnings,
+        methods=methods,
+        generated=generated,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
