@@ -1,10 +1,52 @@
-"""Placeholder: this command is being built (see the issue tracker)."""
+"""``metaresp pool``: pool a table of events and totals (CSV or XLSX), like R's metaprop."""
 
 from __future__ import annotations
 
-from metaresp.errors import InputError
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+TRANSFORMS = ("logit", "freeman-tukey", "arcsine", "raw", "log")
+ESTIMATORS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM")
+CIS = ("z", "t", "hksj", "hksj-adhoc")
 
 
-def pool() -> None:
-    """Pool a table of events and totals (CSV or XLSX), like R's metaprop."""
-    raise InputError("metaresp pool: not available yet")
+def pool(
+    table: Annotated[Path, typer.Argument(help="CSV or XLSX file, one row per study.")],
+    events: Annotated[str, typer.Option("--events", help="Column of events (responders).")],
+    totals: Annotated[str, typer.Option("--totals", help="Column of totals (evaluable).")],
+    labels: Annotated[str | None, typer.Option(
+        "--labels", help="Column of study labels.")] = None,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Column of subgroups: each pooled with its own tau^2, plus a test "
+        "for subgroup differences.")] = None,
+    transform: Annotated[str | None, typer.Option(
+        "--transform", help=f"One of {', '.join(TRANSFORMS)} (default logit).")] = None,
+    estimator: Annotated[str | None, typer.Option(
+        "--estimator", help=f"One of {', '.join(ESTIMATORS)} (default GLMM with logit, "
+        "REML otherwise).")] = None,
+    ci: Annotated[str | None, typer.Option(
+        "--ci", help=f"One of {', '.join(CIS)} (default t for GLMM, hksj otherwise).")] = None,
+    level: Annotated[float, typer.Option("--level", help="Confidence level.")] = 0.95,
+    sheet: Annotated[str | None, typer.Option(
+        "--sheet", help="Worksheet of an XLSX file (default: the first).")] = None,
+    overall: Annotated[bool, typer.Option(
+        "--overall/--no-overall", help="With --by, also pool all rows together.")] = True,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write a forest plot (PNG, or SVG by the file's suffix).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Pool a table of events and totals (CSV or XLSX), like R's metaprop.
+
+    Prints the per-study table (proportion with exact Clopper-Pearson CI, weight) and the
+    pooled line with its CI, prediction interval and heterogeneity; with --by one block per
+    subgroup and the test for subgroup differences. Defaults: binomial-normal GLMM (logit)
+    with a t interval.
+    """
+    from metaresp.poolcli import run_pool
+
+    text = run_pool(table, events=events, totals=totals, labels=labels, by=by,
+                    transform=transform, estimator=estimator, ci=ci, level=level,
+                    sheet=sheet, overall=overall, plot=plot, as_json=as_json)
+    typer.echo(text)

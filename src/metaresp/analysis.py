@@ -1,0 +1,615 @@
+"""Running the analysis plan: select, de-duplicate, group, pool, test, describe.
+
+One analysis (:class:`metaresp.plan.Analysis`) goes through these steps, each of which
+lists what it sets aside and why (methods.md, "Evidence handling"):
+
+1. **Selection**: records of the analysis's outcome, population(s), setting(s) and, when
+   the plan names them, modalities (other records are out of scope, not listed). A record
+   that fits except for its unit (treatment lines where the analysis pools patients) is set
+   aside with that reason: patients and lines are never pooled together unless the plan
+   says ``mix_units: true``.
+2. **Counts**: percent-only records (no responders or no denominator) and records with no
+   evaluable patient are set aside.
+3. **Grouping**: records the grouping excludes are set aside with the grouping's reason;
+   then the grouping's first matching class names the record's subgroup. A record
+   that sums groups of its own file (``components``) which the grouping places in other
+   subgroups is set aside (its patients are counted through those groups); a record that
+   matches no class goes to the grouping's ``other`` bucket, or is set aside.
+4. **One cohort, one vote**: within a subgroup, of several records of one cohort the
+   latest report is kept and, among reports of the same date, the one with the largest
+   evaluable denominator (then the study and group ids, so the choice is reproducible).
+5. **Pooling**: each subgroup with two or more records is pooled on its own (its own τ²)
+   by :func:`metaresp.pool`; a subgroup with one record is shown, not pooled.
+6. **Subgroup differences**: the between-subgroup Q, a fixed-effect test on the pooled
+   subgroup estimates and their standard errors on the transformed scale,
+   ``Q = sum_j w_j (theta_j - theta_bar)^2``, ``w_j = 1/se_j^2``, ``theta_bar = sum w theta /
+   sum w``, chi-square with (m - 1) df over the m pooled subgroups (Borenstein et al. 2009,
+   *Introduction to Meta-Analysis*, ch. 19; R ``meta``'s default test for random-effects
+   subgroups). It is reported only when no cohort appears in two subgroups (otherwise the
+   subgroup estimates are not independent) and at least two subgroups are pooled.
+   Single-record subgroups do not enter the test (``meta`` includes them).
+7. **Overall**: with ``overall: true`` every record of the analysis is pooled together, but
+   only when no cohort appears in two subgroups (one cohort, one vote).
+
+:func:`pool_groups` runs steps 5-7 on any grouped table (``metaresp pool --by``);
+:func:`run_analysis` does everything for one plan analysis; :func:`summary` gives the
+JSON-ready record of every estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from metaresp.errors import InputError
+from metaresp.forestdata import ForestData, PooledRow, StudyRow, Subgroup, SubgroupTest
+from metaresp.plan import Analysis, Model
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from metaresp.pooling import PoolResult
+
+#: Columns of ``corpus.to_frame()`` the analysis reads.
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "study", "cohort", "population", "setting", "group", "agent", "modality", "target",
+    "unit", "outcome", "responders", "evaluable",
+)
+
+ALL_STUDIES = "All studies"
+"""Subgroup name of an analysis without a grouping."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Record:
+    """One count (responders / evaluable) of one group of one study, for one outcome."""
+
+    record_id: str
+    study: str
+    group_id: str
+    group: str
+    cohort: str
+    outcome: str
+    population: str
+    setting: str
+    unit: str
+    events: int | None
+    total: int | None
+    label: str
+    year: int | None = None
+    date: tuple[int, int, int] = (0, 0, 0)
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    components: tuple[str, ...] = ()
+    derived: bool = False
+
+
+def _values(cell: Any, split: bool) -> frozenset[str]:
+    """A frame cell as a set of lower-case values (lists, tuples or joined strings)."""
+    if cell is None:
+        return frozenset()
+    if isinstance(cell, list | tuple | set | frozenset):
+        items = [str(v) for v in cell]
+    else:
+        try:
+            if cell != cell:  # NaN / NA
+                return frozenset()
+        except (TypeError, ValueError):
+            pass
+        text = str(cell)
+        items = re.split(r"\s*[+;,/|]\s*", text) if split else [text]
+    return frozenset(v.strip().lower() for v in items if v.strip())
+
+
+def _date(published: Any, year: Any) -> tuple[int, int, int]:
+    """(year, month, day) of a report for ordering; missing parts are 0."""
+    text = "" if published is None else str(published)
+    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
+    if not parts and isinstance(year, int | float) and year == year:
+        parts = [int(year)]
+    return (*parts, 0, 0, 0)[:3]  # type: ignore[return-value]
+
+
+def _author(citation: Any, study: str) -> str:
+    """The first author's surname from a citation ("Van Oekelen O, Nath K, ..." -> "Van
+    Oekelen"); the study id's name part when there is no citation."""
+    if isinstance(citation, str) and citation.strip():
+        first = citation.split(",")[0].strip()
+        words = first.split()
+        while len(words) > 1 and re.fullmatch(r"[A-Z]{1,3}\.?", words[-1]):
+            words.pop()
+        if words and len(" ".join(words)) <= 40:
+            return " ".join(words)
+    name = re.sub(r"-\d{4}[a-z]?$", "", study)
+    return name.replace("-", " ").title()
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        if value != value:
+            return None
+    except (TypeError, ValueError):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def components_from_corpus(corpus: Any) -> dict[tuple[str, str], tuple[str, ...]]:
+    """``{(study id, group id): component group ids}`` read from a loaded corpus."""
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for study in getattr(corpus, "studies", ()) or ():
+        for group in getattr(study, "groups", ()):
+            parts = tuple(getattr(group, "components", ()) or ())
+            if parts:
+                out[(str(study.id), str(group.id))] = parts
+    return out
+
+
+def records_from_frame(
+    frame: pd.DataFrame,
+    components: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    source: str = "corpus",
+) -> list[Record]:
+    """Turn ``corpus.to_frame()`` into :class:`Record` objects.
+
+    ``components`` maps (study, group id) to the ids of the groups that add up to it (see
+    :func:`components_from_corpus`); a ``components`` column in the frame serves as well.
+    A missing column raises :class:`InputError` naming it and ``source``.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError([f"{source}: column {c!r} is missing from the corpus table "
+                          f"(columns: {', '.join(map(str, frame.columns))})" for c in missing])
+    comp = dict(components or {})
+    records: list[Record] = []
+    columns = list(frame.columns)
+    for row in frame.itertuples(index=False, name=None):
+        r = dict(zip(columns, row, strict=True))
+        study = str(r["study"])
+        group_id = str(r.get("group_id") or r["group"])
+        setting = str(r["setting"])
+        outcome = str(r["outcome"])
+        year = _int_or_none(r.get("year"))
+        parts = comp.get((study, group_id))
+        if parts is None and "components" in r:
+            parts = tuple(sorted(_values(r["components"], split=True)))
+        author = _author(r.get("citation"), study)
+        label = f"{author} {year} · {r['group']}" if year else f"{author} · {r['group']}"
+        attrs = {
+            "agent": _values(r["agent"], split=True),
+            "modality": _values(r["modality"], split=True),
+            "target": _values(r["target"], split=True),
+            "group": _values(r["group"], split=False),
+            "group_id": _values(group_id, split=False),
+            "study": _values(study, split=False),
+            "cohort": _values(r["cohort"], split=False),
+            "population": _values(r["population"], split=False),
+        }
+        records.append(Record(
+            record_id=str(r.get("record") or f"{study}/{group_id}/{outcome}"),
+            study=study, group_id=group_id, group=str(r["group"]), cohort=str(r["cohort"]),
+            outcome=outcome, population=str(r["population"]), setting=setting,
+            unit=str(r["unit"]), events=_int_or_none(r["responders"]),
+            total=_int_or_none(r["evaluable"]), label=label, year=year,
+            date=_date(r.get("published"), year), attributes=attrs,
+            components=tuple(parts or ()), derived=bool(r.get("derived") is True),
+        ))
+    return records
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A record an analysis did not pool, and why."""
+
+    record_id: str
+    label: str
+    reason: str
+    subgroup: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One subgroup: its records and, when k >= 2, its pooled result."""
+
+    name: str
+    records: tuple[Record, ...]
+    result: PoolResult | None
+    note: str = ""
+
+    @property
+    def k(self) -> int:
+        return len(self.records)
+
+    @property
+    def patients(self) -> int:
+        return sum(r.total or 0 for r in self.records)
+
+    @property
+    def events(self) -> int:
+        return sum(r.events or 0 for r in self.records)
+
+
+@dataclass(frozen=True)
+class DifferenceTest:
+    """Between-subgroup Q (fixed-effect test on the subgroup estimates)."""
+
+    q: float
+    df: int
+    pvalue: float
+    subgroups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GroupedPool:
+    """Pooled subgroups, the optional overall pool and the test for differences."""
+
+    model: Model
+    groups: tuple[GroupResult, ...]
+    overall: GroupResult | None
+    test: DifferenceTest | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything one plan analysis produced."""
+
+    analysis: Analysis
+    pooled: GroupedPool
+    set_aside: tuple[SetAside, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not any(g.records for g in self.pooled.groups)
+
+    def forest_data(self) -> ForestData:
+        """The plot's data (per-study rows, subgroup diamonds, overall, test, footnotes)."""
+        notes = list(self.pooled.notes)
+        if self.set_aside:
+            notes.append(f"{len(self.set_aside)} record(s) set aside: see the tables.")
+        return forest_data(self.pooled, title=self.analysis.title,
+                           outcome=self.analysis.outcome, footnotes=notes)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def exact_ci(events: int, total: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval: beta quantiles B(a/2; x, n-x+1), B(1-a/2; x+1, n-x)
+    (Clopper & Pearson 1934)."""
+    from scipy import special
+
+    alpha = 1.0 - level
+    low = 0.0 if events == 0 else float(special.betaincinv(events, total - events + 1,
+                                                           alpha / 2))
+    high = 1.0 if events == total else float(special.betaincinv(events + 1, total - events,
+                                                                1 - alpha / 2))
+    return low, high
+
+
+def _fit(records: Sequence[Record], model: Model) -> PoolResult:
+    from metaresp.pooling import pool
+
+    return pool([r.events or 0 for r in records], [r.total or 0 for r in records],
+                labels=[r.label for r in records], **model.as_kwargs())
+
+
+def difference_test(groups: Sequence[GroupResult]) -> DifferenceTest | None:
+    """Between-subgroup Q over the pooled subgroups (see the module docstring); ``None``
+    with fewer than two pooled subgroups."""
+    from scipy import stats
+
+    pooled = [g for g in groups if g.result is not None and g.result.se > 0]
+    if len(pooled) < 2:
+        return None
+    theta = [g.result.estimate for g in pooled if g.result is not None]
+    w = [1.0 / g.result.se ** 2 for g in pooled if g.result is not None]
+    mean = sum(wi * ti for wi, ti in zip(w, theta, strict=True)) / sum(w)
+    q = sum(wi * (ti - mean) ** 2 for wi, ti in zip(w, theta, strict=True))
+    df = len(pooled) - 1
+    return DifferenceTest(q=q, df=df, pvalue=float(stats.chi2.sf(q, df)),
+                          subgroups=tuple(g.name for g in pooled))
+
+
+def _shared_cohorts(groups: Sequence[GroupResult]) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for g in groups:
+        for cohort in sorted({r.cohort for r in g.records}):
+            seen.setdefault(cohort, []).append(g.name)
+    return {c: names for c, names in seen.items() if len(names) > 1}
+
+
+def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
+                overall: bool = False) -> GroupedPool:
+    """Pool each subgroup on its own, test differences, and pool overall when asked.
+
+    The test and the overall pool need subgroups that share no cohort; when they do, the
+    notes say which cohort stands in which subgroups.
+    """
+    results: list[GroupResult] = []
+    for name, records in groups.items():
+        if not records:
+            continue
+        if len(records) == 1:
+            results.append(GroupResult(name, tuple(records), None,
+                                       "one study: shown, not pooled"))
+        else:
+            results.append(GroupResult(name, tuple(records), _fit(records, model)))
+    notes: list[str] = []
+    shared = _shared_cohorts(results)
+    if shared:
+        cohort, names = next(iter(shared.items()))
+        more = f" and {len(shared) - 1} more" if len(shared) > 1 else ""
+        where = ", ".join(names) if len(names) == 2 else f"{len(names)} subgroups"
+        why = f"cohort {cohort} is in {where}{more}"
+    test: DifferenceTest | None = None
+    if len(results) > 1:
+        if shared:
+            notes.append(f"No test for subgroup differences: subgroups share patients ({why}).")
+        else:
+            test = difference_test(results)
+            if test is None:
+                notes.append("No test for subgroup differences: fewer than two pooled "
+                             "subgroups.")
+            elif len(test.subgroups) < len(results):
+                notes.append("Test for subgroup differences over the pooled subgroups "
+                             "(single-study subgroups left out).")
+    total: GroupResult | None = None
+    if overall and len(results) > 1:
+        if shared:
+            notes.append(f"No overall estimate: subgroups share patients ({why}).")
+        else:
+            everything = [r for g in results for r in g.records]
+            total = GroupResult("Overall", tuple(everything), _fit(everything, model))
+    elif overall and len(results) == 1:
+        notes.append("No overall estimate: a single subgroup.")
+    return GroupedPool(model=model, groups=tuple(results), overall=total, test=test,
+                       notes=tuple(notes))
+
+
+# --------------------------------------------------------------------------- one analysis
+
+
+def _dedupe(records: Sequence[Record], subgroup: str
+            ) -> tuple[list[Record], list[SetAside]]:
+    """One cohort, one vote within a subgroup: latest report, then largest denominator."""
+    by_cohort: dict[str, list[Record]] = {}
+    for r in records:
+        by_cohort.setdefault(r.cohort, []).append(r)
+    keep: list[Record] = []
+    dropped: list[SetAside] = []
+    for rs in by_cohort.values():
+        ranked = sorted(rs, key=lambda r: (tuple(-d for d in r.date), -(r.total or 0),
+                                           r.study, r.group_id))
+        kept = ranked[0]
+        keep.append(kept)
+        for r in ranked[1:]:
+            why = ("an earlier report" if r.date < kept.date else
+                   "a smaller denominator" if (r.total or 0) < (kept.total or 0) else
+                   "the same date and denominator")
+            dropped.append(SetAside(
+                r.record_id, r.label, subgroup=subgroup,
+                reason=(f"same cohort ({r.cohort}) as {kept.record_id} in this subgroup; "
+                        f"one cohort, one vote: set aside as {why} "
+                        f"({r.events}/{r.total} vs {kept.events}/{kept.total})")))
+    order = {id(r): i for i, r in enumerate(records)}
+    keep.sort(key=lambda r: order[id(r)])
+    return keep, dropped
+
+
+def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResult:
+    """Steps 1-7 of the module docstring for one analysis."""
+    records = list(records)
+    aside: list[SetAside] = []
+    chosen: list[Record] = []
+    for r in records:
+        if (r.outcome != analysis.outcome or r.population not in analysis.population
+                or r.setting not in analysis.setting):
+            continue
+        if analysis.modality is not None and not (
+                r.attributes.get("modality", frozenset())
+                & {m.lower() for m in analysis.modality}):
+            continue
+        if r.unit not in analysis.unit:
+            aside.append(SetAside(r.record_id, r.label,
+                                  f"counts {r.unit}; this analysis pools "
+                                  f"{' and '.join(analysis.unit)}"))
+            continue
+        if r.events is None or r.total is None:
+            aside.append(SetAside(r.record_id, r.label,
+                                  "percent only: no count of responders and evaluable "
+                                  "patients to pool"))
+            continue
+        if r.total == 0:
+            aside.append(SetAside(r.record_id, r.label, "no evaluable patients (0/0)"))
+            continue
+        chosen.append(r)
+
+    grouping = analysis.grouping
+    order = grouping.order() if grouping is not None else [ALL_STUDIES]
+    members: dict[str, list[Record]] = {name: [] for name in order}
+    group_class: dict[tuple[str, str], str | None] = {}
+    if grouping is not None:
+        for r in records:
+            group_class[(r.study, r.group_id)] = grouping.classify(r.attributes)
+    for r in chosen:
+        excluded = grouping.excluded(r.attributes) if grouping is not None else None
+        if excluded is not None:
+            aside.append(SetAside(r.record_id, r.label, f"excluded by the grouping: {excluded}"))
+            continue
+        name = grouping.classify(r.attributes) if grouping is not None else ALL_STUDIES
+        if grouping is not None and r.components:
+            others = sorted({c for part in r.components
+                             if (c := group_class.get((r.study, part), name)) != name},
+                            key=str)
+            if others:
+                aside.append(SetAside(
+                    r.record_id, r.label, subgroup=name,
+                    reason=("sums groups this analysis places in other subgroups "
+                            f"({', '.join(o or 'set aside' for o in others)}); its patients "
+                            "are counted through those groups")))
+                continue
+        if name is None:
+            assert grouping is not None
+            aside.append(SetAside(r.record_id, r.label,
+                                  f"matches no class of the grouping '{analysis.grouping_name}'"
+                                  " and the grouping has no 'other' bucket"))
+            continue
+        members[name].append(r)
+
+    kept: dict[str, list[Record]] = {}
+    for name, rs in members.items():
+        keep, dropped = _dedupe(rs, name)
+        kept[name] = keep
+        aside.extend(dropped)
+    pooled = pool_groups(kept, analysis.model, overall=analysis.overall)
+    return AnalysisResult(analysis=analysis, pooled=pooled, set_aside=tuple(aside))
+
+
+def run_plan(analyses: Sequence[Analysis], records: Sequence[Record]) -> list[AnalysisResult]:
+    """Every analysis of a plan on one set of records."""
+    return [run_analysis(a, list(records)) for a in analyses]
+
+
+# --------------------------------------------------------------------------- plot data
+
+
+def _pooled_row(g: GroupResult, label: str, level: float) -> PooledRow:
+    res = g.result
+    if res is None:
+        r = g.records[0]
+        assert r.events is not None
+        assert r.total is not None
+        low, high = exact_ci(r.events, r.total, level)
+        return PooledRow(label=label, k=1, events=r.events, total=r.total,
+                         proportion=r.events / r.total, ci_low=low, ci_high=high,
+                         pooled=False)
+    return PooledRow(
+        label=label, k=res.k, events=g.events, total=g.patients, proportion=res.proportion,
+        ci_low=res.ci_low, ci_high=res.ci_high, pi_low=res.pi_low, pi_high=res.pi_high,
+        i2=res.i2, tau2=res.tau2, q=res.q, q_df=res.k - 1, q_pvalue=res.q_pvalue,
+        pooled=True, warnings=tuple(res.warnings))
+
+
+def forest_data(pooled: GroupedPool, *, title: str, outcome: str,
+                footnotes: Sequence[str] = ()) -> ForestData:
+    """Fill :class:`ForestData` from pooled subgroups (labels made unique per plot)."""
+    level = pooled.model.level
+    used: set[str] = set()
+
+    def unique(label: str) -> str:
+        text, n = label, 2
+        while text in used:
+            text, n = f"{label} ({n})", n + 1
+        used.add(text)
+        return text
+
+    subgroups: list[Subgroup] = []
+    for g in pooled.groups:
+        weights = g.result.weights if g.result is not None else None
+        rows: list[StudyRow] = []
+        for i, r in enumerate(g.records):
+            assert r.events is not None
+            assert r.total is not None
+            low, high = exact_ci(r.events, r.total, level)
+            rows.append(StudyRow(
+                label=unique(r.label), events=r.events, total=r.total,
+                proportion=r.events / r.total, ci_low=low, ci_high=high,
+                weight=None if weights is None else weights[i], record_id=r.record_id,
+                year=r.year))
+        label = "Pooled" if g.result is not None else "One study, not pooled"
+        subgroups.append(Subgroup(name=g.name, studies=tuple(rows),
+                                  pooled=_pooled_row(g, label, level)))
+    overall = (_pooled_row(pooled.overall, "Overall", level)
+               if pooled.overall is not None else None)
+    test = (SubgroupTest(q=pooled.test.q, df=pooled.test.df, pvalue=pooled.test.pvalue)
+            if pooled.test is not None else None)
+    notes = list(footnotes)
+    warnings = sorted({w for g in pooled.groups if g.result is not None
+                       for w in g.result.warnings})
+    notes.extend(f"Note: {w}" for w in warnings)
+    return ForestData(title=title, outcome=outcome, subgroups=tuple(subgroups),
+                      overall=overall, subgroup_test=test, model_note=pooled.model.describe(),
+                      footnotes=tuple(notes))
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _num(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def estimate_dict(g: GroupResult, level: float) -> dict[str, Any]:
+    """One estimate (pooled or a single study shown) as JSON-ready values (0-1 scale)."""
+    row = _pooled_row(g, g.name, level)
+    res = g.result
+    return {
+        "subgroup": g.name,
+        "pooled": row.pooled,
+        "k": g.k,
+        "patients": g.patients,
+        "responders": g.events,
+        "estimate": _num(row.proportion),
+        "ci_low": _num(row.ci_low),
+        "ci_high": _num(row.ci_high),
+        "pi_low": _num(row.pi_low),
+        "pi_high": _num(row.pi_high),
+        "i2": _num(row.i2),
+        "tau2": _num(row.tau2),
+        "q": _num(row.q),
+        "q_df": row.q_df,
+        "q_pvalue": _num(row.q_pvalue),
+        "model": None if res is None else {
+            "transform": res.transform, "estimator": res.estimator, "ci": res.ci,
+            "level": res.level},
+        "warnings": list(row.warnings),
+        "records": [r.record_id for r in g.records],
+    }
+
+
+def analysis_dict(result: AnalysisResult) -> dict[str, Any]:
+    """A JSON-ready record of one analysis: every estimate, the test, what was set aside."""
+    a = result.analysis
+    p = result.pooled
+    return {
+        "analysis": a.name,
+        "title": a.title,
+        "outcome": a.outcome,
+        "selection": {"population": list(a.population), "setting": list(a.setting),
+                      "unit": list(a.unit)},
+        "grouping": a.grouping_name,
+        "model": {"transform": a.model.transform, "estimator": a.model.estimator,
+                  "ci": a.model.ci, "level": a.model.level, "description": a.model.describe()},
+        "threshold_percent": a.threshold,
+        "estimates": [estimate_dict(g, a.model.level) for g in p.groups],
+        "overall": None if p.overall is None else estimate_dict(p.overall, a.model.level),
+        "subgroup_test": None if p.test is None else {
+            "q": p.test.q, "df": p.test.df, "pvalue": p.test.pvalue,
+            "subgroups": list(p.test.subgroups)},
+        "notes": list(p.notes),
+        "set_aside": [{"record": s.record_id, "label": s.label, "subgroup": s.subgroup,
+                       "reason": s.reason} for s in result.set_aside],
+    }
+
+
+def summary(results: Sequence[AnalysisResult], **meta: Any) -> dict[str, Any]:
+    """The machine-readable state of every pooled estimate (``results/summary.json``)."""
+    from metaresp import __version__
+
+    return {"metaresp": __version__, **meta,
+            "analyses": [analysis_dict(r) for r in results]}

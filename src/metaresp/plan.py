@@ -1,0 +1,582 @@
+"""The analysis plan: which records to pool, how to group them, and with which model.
+
+The plan is a YAML file (``analysis-plan.yaml`` at the repository root) validated by the
+pydantic models below. Its parts:
+
+``model``
+    The default model of every analysis, overridable per analysis. Defaults follow the
+    project's methods: binomial-normal GLMM on the logit scale with a t interval (k-1 df);
+    an inverse-variance estimator (``REML`` unless stated) gets the Hartung-Knapp-Sidik-
+    Jonkman interval (IntHout et al. 2014, BMC Med Res Methodol 14:25).
+``groupings``
+    Named classifications of records into subgroups. Each class is a rule (or a list of
+    alternative rules) on the record's ``agent``, ``modality``, ``target``, ``group``
+    (name), ``group_id``, ``study``, ``cohort`` or ``population``; a record belongs to the
+    *first* class whose rule it matches, so within one analysis every record sits in
+    exactly one subgroup. A record
+    that matches no class goes to the ``other`` bucket when one is named, and is set aside
+    (with that reason) otherwise. ``exclude`` sets records aside before classifying, each
+    rule list under the reason the outputs show (e.g. a group that reports every salvage
+    class together belongs to no class).
+``analyses``
+    Each with a name, a title, a selection (population, setting, outcome, unit; lists
+    allowed), a grouping, optional model settings, an ``overall`` flag and thresholds. A list
+    of outcomes expands into one analysis per outcome (pooling ORR with CR would make no
+    sense); lists of populations, settings or units are pooled together. Patients and
+    treatment lines are never pooled together unless the analysis says ``mix_units: true``.
+
+:func:`load_plan` reads and validates a file; every problem becomes one line naming the
+file, the line and the field (:class:`metaresp.errors.InputError`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from metaresp.errors import InputError
+
+Transform = Literal["logit", "freeman-tukey", "arcsine", "raw", "log"]
+Estimator = Literal["FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM"]
+CIMethod = Literal["z", "t", "hksj", "hksj-adhoc"]
+Outcome = Literal["ORR", "VGPR+", "CR+"]
+Setting = Literal["first-salvage", "any-line"]
+Unit = Literal["patients", "lines"]
+RuleField = Literal[
+    "agent", "modality", "target", "group", "group_id", "study", "cohort", "population"]
+
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+RULE_FIELDS: tuple[str, ...] = get_args(RuleField)
+
+DEFAULT_ESTIMATOR_IV = "REML"
+"""Estimator used when a plan names a non-logit transform but no estimator: REML
+(Veroniki et al. 2016, Res Synth Methods 7:55)."""
+
+OUTCOME_SLUG: dict[str, str] = {"ORR": "orr", "VGPR+": "vgpr", "CR+": "cr"}
+OUTCOME_TITLE: dict[str, str] = {
+    "ORR": "overall response (≥PR)",
+    "VGPR+": "very good partial response or better (≥VGPR)",
+    "CR+": "complete response or better (≥CR)",
+}
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def _as_list(value: Any) -> Any:
+    """Accept a single value where a list is expected."""
+    if value is None:
+        return value
+    if isinstance(value, str | int | float):
+        return [value]
+    return value
+
+
+def _str_list(value: Any) -> Any:
+    value = _as_list(value)
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value]
+    return value
+
+
+StrList = Annotated[list[str], BeforeValidator(_str_list)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Strict):
+    """How one analysis pools: transform, estimator, CI method and level.
+
+    Missing fields are filled by :meth:`Plan.model_for` from the plan's default model and,
+    failing that, from the project's defaults: GLMM, logit, t interval; an inverse-variance
+    estimator gets ``hksj``.
+    """
+
+    transform: Transform | None = None
+    estimator: Estimator | None = None
+    ci: CIMethod | None = None
+    level: float | None = Field(default=None, gt=0.5, lt=1.0)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A complete, checked set of model settings (what :func:`metaresp.pool` takes)."""
+
+    transform: str
+    estimator: str
+    ci: str
+    level: float
+
+    def describe(self) -> str:
+        """A footnote naming the model, e.g. "Random effects, binomial-normal GLMM (logit),
+        95% t CI (k-1 df)"."""
+        ci = {"z": "Wald z CI", "t": "t CI (k-1 df)", "hksj": "Hartung-Knapp (HKSJ) CI",
+              "hksj-adhoc": "HKSJ CI (ad hoc floor)"}[self.ci]
+        level = f"{self.level * 100:g}%"
+        if self.estimator == "GLMM":
+            return f"Random effects, binomial-normal GLMM ({self.transform}), {level} {ci}"
+        if self.estimator == "FE":
+            return f"Common effect, inverse variance ({self.transform}), {level} {ci}"
+        return (f"Random effects, inverse variance, {self.estimator} τ² "
+                f"({self.transform}), {level} {ci}")
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"transform": self.transform, "estimator": self.estimator, "ci": self.ci,
+                "level": self.level}
+
+
+def resolve_model(*layers: ModelSettings | None) -> Model:
+    """Merge model settings, later layers overriding earlier ones, and fill the defaults.
+
+    Raises ``ValueError`` for combinations the engine refuses (GLMM needs the logit
+    transform and a ``z`` or ``t`` interval).
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer is not None:
+            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+    transform = merged.get("transform", "logit")
+    estimator = merged.get("estimator")
+    if estimator is None:
+        estimator = "GLMM" if transform == "logit" else DEFAULT_ESTIMATOR_IV
+    ci = merged.get("ci")
+    if ci is None:
+        ci = "t" if estimator == "GLMM" else "hksj"
+    level = float(merged.get("level", 0.95))
+    if estimator == "GLMM" and transform != "logit":
+        raise ValueError(f"estimator GLMM needs transform 'logit', not {transform!r}")
+    if estimator == "GLMM" and ci not in ("z", "t"):
+        raise ValueError(f"estimator GLMM takes ci 'z' or 't', not {ci!r}")
+    return Model(transform=transform, estimator=estimator, ci=ci, level=level)
+
+
+class Condition(_Strict):
+    """A test on one field of a record; the record's field is a set of values.
+
+    Written in the plan as a value (``target: GPRC5D``: the record has GPRC5D among its
+    targets), a list (any of them), or a mapping with any of ``any``, ``all``, ``none``,
+    ``only`` (the record's values are all among these) and ``count`` (how many values the
+    record has, e.g. 2 for dual-target). Comparison ignores case.
+    """
+
+    any: StrList | None = None
+    all: StrList | None = None
+    none: StrList | None = None
+    only: StrList | None = None
+    count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str | int | float | list):
+            return {"any": value}
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if all(getattr(self, name) is None for name in ("any", "all", "none", "only", "count")):
+            raise ValueError("empty condition: give a value, a list, or any/all/none/only/count")
+        return self
+
+    def matches(self, values: frozenset[str]) -> bool:
+        """True when the record's values (lower case) satisfy every part of the condition."""
+        if self.any is not None and not values & {v.lower() for v in self.any}:
+            return False
+        if self.all is not None and not {v.lower() for v in self.all} <= values:
+            return False
+        if self.none is not None and values & {v.lower() for v in self.none}:
+            return False
+        if self.only is not None and not values <= {v.lower() for v in self.only}:
+            return False
+        return self.count is None or len(values) == self.count
+
+
+class Rule(_Strict):
+    """All the conditions of a rule must hold (fields not named are not tested)."""
+
+    agent: Condition | None = None
+    modality: Condition | None = None
+    target: Condition | None = None
+    group: Condition | None = None
+    group_id: Condition | None = None
+    study: Condition | None = None
+    cohort: Condition | None = None
+    population: Condition | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Rule:
+        if not self.conditions():
+            raise ValueError(f"empty rule: name at least one of {', '.join(RULE_FIELDS)}")
+        return self
+
+    def conditions(self) -> dict[str, Condition]:
+        return {name: getattr(self, name) for name in RULE_FIELDS
+                if getattr(self, name) is not None}
+
+    def matches(self, record: Mapping[str, frozenset[str]]) -> bool:
+        return all(cond.matches(record.get(name, frozenset()))
+                   for name, cond in self.conditions().items())
+
+
+def _rule_list(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
+RuleList = Annotated[list[Rule], BeforeValidator(_rule_list), Field(min_length=1)]
+
+
+class Grouping(_Strict):
+    """A named classification of records into subgroups (first matching class wins)."""
+
+    title: str
+    classes: dict[str, RuleList] = Field(min_length=1)
+    other: str | None = None
+    """Subgroup for records that match no class; ``None``: such records are set aside."""
+    exclude: dict[str, RuleList] = Field(default_factory=dict)
+    """Records to set aside before classifying, keyed by the reason shown in the outputs."""
+
+    def excluded(self, record: Mapping[str, frozenset[str]]) -> str | None:
+        """The reason a record is excluded from this grouping, or ``None``."""
+        for reason, rules in self.exclude.items():
+            if any(rule.matches(record) for rule in rules):
+                return reason
+        return None
+
+    def classify(self, record: Mapping[str, frozenset[str]]) -> str | None:
+        """The record's subgroup, or ``None`` when it matches no class and there is no bucket."""
+        for name, rules in self.classes.items():
+            if any(rule.matches(record) for rule in rules):
+                return name
+        return self.other
+
+    def order(self) -> list[str]:
+        names = list(self.classes)
+        if self.other is not None and self.other not in names:
+            names.append(self.other)
+        return names
+
+
+class Selection(_Strict):
+    """Which records an analysis takes. Lists select any of their values."""
+
+    population: StrList = Field(min_length=1)
+    setting: Annotated[list[Setting], BeforeValidator(_as_list)] = Field(min_length=1)
+    outcome: Annotated[list[Outcome], BeforeValidator(_as_list)] = Field(min_length=1)
+    unit: Annotated[list[Unit], BeforeValidator(_as_list)] = Field(
+        default_factory=lambda: ["patients"], min_length=1)  # type: ignore[arg-type]
+    modality: StrList | None = None
+    """Only records of these modalities (others are out of scope, not set aside)."""
+
+
+class AnalysisSpec(_Strict):
+    """One analysis as written in the plan (a list of outcomes expands it)."""
+
+    name: str
+    title: str
+    description: str | None = None
+    selection: Selection
+    grouping: str | None = None
+    """Name of a grouping in ``groupings``; none: one group holding every record."""
+    model: ModelSettings | None = None
+    overall: bool = False
+    """Also pool all subgroups together (only done when no cohort is in two subgroups)."""
+    mix_units: bool = False
+    """Allow patients and treatment lines in one pool (never by default)."""
+    thresholds: dict[Outcome, float] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percent(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for key, pct in (value or {}).items():
+            if not 0 < pct < 100:
+                raise ValueError(f"threshold for {key} is a percentage between 0 and 100")
+        return value
+
+    @model_validator(mode="after")
+    def _units(self) -> AnalysisSpec:
+        if len(set(self.selection.unit)) > 1 and not self.mix_units:
+            raise ValueError("selection.unit lists patients and lines: they are never pooled "
+                             "together unless the analysis says mix_units: true")
+        return self
+
+
+class Plan(_Strict):
+    """The whole plan file."""
+
+    version: Literal[1] = 1
+    title: str = "Pooled response rates"
+    model: ModelSettings | None = None
+    thresholds: dict[Outcome, float] = Field(default_factory=dict)
+    """Default thresholds (percent) per outcome, for the living-update diff."""
+    groupings: dict[str, Grouping] = Field(default_factory=dict)
+    analyses: list[AnalysisSpec] = Field(min_length=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percent(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, pct in value.items():
+            if not 0 < pct < 100:
+                raise ValueError(f"threshold for {key} is a percentage between 0 and 100")
+        return value
+
+    def expanded(self) -> list[Analysis]:
+        """One :class:`Analysis` per analysis and outcome, with its model resolved."""
+        out: list[Analysis] = []
+        for spec in self.analyses:
+            model = resolve_model(self.model, spec.model)
+            multi = len(spec.selection.outcome) > 1
+            for outcome in spec.selection.outcome:
+                name = f"{spec.name}-{OUTCOME_SLUG[outcome]}" if multi else spec.name
+                thresholds = {**self.thresholds, **(spec.thresholds or {})}
+                out.append(Analysis(
+                    name=name,
+                    title=spec.title.replace("{outcome}", OUTCOME_TITLE[outcome]),
+                    outcome=outcome,
+                    population=tuple(spec.selection.population),
+                    setting=tuple(spec.selection.setting),
+                    unit=tuple(spec.selection.unit),
+                    modality=(tuple(spec.selection.modality)
+                              if spec.selection.modality is not None else None),
+                    grouping=self.groupings[spec.grouping] if spec.grouping else None,
+                    grouping_name=spec.grouping,
+                    model=model,
+                    overall=spec.overall,
+                    threshold=thresholds.get(outcome),
+                    description=spec.description,
+                ))
+        return out
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis ready to run: a single outcome, a resolved model."""
+
+    name: str
+    title: str
+    outcome: str
+    population: tuple[str, ...]
+    setting: tuple[str, ...]
+    unit: tuple[str, ...]
+    grouping: Grouping | None
+    grouping_name: str | None
+    model: Model
+    modality: tuple[str, ...] | None = None
+    overall: bool = False
+    threshold: float | None = None
+    """Threshold in percent (e.g. 50 for ORR 50%), or ``None``."""
+    description: str | None = None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each path inside a YAML document to its 1-based line, for error messages."""
+    index: dict[tuple[str | int, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+                index[(*path, name)] = key.start_mark.line + 1
+                walk(value, (*path, name))
+                index[(*path, name)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _format_loc(loc: Sequence[str | int], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) \
+                    and isinstance(node[item].get("name"), str):
+                label = f"[{item}] ({node[item]['name']})"
+            parts.append(label)
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(f".{item}" if parts else str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _clean_loc(loc: Iterable[str | int]) -> tuple[str | int, ...]:
+    """Drop pydantic's internal steps (validator names, union branches) from a location."""
+    out: list[str | int] = []
+    for item in loc:
+        if isinstance(item, str) and (item.startswith(("function-", "list[", "dict[", "str"))
+                                      or item in {"int", "float", "literal"}):
+            continue
+        out.append(item)
+    return tuple(out)
+
+
+_ERROR_TEXT = {
+    "extra_forbidden": "unknown field",
+    "missing": "missing (required)",
+}
+
+
+def _problems(exc: ValidationError, source: str, data: Any,
+              lines: dict[tuple[str | int, ...], int]) -> list[str]:
+    problems: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(err["loc"])
+        line = None
+        for cut in range(len(loc), -1, -1):
+            line = lines.get(loc[:cut])
+            if line is not None:
+                break
+        where = f"{source}:{line}" if line else source
+        message = _ERROR_TEXT.get(err["type"], err["msg"])
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if err["type"] == "extra_forbidden" and loc:
+            message = "unknown field" + _allowed_hint(loc, data)
+        problems.append(f"{where}: {_format_loc(loc, data)}: {message}")
+    return list(dict.fromkeys(problems))
+
+
+def _allowed_hint(loc: tuple[str | int, ...], data: Any) -> str:
+    """Name the allowed fields for an unknown key, guessing the model from the path."""
+    parent = [p for p in loc[:-1] if isinstance(p, str)]
+    models: list[type[BaseModel]] = [Plan]
+    if parent[-1:] == ["model"]:
+        models = [ModelSettings]
+    elif parent[-1:] == ["selection"]:
+        models = [Selection]
+    elif parent and parent[0] == "analyses" and len(parent) == 1:
+        models = [AnalysisSpec]
+    elif parent and parent[0] == "groupings":
+        depth = len(parent)
+        models = [Grouping] if depth <= 2 else [Rule] if depth == 4 else [Condition]
+    names = sorted(models[0].model_fields)
+    return f" (allowed: {', '.join(names)})"
+
+
+def parse_plan(text: str, source: str = "plan") -> Plan:
+    """Validate plan text; ``source`` names the file in error messages."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: the plan must be a mapping with 'analyses' (and "
+                         "optionally 'model', 'groupings', 'thresholds')")
+    lines = _line_index(text)
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(_problems(exc, source, data, lines)) from None
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, spec in enumerate(plan.analyses):
+        where = f"{source}:{lines.get(('analyses', i), '?')}"
+        label = f"analyses[{i}] ({spec.name})"
+        if spec.grouping is not None and spec.grouping not in plan.groupings:
+            known = ", ".join(plan.groupings) or "none defined"
+            problems.append(f"{where}: {label}.grouping: unknown grouping {spec.grouping!r} "
+                            f"(defined: {known})")
+        try:
+            resolve_model(plan.model, spec.model)
+        except ValueError as exc:
+            problems.append(f"{where}: {label}.model: {exc}")
+        names = [spec.name] if len(spec.selection.outcome) == 1 else [
+            f"{spec.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome]
+        for name in names:
+            if name in seen:
+                problems.append(f"{where}: {label}.name: analysis name {name!r} is used twice")
+            seen.add(name)
+    problems.extend(_vocabulary_problems(plan, source, lines))
+    if problems:
+        raise InputError(problems)
+    return plan
+
+
+def _vocabulary_problems(plan: Plan, source: str,
+                         lines: dict[tuple[str | int, ...], int]) -> list[str]:
+    """Populations, modalities and targets named in the plan must be corpus vocabulary
+    (a typo would silently select nothing)."""
+    from metaresp import vocab
+
+    problems: list[str] = []
+
+    def check(field: str, value: str, path: tuple[str | int, ...]) -> None:
+        allowed = {v.lower() for v in vocab.VOCABULARIES[field]}
+        if value.lower() not in allowed:
+            line = next((lines[path[:cut]] for cut in range(len(path), -1, -1)
+                         if path[:cut] in lines), None)
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {_format_loc(path, None)}: "
+                            f"{vocab.unknown_term_message(field, value)}")
+
+    for i, spec in enumerate(plan.analyses):
+        for value in spec.selection.population:
+            check("population", value, ("analyses", i, "selection", "population"))
+        for value in spec.selection.modality or ():
+            check("modality", value, ("analyses", i, "selection", "modality"))
+    for gname, grouping in plan.groupings.items():
+        for cname, rules in grouping.classes.items():
+            for rule in rules:
+                for field in ("modality", "target", "population"):
+                    cond = getattr(rule, field)
+                    if cond is None:
+                        continue
+                    for part in ("any", "all", "none", "only"):
+                        for value in getattr(cond, part) or ():
+                            check(field, value, ("groupings", gname, "classes", cname, field))
+    return problems
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file; bad input raises :class:`InputError`, one line each."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: plan file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a plan file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_plan(text, str(path))

@@ -1,0 +1,314 @@
+"""The work behind ``metaresp pool``: read a table, check it, pool it, describe it.
+
+Any CSV or XLSX table with a column of events and a column of totals, one row per study
+(like R's ``metaprop(event, n, studlab, subgroup = ...)``). Every problem in the table is
+one line naming the file, the row (as the spreadsheet numbers it: the header is row 1)
+and the column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from metaresp.analysis import (
+    ALL_STUDIES,
+    GroupedPool,
+    GroupResult,
+    Record,
+    exact_ci,
+    forest_data,
+    pool_groups,
+)
+from metaresp.errors import InputError
+from metaresp.plan import ModelSettings, resolve_model
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+_OPTIONS = {
+    "--transform": ("logit", "freeman-tukey", "arcsine", "raw", "log"),
+    "--estimator": ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM"),
+    "--ci": ("z", "t", "hksj", "hksj-adhoc"),
+}
+
+
+def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
+    """Read a CSV or XLSX file as text cells; one-line :class:`InputError` when it cannot."""
+    import pandas as pd
+
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a table")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else None
+            frame = pd.read_csv(path, sep=sep, engine="python", dtype=str,
+                                keep_default_na=False, encoding="utf-8-sig")
+        elif suffix in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=object,
+                                  engine="openpyxl")
+        else:
+            raise InputError(f"{path}: not a CSV or XLSX file (suffix {suffix or 'none'!r}); "
+                             "save it as .csv or .xlsx")
+    except InputError:
+        raise
+    except ValueError as exc:
+        if sheet is not None and "not found" in str(exc).lower():
+            raise InputError(f"{path}: no worksheet named {sheet!r}") from None
+        raise InputError(f"{path}: cannot read the table ({_first_line(exc)})") from None
+    except Exception as exc:  # parser and zip errors: a one-line message, not a traceback
+        raise InputError(f"{path}: cannot read the table ({type(exc).__name__}: "
+                         f"{_first_line(exc)})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _whole(value: Any) -> int | None:
+    """A non-negative whole number from a cell ('12', 12, 12.0), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        number = float(str(value).strip().replace(",", ""))
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
+def table_records(frame: pd.DataFrame, source: str, events: str, totals: str,
+                  labels: str | None = None, by: str | None = None
+                  ) -> dict[str, list[Record]]:
+    """Rows of the table as records grouped by the ``by`` column (one group without it)."""
+    problems: list[str] = []
+    columns = list(frame.columns)
+    for option, name in (("--events", events), ("--totals", totals), ("--labels", labels),
+                         ("--by", by)):
+        if name is not None and name not in columns:
+            problems.append(f"{source}: {option}: no column {name!r} (columns: "
+                            f"{', '.join(repr(c) for c in columns)})")
+    if problems:
+        raise InputError(problems)
+    if len(frame) == 0:
+        raise InputError(f"{source}: the table has no rows")
+    groups: dict[str, list[Record]] = {}
+    for i, row in enumerate(frame.to_dict("records")):
+        where = f"{source}: row {i + 2}"
+        counts: dict[str, int] = {}
+        for name in (events, totals):
+            cell = row[name]
+            if _blank(cell):
+                problems.append(f"{where}, column {name!r}: empty cell")
+                continue
+            value = _whole(cell)
+            if value is None:
+                problems.append(f"{where}, column {name!r}: {cell!r} is not a whole number")
+            elif value < 0:
+                problems.append(f"{where}, column {name!r}: {value} is negative")
+            else:
+                counts[name] = value
+        if events in counts and totals in counts:
+            x, n = counts[events], counts[totals]
+            if n == 0:
+                problems.append(f"{where}, column {totals!r}: total is 0")
+            elif x > n:
+                problems.append(f"{where}: events {x} > total {n} "
+                                f"(columns {events!r}, {totals!r})")
+        label = str(row[labels]).strip() if labels and not _blank(row[labels]) else f"Row {i + 2}"
+        group = ALL_STUDIES
+        if by is not None:
+            if _blank(row[by]):
+                problems.append(f"{where}, column {by!r}: empty subgroup")
+                continue
+            group = str(row[by]).strip()
+        if len(counts) == 2 and not any(p.startswith(f"{where}:") or p.startswith(f"{where},")
+                                        for p in problems):
+            groups.setdefault(group, []).append(Record(
+                record_id=f"row-{i + 2}", study=label, group_id=f"row-{i + 2}", group=group,
+                cohort=f"row-{i + 2}", outcome="", population="", setting="", unit="",
+                events=counts[events], total=counts[totals], label=label))
+    if problems:
+        raise InputError(problems)
+    return groups
+
+
+def _check_options(transform: str | None, estimator: str | None, ci: str | None,
+                   level: float) -> ModelSettings:
+    problems = []
+    for option, value in (("--transform", transform), ("--estimator", estimator),
+                          ("--ci", ci)):
+        if value is not None and value not in _OPTIONS[option]:
+            problems.append(f"{option}: {value!r} is not one of {', '.join(_OPTIONS[option])}")
+    if not 0.5 < level < 1:
+        problems.append(f"--level: {level} must lie between 0.5 and 1 (e.g. 0.95)")
+    if problems:
+        raise InputError(problems)
+    return ModelSettings.model_validate({"transform": transform, "estimator": estimator,
+                                         "ci": ci, "level": level})
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _pc(p: float | None) -> str:
+    return "–" if p is None or not math.isfinite(p) else f"{100 * p:.1f}%"
+
+
+def _pval(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _group_text(g: GroupResult, level: float) -> list[str]:
+    width = max(12, *(len(r.label) for r in g.records))
+    lvl = f"{100 * level:g}%"
+    lines = [f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>6}  "
+             f"{lvl + ' CI (exact)':<19}  {'weight':>6}"]
+    weights = g.result.weights if g.result is not None else None
+    for i, r in enumerate(g.records):
+        x, n = r.events or 0, r.total or 0
+        low, high = exact_ci(x, n, level)
+        w = "" if weights is None else f"{weights[i]:.1f}%"
+        lines.append(f"{r.label:<{width}}  {x:>6}  {n:>6}  {_pc(x / n):>6}  "
+                     f"{_pc(low) + ' to ' + _pc(high):<19}  {w:>6}")
+    res = g.result
+    if res is None:
+        lines.append("one study: shown, not pooled")
+        return lines
+    lines.append(f"pooled (k = {res.k}, {g.events}/{g.patients}): {_pc(res.proportion)} "
+                 f"({lvl} CI {_pc(res.ci_low)} to {_pc(res.ci_high)})")
+    if res.pi_low is not None:
+        lines.append(f"prediction interval: {_pc(res.pi_low)} to {_pc(res.pi_high)}")
+    lines.append(f"heterogeneity: I² = {res.i2:.1f}%, τ² = {res.tau2:.4g}, "
+                 f"Q = {res.q:.2f} (df = {res.k - 1}), p = {_pval(res.q_pvalue)}")
+    lines.extend(f"warning: {w}" for w in res.warnings)
+    return lines
+
+
+def pooled_text(pooled: GroupedPool, by: str | None) -> str:
+    """Readable text: per-study tables, pooled lines, the subgroup test."""
+    level = pooled.model.level
+    lines = [f"Model: {pooled.model.describe()}", ""]
+    for g in pooled.groups:
+        if by is not None:
+            lines.append(f"{by} = {g.name}")
+        lines.extend(_group_text(g, level))
+        lines.append("")
+    if pooled.overall is not None and pooled.overall.result is not None:
+        res = pooled.overall.result
+        lines.append(f"overall (k = {res.k}, {pooled.overall.events}/"
+                     f"{pooled.overall.patients}): {_pc(res.proportion)} ({100 * level:g}% CI "
+                     f"{_pc(res.ci_low)} to {_pc(res.ci_high)})"
+                     + (f"; prediction interval {_pc(res.pi_low)} to {_pc(res.pi_high)}"
+                        if res.pi_low is not None else ""))
+        lines.append(f"heterogeneity: I² = {res.i2:.1f}%, τ² = {res.tau2:.4g}, "
+                     f"Q = {res.q:.2f} (df = {res.k - 1}), p = {_pval(res.q_pvalue)}")
+    if pooled.test is not None:
+        t = pooled.test
+        lines.append(f"test for subgroup differences: Q = {t.q:.2f}, df = {t.df}, "
+                     f"p = {_pval(t.pvalue)}")
+    lines.extend(pooled.notes)
+    return "\n".join(lines).rstrip()
+
+
+def _group_json(g: GroupResult, level: float) -> dict[str, Any]:
+    studies = []
+    weights = g.result.weights if g.result is not None else None
+    for i, r in enumerate(g.records):
+        x, n = r.events or 0, r.total or 0
+        low, high = exact_ci(x, n, level)
+        studies.append({"label": r.label, "events": x, "total": n, "proportion": x / n,
+                        "ci_low": low, "ci_high": high,
+                        "weight": None if weights is None else weights[i]})
+    return {"name": g.name, "k": g.k, "events": g.events, "total": g.patients,
+            "studies": studies, "pooled": None if g.result is None else _clean(
+                {k: v for k, v in g.result.to_dict().items()
+                 if k not in ("yi", "vi", "events", "totals", "labels")}),
+            "note": g.note or None}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def pooled_json(pooled: GroupedPool, by: str | None) -> dict[str, Any]:
+    level = pooled.model.level
+    model = {"transform": pooled.model.transform, "estimator": pooled.model.estimator,
+             "ci": pooled.model.ci, "level": level}
+    if by is None:
+        return {"model": model, **_group_json(pooled.groups[0], level)}
+    return {
+        "model": model, "by": by,
+        "subgroups": [_group_json(g, level) for g in pooled.groups],
+        "overall": None if pooled.overall is None else _group_json(pooled.overall, level),
+        "subgroup_test": None if pooled.test is None else {
+            "q": pooled.test.q, "df": pooled.test.df, "pvalue": pooled.test.pvalue},
+        "notes": list(pooled.notes),
+    }
+
+
+def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None,
+             by: str | None = None, transform: str | None = None,
+             estimator: str | None = None, ci: str | None = None, level: float = 0.95,
+             sheet: str | None = None, overall: bool = True, plot: Path | None = None,
+             as_json: bool = False) -> str:
+    """Everything ``metaresp pool`` does; returns the text to print."""
+    settings = _check_options(transform, estimator, ci, level)
+    try:
+        model = resolve_model(settings)
+    except ValueError as exc:
+        raise InputError(f"model options: {exc}") from None
+    frame = read_table(table, sheet)
+    groups = table_records(frame, str(table), events, totals, labels, by)
+    pooled = pool_groups(groups, model, overall=overall and by is not None)
+    if plot is not None:
+        _plot(pooled, plot, title=table.stem)
+    if as_json:
+        return json.dumps(pooled_json(pooled, by), indent=2, ensure_ascii=False)
+    return pooled_text(pooled, by)
+
+
+def _plot(pooled: GroupedPool, path: Path, title: str) -> None:
+    from metaresp.forest import save_forest
+
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"--plot: {path}: give a .png or .svg file name")
+    if not path.parent.exists():
+        raise InputError(f"--plot: {path.parent}: folder not found")
+    data = forest_data(pooled, title=title, outcome="Proportion", footnotes=_notes(pooled))
+    if path.suffix.lower() == ".svg":
+        png = path.with_suffix(".png")
+        save_forest(data, png, path)
+        png.unlink()
+    else:
+        save_forest(data, path)
+
+
+def _notes(pooled: GroupedPool) -> Sequence[str]:
+    return list(pooled.notes)

@@ -1,0 +1,276 @@
+"""The main job behind ``metaresp run``: plan + extractions -> a complete results folder.
+
+Steps: read and validate the plan and the corpus, run every analysis
+(:mod:`metaresp.analysis`), then write into a fresh temporary folder beside the target:
+
+- ``figures/<analysis>.png`` (300 dpi) and ``.svg``: one forest plot per analysis that has
+  at least one record;
+- ``pooled.csv``, ``pooled.xlsx``, ``pooled.md`` and ``set-aside.csv`` (:mod:`metaresp.tables`);
+- ``summary.json``: every estimate with the record ids it used (the published state that
+  the living-update diff compares against);
+- ``report.html`` (:mod:`metaresp.report`, when available).
+
+Only when all of that succeeded does the temporary folder replace the results folder, so a
+failure leaves the previous results untouched and no half-written folder behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metaresp.analysis import (
+    AnalysisResult,
+    components_from_corpus,
+    records_from_frame,
+    run_analysis,
+    summary,
+)
+from metaresp.errors import InputError
+from metaresp.plan import Plan, load_plan
+
+SUMMARY_NAME = "summary.json"
+FIGURE_WORKERS = 2
+"""Processes drawing figures at once (the reference machine has 2 cores)."""
+MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
+"""A folder holding one of these is taken to be an earlier results folder (safe to replace)."""
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What a run wrote."""
+
+    out: Path
+    results: tuple[AnalysisResult, ...]
+    files: tuple[str, ...]
+    seconds: float
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def message(self) -> str:
+        pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
+        aside = sum(len(r.set_aside) for r in self.results)
+        return (f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
+                f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s")
+
+
+def corpus_version(folder: Path) -> str:
+    """A short content hash of the extraction files (names and bytes), sorted by name."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.y*ml")):
+        digest.update(path.name.encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _display_path(path: Path) -> str:
+    """A path as written in outputs: relative when given relative, else just its name."""
+    return str(path) if not path.is_absolute() else path.name
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse to replace a folder that does not look like earlier results."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in MARKER_NAMES):
+        raise InputError(f"{out}: --out is a non-empty folder without earlier results "
+                         f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it")
+
+
+def run_analyses(plan: Plan, corpus: Any, source: str = "corpus") -> list[AnalysisResult]:
+    """Every analysis of ``plan`` on a loaded corpus (no files written)."""
+    frame = corpus.to_frame()
+    records = records_from_frame(frame, components_from_corpus(corpus), source=source)
+    return [run_analysis(a, records) for a in plan.expanded()]
+
+
+def _write_report(folder: Path, results: Sequence[AnalysisResult], title: str, version: str,
+                  figures: dict[str, tuple[Path, Path]]) -> None:
+    """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
+    notes; the records pooled and the records set aside with their reasons."""
+    import pandas as pd
+
+    from metaresp import __version__
+    from metaresp.report import ReportAnalysis, ReportFigure, write_report
+
+    analyses: list[ReportAnalysis] = []
+    included: list[dict[str, Any]] = []
+    for result in results:
+        a = result.analysis
+        figs: tuple[ReportFigure, ...] = ()
+        if a.name in figures:
+            png, svg = figures[a.name]
+            figs = (ReportFigure.from_files(f"Forest plot: {a.title}", png=png, svg=svg),)
+        description = a.description or (
+            f"{a.outcome}; population {', '.join(a.population)}; setting "
+            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}.")
+        analyses.append(ReportAnalysis(
+            title=a.title, description=description,
+            forest=None if result.empty else result.forest_data(), figures=figs,
+            warnings=tuple(result.pooled.notes) if result.empty else ()))
+        for g in result.pooled.groups:
+            for r in g.records:
+                included.append({"analysis": a.name, "record_id": r.record_id,
+                                 "subgroup": g.name, "study": r.label, "unit": r.unit,
+                                 "responders": r.events, "evaluable": r.total})
+    excluded = pd.DataFrame([{"analysis": r.analysis.name, "record_id": s.record_id,
+                              "study": s.label, "subgroup": s.subgroup or "",
+                              "reason": s.reason}
+                             for r in results for s in r.set_aside],
+                            columns=["analysis", "record_id", "study", "subgroup", "reason"])
+    write_report(folder / "report.html", title=title, corpus_version=version,
+                 analyses=analyses,
+                 included=pd.DataFrame(included, columns=[
+                     "analysis", "record_id", "subgroup", "study", "unit", "responders",
+                     "evaluable"]),
+                 excluded=excluded, generated=f"metaresp {__version__}")
+
+
+def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
+                   progress: bool = True) -> RunOutput:
+    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results."""
+    started = time.perf_counter()
+    plan = load_plan(plan_path)
+    if not extractions.is_dir():
+        raise InputError(f"{extractions}: extractions folder not found")
+    check_out_folder(out)
+
+    from metaresp.corpus import load_extractions
+
+    corpus = load_extractions(extractions)
+    analyses = plan.expanded()
+    results: list[AnalysisResult] = []
+    notes: list[str] = []
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        with _Progress(progress, total=2 * len(analyses) + 2) as bar:
+            frame = corpus.to_frame()
+            records = records_from_frame(frame, components_from_corpus(corpus),
+                                         source=str(extractions))
+            for analysis in analyses:
+                bar.step(f"pooling {analysis.name}")
+                results.append(run_analysis(analysis, records))
+            figures = _draw_figures(tmp, results, bar)
+            bar.step("writing tables")
+            from metaresp.tables import write_tables
+
+            write_tables(results, tmp)
+            version = corpus_version(extractions)
+            meta: dict[str, Any] = {
+                "title": plan.title,
+                "plan": _display_path(plan_path),
+                "extractions": _display_path(extractions),
+                "corpus_version": version,
+                "studies": len(corpus.studies),
+                "records": len(frame),
+            }
+            state = summary(results, **meta)
+            (tmp / SUMMARY_NAME).write_text(
+                json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            bar.step("writing the report")
+            _write_report(tmp, results, plan.title, version, figures)
+        files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
+        _replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return RunOutput(out=out, results=tuple(results), files=files,
+                     seconds=time.perf_counter() - started, warnings=tuple(notes))
+
+
+def _save_one(job: tuple[Any, Path, Path]) -> None:
+    from metaresp.forest import save_forest
+
+    data, png, svg = job
+    save_forest(data, png, svg)
+
+
+def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progress
+                  ) -> dict[str, tuple[Path, Path]]:
+    """Draw every figure; on a machine with more than one core, in worker processes."""
+    figures: dict[str, tuple[Path, Path]] = {}
+    jobs: list[tuple[Any, Path, Path]] = []
+    (folder / "figures").mkdir()
+    for result in results:
+        if result.empty:
+            bar.step(f"no figure for {result.analysis.name}")
+            continue
+        png = folder / "figures" / f"{result.analysis.name}.png"
+        svg = png.with_suffix(".svg")
+        jobs.append((result.forest_data(), png, svg))
+        figures[result.analysis.name] = (png, svg)
+    workers = min(FIGURE_WORKERS, os.cpu_count() or 1, len(jobs))
+    if workers < 2:
+        for job in jobs:
+            bar.step(f"drawing {job[1].stem}")
+            _save_one(job)
+        return figures
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_save_one, job): job[1].stem for job in jobs}
+        for future in as_completed(futures):
+            future.result()
+            bar.step(f"drew {futures[future]}")
+    return figures
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put ``new`` where ``out`` is, keeping the old folder until the swap has happened."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rmdir(old)
+        os.rename(out, old)
+        try:
+            os.rename(new, out)
+        except OSError:
+            os.rename(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(new, out)
+    os.chmod(out, 0o755)
+
+
+class _Progress:
+    """A rich progress bar on standard error (nothing when disabled or not a terminal)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            console = Console(stderr=True)
+            self._progress = Progress(TextColumn("{task.description:<40}"), BarColumn(),
+                                      TextColumn("{task.completed}/{task.total}"),
+                                      TimeElapsedColumn(), console=console, transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("reading", total=self.total)
+        return self
+
+    def step(self, description: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=description)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+

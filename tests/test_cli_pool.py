@@ -1,0 +1,125 @@
+"""``metaresp pool`` on CSV and XLSX tables: results, JSON, plots and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import metaresp
+from metaresp.cli import main
+
+ROWS = [("Merz 2024 talquetamab", 22, 28, "GPRC5D"), ("MCARH109", 7, 10, "GPRC5D"),
+        ("Merz 2024 teclistamab", 24, 37, "BCMA"), ("MajesTEC-1 C", 5, 11, "BCMA"),
+        ("Tec RWE", 7, 21, "BCMA")]
+
+
+def write_csv(path: Path, rows: list[tuple[object, ...]] = ROWS,
+              header: str = "study,responders,evaluable,target") -> Path:
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["pool", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_matches_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    code, out, err = run(capsys, str(table), "--events", "responders", "--totals", "evaluable",
+                         "--labels", "study", "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    direct = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS])
+    assert data["pooled"]["proportion"] == direct.proportion
+    assert data["pooled"]["ci_low"] == direct.ci_low
+    assert [s["label"] for s in data["studies"]] == [r[0] for r in ROWS]
+    assert data["model"] == {"transform": "logit", "estimator": "GLMM", "ci": "t",
+                             "level": 0.95}
+
+
+def test_text_by_subgroup_and_model_options(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    code, out, _ = run(capsys, str(table), "--events", "responders", "--totals", "evaluable",
+                       "--labels", "study", "--by", "target", "--estimator", "REML")
+    assert code == 0
+    direct = metaresp.pool([24, 5, 7], [37, 11, 21], estimator="REML", ci="hksj")
+    assert "target = BCMA" in out
+    assert "target = GPRC5D" in out
+    assert f"pooled (k = 3, 36/69): {100 * direct.proportion:.1f}%" in out
+    assert "Hartung-Knapp" in out
+    assert "test for subgroup differences: Q = " in out
+    assert "overall (k = 5, 65/107)" in out
+
+
+def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["study", "x", "n"])
+    for label, x, n, _ in ROWS:
+        sheet.append([label, x, n])
+    book.save(tmp_path / "t.xlsx")
+    png = tmp_path / "forest.png"
+    code, out, err = run(capsys, str(tmp_path / "t.xlsx"), "--events", "x", "--totals", "n",
+                         "--labels", "study", "--estimator", "DL", "--ci", "z", "--plot",
+                         str(png), "--json")
+    assert (code, err) == (0, "")
+    direct = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS], estimator="DL", ci="z")
+    assert json.loads(out)["pooled"]["proportion"] == direct.proportion
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "rows", "expected"),
+    [
+        (["--events", "resp", "--totals", "evaluable"], ROWS,
+         ["{t}: --events: no column 'resp' (columns: 'study', 'responders', 'evaluable', "
+          "'target')"]),
+        (["--events", "responders", "--totals", "evaluable"],
+         [("A", "five", 7, "x"), ("B", 3, "", "x"), ("C", 4.5, 9, "x"), ("D", 9, 8, "x"),
+          ("E", -1, 4, "x")],
+         ["{t}: row 2, column 'responders': 'five' is not a whole number",
+          "{t}: row 3, column 'evaluable': empty cell",
+          "{t}: row 4, column 'responders': '4.5' is not a whole number",
+          "{t}: row 5: events 9 > total 8 (columns 'responders', 'evaluable')",
+          "{t}: row 6, column 'responders': -1 is negative"]),
+        (["--events", "responders", "--totals", "evaluable", "--transform", "probit"], ROWS,
+         ["--transform: 'probit' is not one of logit, freeman-tukey, arcsine, raw, log"]),
+        (["--events", "responders", "--totals", "evaluable", "--transform", "arcsine",
+          "--estimator", "GLMM"], ROWS,
+         ["model options: estimator GLMM needs transform 'logit', not 'arcsine'"]),
+    ],
+)
+def test_bad_input_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 args: list[str], rows: list[tuple[object, ...]],
+                                 expected: list[str]) -> None:
+    table = write_csv(tmp_path / "t.csv", rows)
+    code, out, err = run(capsys, str(table), *args)
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == ["error: " + e.format(t=table) for e in expected]
+
+
+def test_wrong_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "none.csv"
+    code, _, err = run(capsys, str(missing), "--events", "a", "--totals", "b")
+    assert (code, err) == (1, f"error: {missing}: file not found\n")
+    other = tmp_path / "t.xls"
+    other.write_bytes(b"\xd0\xcf\x11\xe0")
+    code, _, err = run(capsys, str(other), "--events", "a", "--totals", "b")
+    assert (code, err) == (1, f"error: {other}: not a CSV or XLSX file (suffix '.xls'); "
+                              "save it as .csv or .xlsx\n")
+    fake = tmp_path / "t.xlsx"
+    fake.write_text("not a zip", encoding="utf-8")
+    code, _, err = run(capsys, str(fake), "--events", "a", "--totals", "b")
+    assert code == 1
+    assert err.startswith(f"error: {fake}: cannot read the table (")
+    assert len(err.splitlines()) == 1

@@ -1,0 +1,173 @@
+"""``metaresp run`` end to end on the shipped plan and corpus, and its error handling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import metaresp
+from metaresp.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = ROOT / "analysis-plan.yaml"
+EXTRACTIONS = ROOT / "extractions"
+
+pytestmark = pytest.mark.slow  # the full run draws every figure
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One full run into a temporary folder (working directory there too, so nothing the
+    run writes lands in the repository)."""
+    work = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        code = main(["run", "--plan", str(PLAN), "--extractions", str(EXTRACTIONS),
+                     "--out", str(work / "results"), "--quiet"])
+        assert code == 0
+        yield work / "results", "ok"
+
+
+def test_writes_every_output(results: tuple[Path, str]) -> None:
+    out, _ = results
+    from metaresp.plan import load_plan
+
+    plan = load_plan(PLAN)
+    for name in ("pooled.csv", "pooled.xlsx", "pooled.md", "set-aside.csv", "summary.json",
+                 "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    names = [a["analysis"] for a in state["analyses"]]
+    assert names == [a.name for a in plan.expanded()]
+    for entry in state["analyses"]:
+        if entry["estimates"]:
+            assert (out / "figures" / f"{entry['analysis']}.png").read_bytes()[:4] == b"\x89PNG"
+            assert (out / "figures" / f"{entry['analysis']}.svg").stat().st_size > 0
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".results.")]
+
+
+def test_summary_agrees_with_corpus_and_engine(results: tuple[Path, str]) -> None:
+    """Every estimate's records exist in the corpus with the analysis's outcome, every
+    record pooled once per analysis, and a pooled estimate is the engine on those counts."""
+    out, _ = results
+    frame = metaresp.load_extractions(EXTRACTIONS).to_frame().set_index("record")
+    state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    checked = 0
+    for entry in state["analyses"]:
+        used: list[str] = []
+        for est in entry["estimates"]:
+            rows = frame.loc[est["records"]]
+            assert set(rows["outcome"]) == {entry["outcome"]}
+            assert set(rows["unit"]) <= set(entry["selection"]["unit"])
+            assert est["k"] == len(est["records"])
+            assert est["patients"] == int(rows["evaluable"].sum())
+            # one cohort, one vote within a subgroup
+            assert rows["cohort"].is_unique
+            used.extend(est["records"])
+            if est["pooled"] and checked < 3:
+                m = entry["model"]
+                direct = metaresp.pool(list(rows["responders"]), list(rows["evaluable"]),
+                                       transform=m["transform"], estimator=m["estimator"],
+                                       ci=m["ci"], level=m["level"])
+                assert est["estimate"] == pytest.approx(direct.proportion, rel=1e-12)
+                checked += 1
+        assert len(used) == len(set(used))
+        for aside in entry["set_aside"]:
+            assert aside["record"] in frame.index
+            assert aside["reason"]
+            assert aside["record"] not in used
+    assert checked == 3
+
+
+def test_tables_agree_with_summary(results: tuple[Path, str]) -> None:
+    import pandas as pd
+
+    out, _ = results
+    table = pd.read_csv(out / "pooled.csv")
+    state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    rows = table[table["row"] == "subgroup"]
+    expected = [(a["analysis"], e["subgroup"], e["k"], e["patients"])
+                for a in state["analyses"] for e in a["estimates"]]
+    got = list(zip(rows["analysis"], rows["subgroup"], rows["k"], rows["patients"],
+                   strict=True))
+    assert got == expected
+    aside = pd.read_csv(out / "set-aside.csv")
+    assert len(aside) == sum(len(a["set_aside"]) for a in state["analyses"])
+    xlsx = pd.read_excel(out / "pooled.xlsx", sheet_name=None)
+    assert set(xlsx) == {"Pooled", "Set aside"}
+    assert len(xlsx["Pooled"]) == len(table)
+    assert "## " in (out / "pooled.md").read_text(encoding="utf-8")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["run", "--quiet", *args])
+    return code, capsys.readouterr().err
+
+
+def test_bad_plan_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN.read_text(encoding="utf-8").replace("estimator: GLMM",
+                                                             "estimator: GLM"),
+                    encoding="utf-8")
+    code, err = run_cli(capsys, "--plan", str(plan), "--extractions", str(EXTRACTIONS),
+                        "--out", str(tmp_path / "out"))
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: {plan}:")
+    assert "model.estimator: Input should be" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(capsys, "--plan", str(tmp_path / "none.yaml"))
+    assert (code, err) == (1, f"error: {tmp_path / 'none.yaml'}: plan file not found\n")
+    code, err = run_cli(capsys, "--plan", str(PLAN), "--extractions", str(tmp_path / "x"))
+    assert (code, err) == (1, f"error: {tmp_path / 'x'}: extractions folder not found\n")
+
+
+def test_refuses_foreign_out_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("precious", encoding="utf-8")
+    code, err = run_cli(capsys, "--plan", str(PLAN), "--extractions", str(EXTRACTIONS),
+                        "--out", str(out))
+    assert code == 1
+    assert "non-empty folder without earlier results" in err
+    assert (out / "thesis.docx").read_text(encoding="utf-8") == "precious"
+
+
+def test_failure_leaves_previous_results(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while writing (here: the report) leaves the old folder as it was and no
+    temporary folder behind."""
+    from metaresp import runner
+
+    extractions = tmp_path / "extractions"
+    extractions.mkdir()
+    shutil.copy(EXTRACTIONS / "merz-2024.yaml", extractions)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "analyses:\n  - {name: a, title: A, selection: {population: post-bcma-cart, "
+        "setting: first-salvage, outcome: ORR}}\n", encoding="utf-8")
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "summary.json").write_text('{"old": true}', encoding="utf-8")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runner, "_write_report", broken)
+    monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar: {})
+    monkeypatch.chdir(tmp_path)
+    code, err = run_cli(capsys, "--plan", str(plan), "--extractions", str(extractions),
+                        "--out", str(out))
+    assert code == 1
+    assert "disk full" in err
+    assert (out / "summary.json").read_text(encoding="utf-8") == '{"old": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extractions", "plan.yaml",
+                                                          "results"]

@@ -1,0 +1,28 @@
+"""The getting-started notebook runs from top to bottom with the current code and corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "getting-started.ipynb"
+
+pytestmark = pytest.mark.slow  # starts a kernel
+
+
+def test_getting_started_notebook_executes() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()
+    errors = [o for cell in nb.cells if cell.cell_type == "code"
+              for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    text = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                   for o in cell.get("outputs", []))
+    assert "Pooled proportion: GLMM model" in text
+    assert "BCMA: k = " in text
