@@ -1,10 +1,73 @@
-"""Placeholder: this command is being built (see the issue tracker)."""
+"""``metaresp add``: validate a new study, place it in the corpus, re-run, show the diff."""
 
 from __future__ import annotations
 
-from metaresp.errors import InputError
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+FILE_ARGUMENT = typer.Argument(help="An extraction file (.yaml) or a workbook (.xlsx).")
+EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
+RESULTS_OPTION = typer.Option("--results", help="Results folder written by the re-run.")
+UPDATE_OPTION = typer.Option(
+    "--update", help="Replace a study whose id is already in the corpus.")
+PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
+PUBLISHED_OPTION = typer.Option(
+    "--published", help="The published state file: compared with, then rewritten.")
 
 
-def add() -> None:
-    """Add a study to the corpus, re-run and show the diff."""
-    raise InputError("metaresp add: not available yet")
+def add(
+    file: Annotated[Path, FILE_ARGUMENT],
+    extractions: Annotated[Path, EXTRACTIONS_OPTION] = Path("extractions"),
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+    update: Annotated[bool, UPDATE_OPTION] = False,
+    plan: Annotated[Path, PLAN_OPTION] = Path("analysis-plan.yaml"),
+    published: Annotated[Path, PUBLISHED_OPTION] = Path("published/summary.json"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+) -> None:
+    """Add a study to the corpus, re-run the plan and show what changed.
+
+    The new study is validated with the corpus (schema and the rules across files) on a
+    temporary copy first; nothing in the corpus changes when that fails. Then the file is
+    written into the extractions folder (atomically; an id already there is refused
+    unless --update), the plan is run into the results folder, the published state is
+    rewritten and the diff against the previous published state is printed. If the run
+    fails, the corpus is put back as it was.
+    """
+    import json
+    import sys
+
+    from metaresp import living
+    from metaresp.plan import load_plan
+    from metaresp.runner import SUMMARY_NAME, check_out_folder, run_plan_files
+
+    new = living.read_new_studies(file)
+    load_plan(plan)
+    check_out_folder(results)
+    previous, label = living.load_previous(None, published)
+    placements, warnings = living.plan_addition(extractions, new, update=update)
+    for line in warnings:
+        sys.stderr.write(f"warning: {line}\n")
+
+    living.place(placements)
+    try:
+        ran = run_plan_files(plan, extractions, results, progress=False)
+    except BaseException:
+        living.unplace(placements)
+        raise
+    done = living.finish_run(results, ran.results, extractions, published)
+    state = living.read_state_file(results / SUMMARY_NAME)
+
+    found = living.compare(previous, state, against=label)
+    if as_json:
+        typer.echo(json.dumps(living.diff_dict(found), indent=2, ensure_ascii=False))
+        return
+    for p in placements:
+        verb = "replaced" if p.previous is not None else "added"
+        typer.echo(f"{verb} {p.target} (study {p.study})")
+    typer.echo(ran.message())
+    for line in done:
+        typer.echo(line)
+    typer.echo("")
+    typer.echo(living.format_diff(found))

@@ -1,10 +1,52 @@
-"""Placeholder: this command is being built (see the issue tracker)."""
+"""``metaresp diff``: which pooled estimates changed since the published state, and why."""
 
 from __future__ import annotations
 
-from metaresp.errors import InputError
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+AGAINST_OPTION = typer.Option(
+    "--against",
+    help="A summary JSON file, or a git revision (the published state file as of that "
+         "revision). Default: the published state file.")
+RESULTS_OPTION = typer.Option(
+    "--results",
+    help="Compare the summary.json of this results folder instead of running the plan "
+         "on the extractions.")
+PUBLISHED_OPTION = typer.Option("--published", help="The published state file.")
+PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
+EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 
 
-def diff() -> None:
-    """Show which pooled estimates changed."""
-    raise InputError("metaresp diff: not available yet")
+def diff(
+    against: Annotated[str | None, AGAINST_OPTION] = None,
+    results: Annotated[Path | None, RESULTS_OPTION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    plan: Annotated[Path, PLAN_OPTION] = Path("analysis-plan.yaml"),
+    extractions: Annotated[Path, EXTRACTIONS_OPTION] = Path("extractions"),
+    published: Annotated[Path, PUBLISHED_OPTION] = Path("published/summary.json"),
+) -> None:
+    """Show which pooled estimates changed since the published state, and why.
+
+    Runs the plan on the extractions in memory (nothing is written) and compares every
+    estimate with the published state: estimates that changed (old -> new, CI, k), new and
+    vanished ones, the records added, removed or edited and the estimates each moved,
+    confidence intervals that crossed a threshold of the plan, and a changelog paragraph.
+    """
+    import json
+
+    from metaresp import living
+
+    previous, label = living.load_previous(against, published)
+    if results is not None:
+        current = living.read_state_file(results / "summary.json")
+    else:
+        current = living.current_state(plan, extractions)
+    found = living.compare(previous, current, against=label)
+    if as_json:
+        typer.echo(json.dumps(living.diff_dict(found), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(living.format_diff(found))
+

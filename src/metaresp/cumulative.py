@@ -1,0 +1,182 @@
+"""Cumulative meta-analysis by publication date, one per pooled class of the plan.
+
+For every pooled estimate of an analysis (each subgroup with k >= 2, and the overall pool
+when there is one) the records are put in date order and pooled again after each one is
+added, with the same model as the estimate (:meth:`metaresp.pooling.PoolResult.cumulative`,
+metafor's ``cumul``; Lau et al. 1992, N Engl J Med 327:248). The first step pools a single
+study, so its interval is that model's single-study interval, not the exact one the
+forest plot shows.
+
+Date order: a record's report date is the study's ``published`` (``YYYY``, ``YYYY-MM`` or
+``YYYY-MM-DD``), else its ``year``; missing parts count as 0, so a report dated by year
+only comes before the dated reports of that year. Ties are broken by the record's label,
+then its id, so the order is reproducible.
+
+:func:`write_cumulative` writes ``cumulative.csv`` (every step of every class) and one
+cumulative forest plot per class, ``figures/cumulative/<analysis>--<subgroup>.png`` and
+``.svg``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metaresp.forestdata import CumulativeRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from metaresp.analysis import AnalysisResult, GroupResult, Record
+
+CSV_NAME = "cumulative.csv"
+FIGURE_FOLDER = Path("figures") / "cumulative"
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "analysis", "subgroup", "step", "record", "label", "date", "k", "proportion", "ci_low",
+    "ci_high", "pi_low", "pi_high", "tau2", "i2", "warnings",
+)
+
+
+@dataclass(frozen=True)
+class CumulativeStep:
+    """The pooled estimate after adding one record (proportions 0-1)."""
+
+    analysis: str
+    subgroup: str
+    step: int
+    record: str
+    label: str
+    date: str
+    k: int
+    proportion: float
+    ci_low: float
+    ci_high: float
+    pi_low: float | None
+    pi_high: float | None
+    tau2: float
+    i2: float
+    warnings: str
+
+
+def date_text(date: tuple[int, int, int]) -> str:
+    """``(2024, 12, 5)`` -> ``"2024-12-05"``, ``(2023, 2, 0)`` -> ``"2023-02"``."""
+    year, month, day = date
+    if not year:
+        return ""
+    if not month:
+        return f"{year:04d}"
+    return f"{year:04d}-{month:02d}" if not day else f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def date_order(records: Sequence[Record]) -> list[int]:
+    """Indices of ``records`` by report date, then label, then record id."""
+    return sorted(range(len(records)),
+                  key=lambda i: (records[i].date, records[i].label, records[i].record_id))
+
+
+def _opt(value: object) -> float | None:
+    if value is None or not isinstance(value, int | float) or value != value:
+        return None
+    return float(value)
+
+
+def cumulative_class(analysis: str, group: GroupResult) -> list[CumulativeStep]:
+    """The cumulative steps of one pooled class (empty when it was not pooled)."""
+    result = group.result
+    if result is None:
+        return []
+    order = date_order(group.records)
+    table = result.cumulative(order)
+    steps: list[CumulativeStep] = []
+    for step, (index, row) in enumerate(zip(order, table.to_dict("records"), strict=True),
+                                        start=1):
+        record = group.records[index]
+        steps.append(CumulativeStep(
+            analysis=analysis, subgroup=group.name, step=step, record=record.record_id,
+            label=record.label, date=date_text(record.date), k=int(row["k"]),
+            proportion=float(row["proportion"]), ci_low=float(row["ci_low"]),
+            ci_high=float(row["ci_high"]), pi_low=_opt(row.get("pi_low")),
+            pi_high=_opt(row.get("pi_high")), tau2=float(row["tau2"]), i2=float(row["i2"]),
+            warnings=str(row.get("warnings") or "")))
+    return steps
+
+
+def pooled_classes(result: AnalysisResult) -> list[GroupResult]:
+    """The pooled estimates of an analysis: subgroups with k >= 2, then the overall."""
+    groups = [g for g in result.pooled.groups if g.result is not None]
+    if result.pooled.overall is not None:
+        groups.append(result.pooled.overall)
+    return groups
+
+
+def cumulative_analysis(result: AnalysisResult) -> dict[str, list[CumulativeStep]]:
+    """subgroup name -> its cumulative steps, for every pooled class of one analysis."""
+    name = result.analysis.name
+    return {g.name: cumulative_class(name, g) for g in pooled_classes(result)}
+
+
+def slug(text: str) -> str:
+    """A file-name part: lower case, runs of other characters as one hyphen."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "all"
+
+
+def figure_stem(analysis: str, subgroup: str) -> str:
+    """``post-cart-orr--bispecific-antibody``."""
+    return f"{analysis}--{slug(subgroup)}"
+
+
+def rows_for_plot(steps: Sequence[CumulativeStep]) -> list[CumulativeRow]:
+    """Plot rows: the study added (with its date) and the estimate after it."""
+    return [CumulativeRow(label=f"{s.label} ({s.date})" if s.date else s.label, k=s.k,
+                          proportion=s.proportion, ci_low=s.ci_low, ci_high=s.ci_high)
+            for s in steps]
+
+
+def csv_text(steps: Sequence[CumulativeStep]) -> str:
+    """Every step as CSV (header :data:`CSV_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for s in steps:
+        writer.writerow([getattr(s, c) if getattr(s, c) is not None else ""
+                         for c in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def write_cumulative(folder: Path, results: Sequence[AnalysisResult], *,
+                     figures: bool = True, dpi: int = 300) -> list[Path]:
+    """Write ``cumulative.csv`` and the cumulative forest plots of every pooled class
+    under ``folder`` (each file atomically); returns the paths written."""
+    from metaresp.forest import save_cumulative
+    from metaresp.living import write_text_atomic
+
+    folder = Path(folder)
+    written: list[Path] = []
+    every: list[CumulativeStep] = []
+    for result in results:
+        a = result.analysis
+        for subgroup, steps in cumulative_analysis(result).items():
+            if not steps:
+                continue
+            every.extend(steps)
+            if not figures:
+                continue
+            png = folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png"
+            svg = png.with_suffix(".svg")
+            title = (f"{a.title}: cumulative by publication date" if subgroup == _all()
+                     else f"{a.title}, {subgroup}: cumulative by publication date")
+            save_cumulative(rows_for_plot(steps), png, svg, dpi, title=title,
+                            outcome=a.outcome, model_note=a.model.describe())
+            written.extend([png, svg])
+    written.insert(0, write_text_atomic(folder / CSV_NAME, csv_text(every)))
+    return written
+
+
+def _all() -> str:
+    from metaresp.analysis import ALL_STUDIES
+
+    return ALL_STUDIES
