@@ -162,7 +162,7 @@ def test_failure_leaves_previous_results(tmp_path: Path, capsys: pytest.CaptureF
         raise OSError("disk full")
 
     monkeypatch.setattr(runner, "_write_report", broken)
-    monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar: {})
+    monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar, pool: {})
     monkeypatch.chdir(tmp_path)
     code, err = run_cli(capsys, "--plan", str(plan), "--extractions", str(extractions),
                         "--out", str(out))

@@ -12,9 +12,9 @@ Date order: a record's report date is the study's ``published`` (``YYYY``, ``YYY
 only comes before the dated reports of that year. Ties are broken by the record's label,
 then its id, so the order is reproducible.
 
-:func:`write_cumulative` writes ``cumulative.csv`` (every step of every class) and one
-cumulative forest plot per class, ``figures/cumulative/<analysis>--<subgroup>.png`` and
-``.svg``.
+:func:`write_cumulative` writes ``cumulative.csv`` (every step of every class) and lists one
+cumulative forest plot per class of three or more studies, which ``metaresp run`` draws as
+``figures/cumulative/<analysis>--<subgroup>.png`` and ``.svg``.
 """
 
 from __future__ import annotations
@@ -147,33 +147,40 @@ def csv_text(steps: Sequence[CumulativeStep]) -> str:
     return buffer.getvalue()
 
 
-def write_cumulative(folder: Path, results: Sequence[AnalysisResult], *,
-                     figures: bool = True, dpi: int = 300) -> list[Path]:
-    """Write ``cumulative.csv`` and the cumulative forest plots of every pooled class
-    under ``folder`` (each file atomically); returns the paths written."""
-    from metaresp.forest import save_cumulative
-    from metaresp.living import write_text_atomic
+@dataclass(frozen=True)
+class CumulativeFigure:
+    """One cumulative forest plot to draw: where, and what."""
 
+    png: Path
+    rows: tuple[CumulativeRow, ...]
+    title: str
+    outcome: str
+    model_note: str
+
+
+def write_cumulative(folder: Path, results: Sequence[AnalysisResult], *,
+                     min_k: int = 3) -> list[CumulativeFigure]:
+    """Write ``cumulative.csv`` (every step of every pooled class) under ``folder`` and
+    return the cumulative forest plots to draw: one per class of at least ``min_k``
+    studies (with fewer, the plot would only repeat the forest plot)."""
     folder = Path(folder)
-    written: list[Path] = []
     every: list[CumulativeStep] = []
+    figures: list[CumulativeFigure] = []
     for result in results:
         a = result.analysis
         for subgroup, steps in cumulative_analysis(result).items():
-            if not steps:
-                continue
             every.extend(steps)
-            if not figures:
+            if len(steps) < min_k:
                 continue
-            png = folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png"
-            svg = png.with_suffix(".svg")
             title = (f"{a.title}: cumulative by publication date" if subgroup == _all()
                      else f"{a.title}, {subgroup}: cumulative by publication date")
-            save_cumulative(rows_for_plot(steps), png, svg, dpi, title=title,
-                            outcome=a.outcome, model_note=a.model.describe())
-            written.extend([png, svg])
-    written.insert(0, write_text_atomic(folder / CSV_NAME, csv_text(every)))
-    return written
+            figures.append(CumulativeFigure(
+                png=folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png",
+                rows=tuple(rows_for_plot(steps)), title=title, outcome=a.outcome,
+                model_note=a.model.describe()))
+    (folder / FIGURE_FOLDER).mkdir(parents=True, exist_ok=True)
+    (folder / CSV_NAME).write_text(csv_text(every), encoding="utf-8")
+    return figures
 
 
 def _all() -> str:

@@ -823,6 +823,8 @@ def draw_cumulative(
 
 
 def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
+    import matplotlib
+
     if dpi < 50:
         raise ValueError(f"dpi: {dpi} is too low; use 300 for print (at least 50)")
     targets: list[tuple[Path, str]] = [(Path(png), "png")]
@@ -832,8 +834,14 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white")
+            # SVG text stays text (searchable, editable, and several times faster to
+            # write than glyph outlines); no timestamp, so reruns give identical files.
+            with os.fdopen(fd, "wb") as fh, matplotlib.rc_context({"svg.fonttype": "none"}):
+                # PNG: a fast zlib level (these are figures, not archives)
+                extra: dict[str, Any] = (
+                    {"metadata": {"Date": None}} if fmt == "svg"
+                    else {"pil_kwargs": {"compress_level": 1}})
+                fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", **extra)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

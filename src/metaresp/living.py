@@ -1010,33 +1010,14 @@ def unplace(placements: Sequence[Placement]) -> None:
 # --------------------------------------------------------------------------- after a run
 
 
-def finish_run(out: Path, results: Sequence[AnalysisResult], extractions: Path,
-               published: Path | None = PUBLISHED_PATH) -> list[str]:
-    """What ``metaresp run`` adds to a finished results folder for living updates.
-
-    1. the cumulative meta-analyses by date (:func:`metaresp.cumulative.write_cumulative`:
-       ``cumulative.csv`` and ``figures/cumulative/``), unless the run wrote them already;
-    2. the record fingerprints in ``summary.json`` (``corpus_records``), unless present;
-    3. a copy of ``summary.json`` as the published state at ``published`` (skipped when
-       ``None``).
-
-    Every file is written atomically. Returns one line per thing done.
+def finish_run(out: Path, published: Path | None = PUBLISHED_PATH) -> list[str]:
+    """What ``metaresp run`` does after the results folder is in place: copy its
+    ``summary.json`` (which already carries the record fingerprints) to ``published`` as
+    the current published state (skipped when ``None``). Returns one line per thing done.
     """
-    from metaresp.cumulative import CSV_NAME, write_cumulative
     from metaresp.runner import SUMMARY_NAME
 
-    done: list[str] = []
-    if not (out / CSV_NAME).exists():
-        written = write_cumulative(out, results)
-        done.append(f"cumulative analyses: {len(written)} files in {out}")
-    summary_path = out / SUMMARY_NAME
-    state = read_state_file(summary_path)
-    if RECORDS_KEY not in state:
-        from metaresp.corpus import load_extractions
-
-        state[RECORDS_KEY] = record_table(load_extractions(extractions).to_frame())
-        write_text_atomic(summary_path, state_text(state))
-    if published is not None:
-        publish(state, published)
-        done.append(f"published state written to {published}")
-    return done
+    if published is None:
+        return []
+    publish(read_state_file(out / SUMMARY_NAME), published)
+    return [f"published state written to {published}"]

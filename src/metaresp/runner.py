@@ -22,7 +22,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,6 @@ from metaresp.analysis import (
     components_from_corpus,
     records_from_frame,
     run_analysis,
-    summary,
 )
 from metaresp.errors import InputError
 from metaresp.plan import Plan, load_plan
@@ -142,7 +143,12 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
+    with _figure_pool() as pool:
+        return _run_into(plan, plan_path, extractions, out, progress, pool, started)
 
+
+def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progress: bool,
+              pool: Executor | None, started: float) -> RunOutput:
     from metaresp.corpus import load_extractions
 
     corpus = load_extractions(extractions)
@@ -153,6 +159,7 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        # the figures are counted in once it is known how many there are
         with _Progress(progress, total=2 * len(analyses) + 2) as bar:
             frame = corpus.to_frame()
             records = records_from_frame(frame, components_from_corpus(corpus),
@@ -160,7 +167,7 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
             for analysis in analyses:
                 bar.step(f"pooling {analysis.name}")
                 results.append(run_analysis(analysis, records))
-            figures = _draw_figures(tmp, results, bar)
+            figures = _draw_figures(tmp, results, bar, pool)
             bar.step("writing tables")
             from metaresp.tables import write_tables
 
@@ -174,7 +181,9 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
                 "studies": len(corpus.studies),
                 "records": len(frame),
             }
-            state = summary(results, **meta)
+            from metaresp.living import build_state
+
+            state = build_state(results, frame, **meta)
             (tmp / SUMMARY_NAME).write_text(
                 json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             bar.step("writing the report")
@@ -188,18 +197,22 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
                      seconds=time.perf_counter() - started, warnings=tuple(notes))
 
 
-def _save_one(job: tuple[Any, Path, Path]) -> None:
-    from metaresp.forest import save_forest
+def _save_one(job: tuple[str, Any, Path, Path]) -> None:
+    from metaresp.forest import save_cumulative, save_forest
 
-    data, png, svg = job
-    save_forest(data, png, svg)
+    kind, data, png, svg = job
+    if kind == "forest":
+        save_forest(data, png, svg)
+    else:
+        save_cumulative(data.rows, png, svg, title=data.title, outcome=data.outcome,
+                        model_note=data.model_note)
 
 
-def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progress
-                  ) -> dict[str, tuple[Path, Path]]:
+def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progress,
+                  pool: Executor | None) -> dict[str, tuple[Path, Path]]:
     """Draw every figure; on a machine with more than one core, in worker processes."""
     figures: dict[str, tuple[Path, Path]] = {}
-    jobs: list[tuple[Any, Path, Path]] = []
+    jobs: list[tuple[str, Any, Path, Path]] = []
     (folder / "figures").mkdir()
     for result in results:
         if result.empty:
@@ -207,24 +220,52 @@ def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progres
             continue
         png = folder / "figures" / f"{result.analysis.name}.png"
         svg = png.with_suffix(".svg")
-        jobs.append((result.forest_data(), png, svg))
+        jobs.append(("forest", result.forest_data(), png, svg))
         figures[result.analysis.name] = (png, svg)
-    workers = min(FIGURE_WORKERS, os.cpu_count() or 1, len(jobs))
-    if workers < 2:
+    from metaresp.cumulative import write_cumulative
+
+    jobs.extend(("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
+                for fig in write_cumulative(folder, results))
+    bar.grow(len(jobs) - len(figures))
+    if pool is None:
         for job in jobs:
-            bar.step(f"drawing {job[1].stem}")
+            bar.step(f"drawing {job[2].stem}")
             _save_one(job)
         return figures
+    from concurrent.futures import as_completed
+
+    futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
+    for future in as_completed(futures):
+        future.result()
+        bar.step(f"drew {futures[future]}")
+    return figures
+
+
+def _warm_worker() -> None:
+    """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process."""
+    from metaresp.forest import _contained
+
+    with _contained():
+        pass
+
+
+@contextmanager
+def _figure_pool() -> Iterator[Executor | None]:
+    """Worker processes for the figures, started at once so that their imports overlap
+    the reading and pooling in this process; ``None`` on a single core."""
+    workers = min(FIGURE_WORKERS, os.cpu_count() or 1)
+    if workers < 2:
+        yield None
+        return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_save_one, job): job[1].stem for job in jobs}
-        for future in as_completed(futures):
-            future.result()
-            bar.step(f"drew {futures[future]}")
-    return figures
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_warm_worker) as pool:
+        for _ in range(workers):
+            pool.submit(int)
+        yield pool
 
 
 def _replace_folder(new: Path, out: Path) -> None:
@@ -269,6 +310,12 @@ class _Progress:
     def step(self, description: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, advance=1, description=description)
+
+    def grow(self, extra: int) -> None:
+        """Count ``extra`` more steps (figures, once it is known how many)."""
+        self.total += extra
+        if self._progress is not None:
+            self._progress.update(self._task, total=self.total)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

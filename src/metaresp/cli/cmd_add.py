@@ -56,7 +56,7 @@ def add(
     except BaseException:
         living.unplace(placements)
         raise
-    done = living.finish_run(results, ran.results, extractions, published)
+    done = living.finish_run(results, published)
     state = living.read_state_file(results / SUMMARY_NAME)
 
     found = living.compare(previous, state, against=label)

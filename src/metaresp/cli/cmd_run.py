@@ -38,7 +38,7 @@ def run(
     from metaresp.runner import run_plan_files
 
     written = run_plan_files(plan, extractions, out, progress=not quiet)
-    done = finish_run(out, written.results, extractions, published if publish else None)
+    done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:
         typer.echo(line)
