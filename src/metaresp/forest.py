@@ -334,11 +334,18 @@ def _forest_table(data: ForestData) -> _Table:
         tail.append(_Row("text", "", left=("", ""), right=("", "", ""), text=text))
     footnotes = tuple(f for f in (data.model_note, *data.footnotes) if f.strip())
     reference = 100 * data.overall.proportion if data.overall is not None else None
+    right_headers: tuple[str, ...] = ("Proportion", "95% CI", "Weight")
+    if all(s.weight is None for sub in data.subgroups for s in sub.studies):
+        # a model without weights (the GLMM): no empty Weight column
+        right_headers = right_headers[:2]
+        for section in sections:
+            for row in section.rows:
+                row.right = row.right[:2]
     return _Table(
         title=data.title,
         xlabel=outcome_axis_label(data.outcome),
         left_headers=("Events", "Total"),
-        right_headers=("Proportion", "95% CI", "Weight"),
+        right_headers=right_headers,
         sections=sections,
         footnotes=footnotes,
         grouped=grouped,

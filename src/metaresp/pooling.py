@@ -201,6 +201,66 @@ class PoolResult:
             rows.append({"label": self.labels[seq[j - 1]], **self._row(fit)})
         return pd.DataFrame(rows)
 
+    def influence(self) -> pd.DataFrame:
+        """Case-deletion diagnostics, one row per study (``label``), each study deleted and
+        the model refitted with the same settings.
+
+        Inverse-variance models: metafor 3.8.1 ``influence.rma.uni`` (Viechtbauer & Cheung
+        2010, Res Synth Methods 1:112), columns with its names: ``rstudent`` (studentised
+        deleted residual), ``dffits``, ``cook.d``, ``cov.r``, ``tau2.del``, ``QE.del``,
+        ``hat``, ``weight`` (percent), ``dfbs`` (DFBETAS) and ``inf`` (True where metafor
+        marks the study influential with ``*``). GLMM: the same columns from GLMM refits
+        on the logit scale; ``hat``, ``weight``, ``dffits`` and ``dfbs`` are NaN (the model
+        has no inverse-variance weights) and ``inf`` uses Cook's distance only. Both add
+        ``estimate.del`` and ``se.del`` (the refit's pooled value on the transformed scale
+        and its se) and ``warnings``. Formulas: :mod:`metaresp.influence`. Needs k >= 2.
+        """
+        import pandas as pd
+
+        from metaresp.influence import DeletedFit, glmm_influence, iv_influence
+
+        if self.k < 2:
+            raise ValueError("influence needs at least 2 studies; this result has k = 1")
+        yi = np.asarray(self.yi, dtype=np.float64)
+        vi = np.asarray(self.vi, dtype=np.float64)
+        if self.estimator == "GLMM":
+            deleted = []
+            for i in range(self.k):
+                fit = self._refit([j for j in range(self.k) if j != i])
+                if fit.estimator != "GLMM":
+                    deleted.append(
+                        DeletedFit(
+                            None,
+                            None,
+                            None,
+                            None,
+                            (*fit.warnings, "no GLMM without this study: no values"),
+                        )
+                    )
+                else:
+                    deleted.append(DeletedFit(fit.estimate, fit.se, fit.tau2, fit.q, fit.warnings))
+            diag = glmm_influence(yi, vi, estimate=self.estimate, se=self.se, deleted=deleted)
+        else:
+            diag = iv_influence(
+                yi,
+                vi,
+                estimator=self.estimator,
+                ci=self.ci,
+                estimate=self.estimate,
+                se=self.se,
+                tau2=self.tau2,
+            )
+        return pd.DataFrame(
+            {
+                "label": list(self.labels),
+                **diag.columns(),
+                "inf": diag.inf,
+                "estimate.del": diag.estimate_del,
+                "se.del": diag.se_del,
+                "warnings": ["; ".join(dict.fromkeys(n)) for n in diag.notes],
+            }
+        )
+
     # -- display ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
