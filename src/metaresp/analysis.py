@@ -129,6 +129,19 @@ def _author(citation: Any, study: str) -> str:
     return name.replace("-", " ").title()
 
 
+def _label(row: Any, study: str, year: int | None) -> str:
+    """What a reader sees for a record: "Merz 2024 · Teclistamab". A study known only
+    through a review that does not name its authors is shown by the review's reference
+    number ("Review ref. 36 · ..."), with no year, since the review prints none."""
+    group = row["group"]
+    reference = _int_or_none(row.get("via_review_reference"))
+    authors = str(row.get("via_review_authors") or "")
+    if reference is not None and "not named" in authors:
+        return f"Review ref. {reference} · {group}"
+    author = _author(row.get("citation"), study)
+    return f"{author} {year} · {group}" if year else f"{author} · {group}"
+
+
 def _int_or_none(value: Any) -> int | None:
     if value is None:
         return None
@@ -182,8 +195,7 @@ def records_from_frame(
         parts = comp.get((study, group_id))
         if parts is None and "components" in r:
             parts = tuple(sorted(_values(r["components"], split=True)))
-        author = _author(r.get("citation"), study)
-        label = f"{author} {year} · {r['group']}" if year else f"{author} · {r['group']}"
+        label = _label(r, study, year)
         attrs = {
             "agent": _values(r["agent"], split=True),
             "modality": _values(r["modality"], split=True),
@@ -529,7 +541,11 @@ def forest_data(pooled: GroupedPool, *, title: str, outcome: str,
                 proportion=r.events / r.total, ci_low=low, ci_high=high,
                 weight=None if weights is None else weights[i], record_id=r.record_id,
                 year=r.year))
-        label = "Pooled" if g.result is not None else "One study, not pooled"
+        label = "One study, not pooled"
+        if g.result is not None:
+            fallback = g.result.estimator != pooled.model.estimator
+            label = (f"Pooled (fallback: {g.result.estimator}, {g.result.ci.upper()})"
+                     if fallback else "Pooled")
         subgroups.append(Subgroup(name=g.name, studies=tuple(rows),
                                   pooled=_pooled_row(g, label, level)))
     overall = (_pooled_row(pooled.overall, "Overall", level)
@@ -537,9 +553,9 @@ def forest_data(pooled: GroupedPool, *, title: str, outcome: str,
     test = (SubgroupTest(q=pooled.test.q, df=pooled.test.df, pvalue=pooled.test.pvalue)
             if pooled.test is not None else None)
     notes = list(footnotes)
-    warnings = sorted({w for g in pooled.groups if g.result is not None
-                       for w in g.result.warnings})
-    notes.extend(f"Note: {w}" for w in warnings)
+    for g in pooled.groups:
+        if g.result is not None:
+            notes.extend(f"Note ({g.name}): {w}" for w in g.result.warnings)
     return ForestData(title=title, outcome=outcome, subgroups=tuple(subgroups),
                       overall=overall, subgroup_test=test, model_note=pooled.model.describe(),
                       footnotes=tuple(notes))

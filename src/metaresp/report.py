@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metaresp.forestdata import ForestData, PooledRow
+from metaresp.forestdata import FEW_STUDIES, ForestData, PooledRow, few_studies_note
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -251,8 +251,8 @@ def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
             named.append(("Overall", forest.overall))
         for name, row in named:
             out.extend(f"{name}: {w}" for w in row.warnings)
-            if row.pooled and row.k == 2 and not any("caution" in w for w in row.warnings):
-                out.append(f"{name}: pooled from 2 studies: interpret with caution")
+            if row.pooled and 2 <= row.k <= FEW_STUDIES:
+                out.append(f"{name}: {few_studies_note(row.k)}")
             if not row.pooled or row.k < 2:
                 out.append(f"{name}: one study, shown, not pooled")
     return list(dict.fromkeys(out))

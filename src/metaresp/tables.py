@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp.analysis import AnalysisResult, GroupResult
+from metaresp.forestdata import FEW_STUDIES, few_studies_note
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 POOLED_COLUMNS: tuple[str, ...] = (
-    "analysis", "title", "outcome", "subgroup", "row", "k", "patients", "responders",
+    "analysis", "title", "outcome", "subgroup", "row", "k", "few_studies", "patients",
+    "responders",
     "pooled_pct", "ci_low_pct", "ci_high_pct", "pi_low_pct", "pi_high_pct", "i2_pct", "tau2",
     "q", "q_df", "q_pvalue", "model", "set_aside", "records", "note",
 )
@@ -64,12 +66,16 @@ def _estimate_row(result: AnalysisResult, g: GroupResult, kind: str) -> dict[str
             "q": res.q, "q_df": res.k - 1, "q_pvalue": res.q_pvalue,
         }
     aside = sum(1 for s in result.set_aside if s.subgroup == g.name) if kind == "subgroup" else None
+    few = res is not None and res.k <= FEW_STUDIES
+    notes = [few_studies_note(res.k)] if few and res is not None else []
+    notes.append(g.note or ("; ".join(res.warnings) if res is not None else ""))
     return {
         "analysis": a.name, "title": a.title, "outcome": a.outcome, "subgroup": g.name,
-        "row": kind, "k": g.k, "patients": g.patients, "responders": g.events, **est,
+        "row": kind, "k": g.k, "few_studies": few, "patients": g.patients,
+        "responders": g.events, **est,
         "model": model_text(g), "set_aside": aside,
         "records": "; ".join(r.record_id for r in g.records),
-        "note": g.note or ("; ".join(res.warnings) if res is not None else ""),
+        "note": "; ".join(n for n in notes if n),
     }
 
 
@@ -222,11 +228,16 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
                      else f"Q = {_f(r['q'], 2)}, df = {r['q_df']}, p = {_p(r['q_pvalue'])}")
                 name = f"**{r['subgroup']}**" if r["row"] == "overall" else str(r["subgroup"])
                 i2 = "–" if r["i2_pct"] is None else f"{_f(r['i2_pct'])}%"
+                k = f"{r['k']}†" if r["few_studies"] else str(r["k"])
                 lines.append("| " + " | ".join(_md_cell(c) for c in (
-                    name, str(r["k"]), str(r["patients"]), ci, pi, i2,
+                    name, k, str(r["patients"]), ci, pi, i2,
                     _f(r["tau2"], 3), q, str(r["model"]),
                     "" if r["set_aside"] is None else str(r["set_aside"]))) + " |")
             lines.append("")
+            if any(r["few_studies"] for r in rows):
+                lines += [f"† Pooled from {FEW_STUDIES} or fewer studies: with so few studies "
+                          "no interval method keeps its 95% promise in every scenario of the "
+                          "coverage simulation (docs/simulation); interpret with caution.", ""]
         else:
             lines += ["No record can be pooled in this analysis.", ""]
         test = result.pooled.test
