@@ -149,6 +149,15 @@ def format_subgroup_test(q: float, df: int, pvalue: float) -> str:
 # --------------------------------------------------------------------------- containment
 
 
+RENDER_RC: Any = {  # rcParams keys (typed as Any: matplotlib types them as literals)
+    # Hinting snaps glyphs to the pixel grid: it matters on screens at 100 dpi, not in
+    # 300 dpi figures, and turning it off makes rendering about a fifth faster.
+    "text.hinting": "no_hinting",
+    # SVG text stays text: searchable, editable, and faster to write than glyph outlines.
+    "svg.fonttype": "none",
+}
+
+
 @contextmanager
 def _contained(fig: Figure | None = None) -> Iterator[Any]:
     """Import and run ``forestplot`` without letting it change process-wide state.
@@ -163,20 +172,28 @@ def _contained(fig: Figure | None = None) -> Iterator[Any]:
     """
     import matplotlib
     import numpy as np
+    from matplotlib.category import UnitData
 
-    with warnings.catch_warnings(), np.errstate(), matplotlib.rc_context():
+    with warnings.catch_warnings(), np.errstate(), matplotlib.rc_context(RENDER_RC):
         import forestplot
         import forestplot.graph_utils as graph_utils
         from matplotlib.ticker import MaxNLocator
 
         warnings.filterwarnings("ignore", module=r"forestplot(\.|$)")
         original_plt = graph_utils.plt
+        # The categorical y axis parses every row label with dateutil only to warn that a
+        # label looks like a number or a date; our labels are text by construction, and
+        # that parsing was a tenth of the drawing time.
+        original_check = UnitData.__dict__["_str_is_convertible"]
+        UnitData._str_is_convertible = staticmethod(  # type: ignore[method-assign]
+            lambda val: False)
         if fig is not None:
             graph_utils.plt = SimpleNamespace(gcf=lambda: fig, MaxNLocator=MaxNLocator)
         try:
             yield forestplot
         finally:
             graph_utils.plt = original_plt
+            UnitData._str_is_convertible = original_check  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- table model
@@ -841,9 +858,8 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            # SVG text stays text (searchable, editable, and several times faster to
-            # write than glyph outlines); no timestamp, so reruns give identical files.
-            with os.fdopen(fd, "wb") as fh, matplotlib.rc_context({"svg.fonttype": "none"}):
+            # no timestamp in the SVG, so reruns give identical files
+            with os.fdopen(fd, "wb") as fh, matplotlib.rc_context(RENDER_RC):
                 # PNG: a fast zlib level (these are figures, not archives)
                 extra: dict[str, Any] = (
                     {"metadata": {"Date": None}} if fmt == "svg"
