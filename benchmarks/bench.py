@@ -23,9 +23,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
 SIZES = (5, 30, 1000)
 SEED = 20240601
 
@@ -170,6 +172,8 @@ def main() -> None:
         help="REML k=10 fits timed in metafor (per-fit time compared)",
     )
     parser.add_argument("--no-r", action="store_true", help="skip the metafor timings")
+    parser.add_argument("--no-commands", action="store_true",
+                        help="skip the command-line timings (run, --help, add)")
     args = parser.parse_args()
     min_time = 0.1 if args.quick else 0.5
 
@@ -239,6 +243,38 @@ def main() -> None:
     )
     if not r_times and not args.no_r:
         print("metafor timings skipped: Rscript with metafor not found")
+    if not args.no_commands:
+        commands()
+
+
+def _wall(argv: list[str], cwd: Path | None = None) -> float:
+    """Wall seconds of one command (it must succeed)."""
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, cwd=cwd, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def commands() -> None:
+    """Wall time of the command line on the shipped corpus, as a user runs it (issue 4
+    targets: ``metaresp run`` under 10 s with every figure, ``metaresp --help`` under
+    0.5 s; issue 6 asks how long ``metaresp add`` takes)."""
+    exe = [sys.executable, "-m", "metaresp"]
+    helps = [_wall([*exe, "--help"]) for _ in range(5)]
+    print(f"metaresp --help: {min(helps):.3f} s wall (best of 5)")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "extractions", work / "extractions")
+        shutil.copy(ROOT / "analysis-plan.yaml", work / "analysis-plan.yaml")
+        runs = [_wall([*exe, "run", "-q", "--no-publish"], cwd=work) for _ in range(2)]
+        print(f"metaresp run (shipped plan and corpus, every figure): "
+              f"{min(runs):.1f} s wall (best of 2), {os.cpu_count()} cores")
+        _wall([*exe, "run", "-q"], cwd=work)  # the published state that add compares with
+        study = work / "bench-2026.yaml"
+        text = (ROOT / "extractions" / "chari-2020.yaml").read_text(encoding="utf-8")
+        study.write_text(text.replace("id: chari-2020", "id: bench-2026"), encoding="utf-8")
+        print(f"metaresp add (one study, re-run, diff): "
+              f"{_wall([*exe, 'add', str(study)], cwd=work):.1f} s wall")
 
 
 if __name__ == "__main__":
