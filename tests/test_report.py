@@ -112,6 +112,9 @@ def test_report_content(tmp_path: Path) -> None:
     # k <= 3 is flagged (the coverage simulation found no interval reliable there)
     assert "Bispecific antibodies: pooled from 2 studies: with 3 or fewer studies" in page
     assert "CAR T retreatment: one study, shown, not pooled" in page
+    # the summary a panel reads first counts the estimates from few studies
+    assert "Read this first" in page
+    assert "pooled estimates rest on 3 or fewer studies" in page
     assert "REML-HKSJ used" in page
     assert "percent only (no denominator)" in page
     assert "merz-2024/tal" in page

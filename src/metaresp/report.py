@@ -88,7 +88,8 @@ METHODS_PARAGRAPH = (
     "inverse-variance random-effects model of logit proportions was used instead, with τ² "
     "estimated by restricted maximum likelihood (Q-profile interval; Veroniki et al. 2016) "
     "and the Hartung-Knapp-Sidik-Jonkman confidence interval (IntHout et al. 2014); each "
-    "such case is listed under Warnings. 95% prediction intervals (t distribution, k − 2 "
+    "such case is named on its diamond and among the analysis's warnings. 95% prediction "
+    "intervals (t distribution, k − 2 "
     "degrees of freedom) are reported where k ≥ 3 (Higgins et al. 2009). Heterogeneity "
     "is described by τ², I² (Higgins & Thompson 2002) and Cochran's Q; differences "
     "between subgroups were tested with the between-subgroup Q statistic, only for "
@@ -100,10 +101,19 @@ METHODS_PARAGRAPH = (
     "counts of treatment lines were never pooled together. Records that give a percentage "
     "without a denominator were excluded from pooling and are listed with that reason. "
     "Subgroups with a single study are shown but not pooled. The estimation routines were "
-    "checked against the R package metafor (Viechtbauer 2010)."
+    "checked against the R package metafor (Viechtbauer 2010). The choice of interval was "
+    "checked by simulation under the binomial-normal model (2 to 10 studies of 5 to 60 "
+    "patients, true response rates 5% to 95%, τ of 0 to 1 on the logit scale, 2,000 "
+    "replicates per scenario): the mixed model's t interval was the only method whose "
+    "coverage never fell below 93%, but with 3 or fewer studies no method kept coverage "
+    "between 93% and 97% in every scenario, and with 2 studies the t interval is too wide "
+    "to inform. Pooled estimates from 3 or fewer studies are therefore flagged and should "
+    "be read as summaries of those studies rather than as estimates of a class effect."
 )
 
 _CSS = """
+details { margin: 0.5em 0 1.5em; } summary { cursor: pointer; color: #8a4b00; }
+ol.toc { columns: 2; font-size: 0.92em; }
 body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; color: #222;
        max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
@@ -219,7 +229,9 @@ def pooled_table(forest: ForestData) -> pd.DataFrame:
                 if single or row.q is None
                 else f"{row.q:.2f} ({'' if row.q_df is None else row.q_df})",
                 "p (Q)": "" if single else _p(row.q_pvalue),
-                "Note": "one study: shown, not pooled (exact CI)" if single else "",
+                "Note": ("one study: shown, not pooled (exact CI)" if single
+                         else f"† {row.k} studies: read with caution" if row.k <= FEW_STUDIES
+                         else ""),
             }
         )
 
@@ -317,6 +329,41 @@ def _list(items: Sequence[str], cls: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
+def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Sequence[str]],
+                   warnings: Sequence[str]) -> list[str]:
+    """The few lines a panel must read before the numbers: the run's own warnings, how
+    many estimates rest on few studies, single studies and model fallbacks."""
+    pooled = few = single = fallback = 0
+    for a in analyses:
+        if a.forest is None:
+            continue
+        rows = [s.pooled for s in a.forest.subgroups if s.pooled is not None]
+        if a.forest.overall is not None:
+            rows.append(a.forest.overall)
+        for row in rows:
+            if not row.pooled or row.k < 2:
+                single += 1
+                continue
+            pooled += 1
+            few += row.k <= FEW_STUDIES
+            fallback += any("fell back" in w for w in row.warnings)
+    lines = list(dict.fromkeys(warnings))
+    lines.append(
+        f"{few} of {pooled} pooled estimates rest on {FEW_STUDIES} or fewer studies. With so "
+        "few studies no interval method keeps its 95% promise in every scenario of the "
+        "coverage simulation (see Methods): read them as summaries of those studies, not as "
+        "estimates of a class effect.")
+    if single:
+        lines.append(f"{single} subgroup(s) hold a single study: shown, not pooled.")
+    if fallback:
+        lines.append(f"{fallback} pooled estimate(s) could not be fitted with the mixed model "
+                     "(every study at 0% or 100%) and use the REML-HKSJ fallback.")
+    noted = sum(1 for notes in per_analysis if notes)
+    if noted:
+        lines.append(f"{noted} analyses carry notes and warnings: see each analysis.")
+    return lines
+
+
 def render_report(
     *,
     title: str,
@@ -349,12 +396,12 @@ def render_report(
         + (f" · {_e(generated)}" if generated else "")
         + "</p>",
     ]
-    all_warnings = list(warnings)
-    for a in analyses:
-        all_warnings.extend(f"{a.title} — {w}" for w in analysis_warnings(a))
-    all_warnings = list(dict.fromkeys(all_warnings))
-    parts.append("<h2>Warnings</h2>")
-    parts.append(_list(all_warnings, "warnings") if all_warnings else "<p>None.</p>")
+    per_analysis = [analysis_warnings(a) for a in analyses]
+    parts.append("<h2>Read this first</h2>")
+    parts.append(_list(_summary_lines(analyses, per_analysis, warnings), "warnings"))
+    parts.append('<ol class="toc">' + "".join(
+        f'<li><a href="#analysis-{i}">{_e(a.title)}</a></li>' for i, a in enumerate(analyses, 1))
+        + "</ol>")
 
     parts.append("<h2>Methods</h2>")
     parts.append(f'<p class="methods">{_e(methods or METHODS_PARAGRAPH)}</p>')
@@ -362,8 +409,8 @@ def render_report(
     parts.append('<ol class="refs">' + "".join(f"<li>{_e(r)}</li>" for r in REFERENCES) + "</ol>")
 
     parts.append("<h2>Results</h2>")
-    for a in analyses:
-        parts.append(f"<h3>{_e(a.title)}</h3>")
+    for i, (a, notes) in enumerate(zip(analyses, per_analysis, strict=True), 1):
+        parts.append(f'<h3 id="analysis-{i}">{_e(a.title)}</h3>')
         if a.description:
             parts.append(f"<p>{_e(a.description)}</p>")
         table = (
@@ -376,6 +423,9 @@ def render_report(
         if a.forest is not None and a.forest.model_note:
             parts.append(f'<p class="meta">Model: {_e(a.forest.model_note)}</p>')
         parts.extend(_figure_html(f) for f in a.figures)
+        if notes:
+            parts.append(f"<details><summary>Notes and warnings ({len(notes)})</summary>"
+                         + _list(notes, "warnings") + "</details>")
 
     parts.append("<h2>Records included</h2>")
     parts.append(
