@@ -14,7 +14,6 @@ tree is constructed into the Python data that pydantic validates.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -729,14 +728,6 @@ def dump_study(study: Study) -> str:
 
 def write_study(study: Study, path: str | os.PathLike[str]) -> Path:
     """Write ``dump_study(study)`` to ``path`` atomically (temporary file, then rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(dump_study(study))
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    from metaresp.files import write_text_atomic
+
+    return write_text_atomic(path, dump_study(study))

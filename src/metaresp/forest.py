@@ -27,8 +27,6 @@ subgroup; a "Prediction interval" row (Higgins, Thompson & Spiegelhalter 2009);
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
@@ -849,26 +847,21 @@ def draw_cumulative(
 def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
     import matplotlib
 
+    from metaresp.files import atomic_path
+
     if dpi < 50:
         raise ValueError(f"dpi: {dpi} is too low; use 300 for print (at least 50)")
     targets: list[tuple[Path, str]] = [(Path(png), "png")]
     if svg is not None:
         targets.append((Path(svg), "svg"))
     for path, fmt in targets:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            # no timestamp in the SVG, so reruns give identical files
-            with os.fdopen(fd, "wb") as fh, matplotlib.rc_context(RENDER_RC):
-                # PNG: a fast zlib level (these are figures, not archives)
-                extra: dict[str, Any] = (
-                    {"metadata": {"Date": None}} if fmt == "svg"
-                    else {"pil_kwargs": {"compress_level": 1}})
-                fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", **extra)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # no timestamp in the SVG, so reruns give identical files
+        # PNG: a fast zlib level (these are figures, not archives)
+        extra: dict[str, Any] = (
+            {"metadata": {"Date": None}} if fmt == "svg"
+            else {"pil_kwargs": {"compress_level": 1}})
+        with atomic_path(path) as tmp, tmp.open("wb") as fh, matplotlib.rc_context(RENDER_RC):
+            fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", **extra)
 
 
 def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> None:

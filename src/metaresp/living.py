@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from metaresp.errors import InputError
+from metaresp.files import read_text_file, write_bytes_atomic, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -161,19 +161,6 @@ def state_text(state: Mapping[str, Any]) -> str:
     return json.dumps(state, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
 
 def publish(state: Mapping[str, Any], path: Path = PUBLISHED_PATH) -> Path:
     """Write ``state`` as the published state (atomically)."""
@@ -206,17 +193,7 @@ def parse_state(text: str, source: str) -> dict[str, Any]:
 
 def read_state_file(path: Path) -> dict[str, Any]:
     """Read a state file; a missing or unreadable file is one :class:`InputError` line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: summary file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a summary file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_state(text, str(path))
+    return parse_state(read_text_file(path, "summary file"), str(path))
 
 
 def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -1000,11 +977,7 @@ def unplace(placements: Sequence[Placement]) -> None:
         if p.previous is None:
             p.target.unlink(missing_ok=True)
         else:
-            handle, temp = tempfile.mkstemp(prefix=f".{p.target.name}.", suffix=".tmp",
-                                            dir=p.target.parent)
-            with os.fdopen(handle, "wb") as out:
-                out.write(p.previous)
-            os.replace(temp, p.target)
+            write_bytes_atomic(p.target, p.previous)
 
 
 # --------------------------------------------------------------------------- after a run

@@ -568,15 +568,6 @@ def _vocabulary_problems(plan: Plan, source: str,
 
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; bad input raises :class:`InputError`, one line each."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: plan file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a plan file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_plan(text, str(path))
+    from metaresp.files import read_text_file
+
+    return parse_plan(read_text_file(path, "plan file"), str(path))

@@ -26,14 +26,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp.files import write_text_atomic
 from metaresp.forestdata import FEW_STUDIES, ForestData, PooledRow, few_studies_note
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -462,13 +461,4 @@ def write_report(
         methods=methods,
         generated=generated,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)

@@ -21,8 +21,6 @@ run in or the number of worker processes.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from metaresp import batch
+from metaresp.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -262,19 +261,6 @@ def run_grid(
 # --------------------------------------------------------------------------- outputs
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def in_band(coverage: float) -> bool:
     """Coverage within :data:`TARGET_BAND` (93-97%)."""
     return TARGET_BAND[0] <= coverage <= TARGET_BAND[1]
@@ -431,7 +417,7 @@ def heatmap(frame: pd.DataFrame, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=150)
 
     try:
-        _atomic_write(path, save)
+        atomic_write(path, save)
     finally:
         plt.close(fig)
 
@@ -452,8 +438,8 @@ def write_outputs(
     out = Outputs(
         out_dir / "coverage.csv", out_dir / "coverage-heatmap.png", out_dir / "summary.md"
     )
-    _atomic_write(out.csv, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
+    atomic_write(out.csv, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
     heatmap(frame, out.heatmap)
     text = summary_markdown(frame, reps=reps, seed=seed, seconds=seconds)
-    _atomic_write(out.summary, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(out.summary, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return out

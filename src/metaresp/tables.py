@@ -11,13 +11,12 @@ for reading. Files are written atomically (a temporary file in the same folder, 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp.analysis import AnalysisResult, GroupResult
+from metaresp.files import atomic_write
 from metaresp.forestdata import FEW_STUDIES, few_studies_note
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,20 +124,6 @@ def set_aside_frame(results: Sequence[AnalysisResult]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_csv(results: Sequence[AnalysisResult], path: Path,

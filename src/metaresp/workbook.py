@@ -63,6 +63,7 @@ from pydantic import BaseModel, ValidationError
 from metaresp import vocab
 from metaresp.corpus import Corpus, Problem, check_extractions, dump_study
 from metaresp.errors import InputError
+from metaresp.files import write_bytes_atomic
 from metaresp.schema import Group, Outcome, Study, ViaReview, format_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -489,15 +490,7 @@ def _save(wb: Workbook, path: str | os.PathLike[str]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     wb.save(buffer)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(buffer.getvalue())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_bytes_atomic(target, buffer.getvalue())
 
 
 def write_workbook(corpus: Corpus | Iterable[Study], path: str | os.PathLike[str]) -> None:

@@ -33,8 +33,6 @@ def schema(
 ) -> None:
     """Print the JSON Schema of the extraction file format (for editors)."""
     import json
-    import os
-    import tempfile
 
     from metaresp.schema import json_schema
 
@@ -42,13 +40,7 @@ def schema(
     if out is None:
         typer.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    from metaresp.files import write_text_atomic
+
+    write_text_atomic(out, text)
     typer.echo(f"wrote {out}")
