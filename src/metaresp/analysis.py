@@ -369,7 +369,8 @@ def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
     test: DifferenceTest | None = None
     if len(results) > 1:
         if shared:
-            notes.append(f"No test for subgroup differences: subgroups share patients ({why}).")
+            notes.append("No test for subgroup differences: subgroups share a patient cohort "
+                         f"({why}), and the methods test only independent subgroups.")
         else:
             test = difference_test(results)
             if test is None:
@@ -381,7 +382,8 @@ def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
     total: GroupResult | None = None
     if overall and len(results) > 1:
         if shared:
-            notes.append(f"No overall estimate: subgroups share patients ({why}).")
+            notes.append("No overall estimate: subgroups share a patient cohort "
+                         f"({why}), which would count it twice.")
         else:
             everything = [r for g in results for r in g.records]
             total = GroupResult("Overall", tuple(everything), _fit(everything, model))
