@@ -173,9 +173,14 @@ def _raw_percents(node: yaml.Node, data: Any) -> None:
                 odata["percent"] = pnode.value
 
 
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (about ten times faster; same nodes and
+line marks), else the pure-Python one."""
+
+
 def _read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
     """Parse ``text`` once; return the data, the path → line map and structural problems."""
-    loader = yaml.SafeLoader(text)
+    loader = _SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
