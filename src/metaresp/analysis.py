@@ -129,11 +129,24 @@ def _author(citation: Any, study: str) -> str:
     return name.replace("-", " ").title()
 
 
+LABEL_GROUP_CHARS = 40
+"""Longest group name in a forest-plot label: longer ones are cut at a word with "…", so
+that a figure fits a journal page (about 7 in); tables and the report keep the full name."""
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at the last space before ``limit`` characters, with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:(-–")
+    return f"{cut}…"
+
+
 def _label(row: Any, study: str, year: int | None) -> str:
     """What a reader sees for a record: "Merz 2024 · Teclistamab". A study known only
     through a review that does not name its authors is shown by the review's reference
     number ("Review ref. 36 · ..."), with no year, since the review prints none."""
-    group = row["group"]
+    group = _shorten(str(row["group"]), LABEL_GROUP_CHARS)
     reference = _int_or_none(row.get("via_review_reference"))
     authors = str(row.get("via_review_authors") or "")
     if reference is not None and "not named" in authors:

@@ -57,7 +57,12 @@ GLMM_CIS: Final[tuple[str, ...]] = ("z", "t")
 #: Gauss-Hermite nodes for the GLMM (metafor ``rma.glmm`` default ``nAGQ=7``).
 GLMM_NAGQ: Final[int] = 7
 #: Model used when the GLMM fails (methods.md: REML, logit, HKSJ).
-FALLBACK: Final[tuple[str, str, str]] = ("logit", "REML", "hksj")
+FALLBACK: Final[tuple[str, str, str]] = ("logit", "REML", "hksj-adhoc")
+"""The model used when the GLMM cannot be fitted (methods.md: REML on the logit scale with
+the HKSJ interval). The GLMM fails exactly when every study has 0 or all events; the
+continuity-corrected logits of such studies are often identical (0/2 and 0/2), where the
+plain HKSJ interval has zero width. The ad hoc floor (Knapp & Hartung 2003; Jackson et al.
+2017) keeps it at least as wide as the standard REML interval."""
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -609,7 +614,7 @@ def pool(
             transform, estimator, ci = FALLBACK
             notes.append(
                 f"GLMM did not converge ({exc}); fell back to the REML model on the logit "
-                "scale with an HKSJ interval"
+                "scale with an HKSJ interval (ad hoc floor: never narrower than the z interval)"
             )
     else:
         yi, vi = effect_sizes(transform, xi, ni)

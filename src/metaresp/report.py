@@ -61,6 +61,9 @@ REFERENCES: tuple[str, ...] = (
     "effects meta-analysis is straightforward and considerably outperforms the standard "
     "DerSimonian-Laird method. BMC Med Res Methodol. 2014;14:25. "
     "doi:10.1186/1471-2288-14-25",
+    "Jackson D, Law M, Rücker G, Schwarzer G. The Hartung-Knapp modification for "
+    "random-effects meta-analysis: a useful refinement but are there any residual "
+    "concerns? Stat Med. 2017;36(25):3923–3934. doi:10.1002/sim.7411",
     "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Seriously misleading results "
     "using inverse of Freeman-Tukey double arcsine transformation in meta-analysis of "
     "single proportions. Res Synth Methods. 2019;10(3):476–483. doi:10.1002/jrsm.1348",
@@ -86,7 +89,8 @@ METHODS_PARAGRAPH = (
     "with k − 1 degrees of freedom. Where the mixed model did not converge, an "
     "inverse-variance random-effects model of logit proportions was used instead, with τ² "
     "estimated by restricted maximum likelihood (Q-profile interval; Veroniki et al. 2016) "
-    "and the Hartung-Knapp-Sidik-Jonkman confidence interval (IntHout et al. 2014); each "
+    "and the Hartung-Knapp-Sidik-Jonkman confidence interval (IntHout et al. 2014), never "
+    "narrower than the standard interval (ad hoc correction; Jackson et al. 2017); each "
     "such case is named on its diamond and among the analysis's warnings. 95% prediction "
     "intervals (t distribution, k − 2 "
     "degrees of freedom) are reported where k ≥ 3 (Higgins et al. 2009). Heterogeneity "
@@ -356,7 +360,8 @@ def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Se
         lines.append(f"{single} subgroup(s) hold a single study: shown, not pooled.")
     if fallback:
         lines.append(f"{fallback} pooled estimate(s) could not be fitted with the mixed model "
-                     "(every study at 0% or 100%) and use the REML-HKSJ fallback.")
+                     "(every study at 0% or 100%) and use the REML fallback (logit, HKSJ "
+                     "with the ad hoc floor).")
     noted = sum(1 for notes in per_analysis if notes)
     if noted:
         lines.append(f"{noted} analyses carry notes and warnings: see each analysis.")

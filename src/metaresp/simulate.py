@@ -54,7 +54,8 @@ DEFAULT_TOTALS: Final[tuple[int, int]] = (5, 60)
 TARGET_BAND: Final[tuple[float, float]] = (0.93, 0.97)
 
 #: Methods: name -> (transform, estimator, ci). "GLMM-t+fallback" is what
-#: ``metaresp.pool`` delivers by default: GLMM-t, REML-logit-HKSJ where the GLMM fails.
+#: ``metaresp.pool`` delivers by default: GLMM-t, REML-logit-HKSJ (ad hoc floor) where the
+#: GLMM fails.
 METHODS: Final[dict[str, tuple[str, str, str]]] = {
     "GLMM-z": ("logit", "GLMM", "z"),
     "GLMM-t": ("logit", "GLMM", "t"),
@@ -205,7 +206,8 @@ def simulate_cell(
                 x, n, transform=transform, estimator=estimator, ci=ci, level=level
             )
     if "GLMM-t+fallback" in fits:
-        fallback = batch.pool_iv(x, n, transform="logit", estimator="REML", ci="hksj", level=level)
+        fallback = batch.pool_iv(x, n, transform="logit", estimator="REML", ci="hksj-adhoc",
+                                 level=level)
         fits["GLMM-t+fallback"] = _combine(fits["GLMM-t+fallback"], fallback)
     return [_summarise(cell, m, fits[m], cell.p, new) for m in methods]
 
