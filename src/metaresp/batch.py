@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -40,6 +39,8 @@ from metaresp.glmm import (
     STEP_TOL,
     TAU_BOUNDARY,
     TAU_DIVERGED,
+    conditional_modes,
+    quadrature_rule,
 )
 from metaresp.transforms import effect_sizes
 
@@ -335,40 +336,6 @@ def pool_iv(
 # --------------------------------------------------------------------------- GLMM
 
 
-@lru_cache(maxsize=8)
-def _rule(nagq: int) -> tuple[FloatArray, FloatArray]:
-    """Probabilists' Gauss-Hermite nodes t_j and log(w_j) + t_j²/2 (∫ e^{-t²/2} f(t) dt)."""
-    t, w = np.polynomial.hermite_e.hermegauss(nagq)
-    return t.astype(np.float64), (np.log(w) + 0.5 * t * t).astype(np.float64)
-
-
-def _conditional_modes(x: FloatArray, n: FloatArray, mu: FloatArray, tau: FloatArray) -> FloatArray:
-    """Modes ẑ of h(z) = x(μ+τz) - n log(1+e^{μ+τz}) - z²/2 for every study of every row.
-
-    h is strictly concave (h'' <= -1) and h'(z) = τ(x - n p) - z has its root between
-    τ(x - n) and τx, so Newton steps are kept inside a shrinking bracket (bisection when
-    they leave it). ``mu`` and ``tau`` broadcast against ``x``.
-    """
-    a = tau * x
-    b = tau * (x - n)
-    lo = np.minimum(a, b)
-    hi = np.maximum(a, b)
-    z = np.clip(np.zeros_like(x), lo, hi)
-    for _ in range(200):
-        p = special.expit(mu + tau * z)
-        g = tau * (x - n * p) - z
-        lo = np.where(g > 0.0, z, lo)
-        hi = np.where(g < 0.0, z, hi)
-        new = z + g / (1.0 + tau * tau * n * p * (1.0 - p))
-        outside = (new < lo) | (new > hi)
-        new = np.where(outside, 0.5 * (lo + hi), new)
-        done = bool(np.all(np.abs(new - z) <= 1e-13 * (1.0 + np.abs(z))))
-        z = new
-        if done:
-            break
-    return z
-
-
 @dataclass(frozen=True, slots=True)
 class _Eval:
     loglik: FloatArray  # (r,)
@@ -387,10 +354,10 @@ def _evaluate(
     ∂ℓ/∂θ = Σ E_i[s], ∂²ℓ/∂θ∂θ' = Σ (E_i[∂s/∂θ'] + Cov_i[s]), s = (r, z r), r = x - n p,
     as the scalar fit (:mod:`metaresp.glmm`) does for one dataset.
     """
-    t, logw = _rule(nagq)
+    t, logw = quadrature_rule(nagq)
     m = mu[:, None]
     s = tau[:, None]
-    zhat = _conditional_modes(x, n, m, s)
+    zhat = conditional_modes(x, n, m, s)
     p_hat = special.expit(m + s * zhat)
     scale = 1.0 / np.sqrt(1.0 + s * s * n * p_hat * (1.0 - p_hat))
     z = zhat[..., None] + scale[..., None] * t  # rows × studies × nodes

@@ -179,22 +179,24 @@ class _Eval:
 
 
 @lru_cache(maxsize=16)
-def _rule(nagq: int) -> tuple[FloatArray, FloatArray]:
+def quadrature_rule(nagq: int) -> tuple[FloatArray, FloatArray]:
     """Probabilists' Gauss-Hermite nodes t_j and log(w_j) + t_j²/2 (∫ e^{-t²/2} f(t) dt)."""
     t, w = np.polynomial.hermite_e.hermegauss(nagq)
     return t.astype(np.float64), (np.log(w) + 0.5 * t * t).astype(np.float64)
 
 
-def _modes(mu: float, tau: float, data: _Data, start: FloatArray) -> FloatArray:
+def conditional_modes(x: FloatArray, n: FloatArray, mu: FloatArray | float,
+                      tau: FloatArray | float, start: FloatArray | float = 0.0) -> FloatArray:
     """Modes ẑ_i of h_i(z) = x_i (mu + tau z) - n_i log(1 + e^(mu + tau z)) - z²/2.
 
     h_i is strictly concave (h'' <= -1) and its root lies between tau (x_i - n_i) and
-    tau x_i, so Newton's method is safeguarded by bisection inside that bracket.
+    tau x_i, so Newton's method is safeguarded by bisection inside that bracket. ``mu``,
+    ``tau`` and ``start`` broadcast against ``x`` (one dataset here; rows × studies in the
+    simulation's batch layer).
     """
-    x, n = data.x, data.n
     a, b = tau * x, tau * (x - n)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    z = np.clip(start, lo, hi)
+    z = np.clip(np.broadcast_to(start, lo.shape), lo, hi)
     for _ in range(200):
         p = special.expit(mu + tau * z)
         g = tau * (x - n * p) - z
@@ -207,14 +209,15 @@ def _modes(mu: float, tau: float, data: _Data, start: FloatArray) -> FloatArray:
         z = z_new
         if done:
             break
-    return z
+    out: FloatArray = z
+    return out
 
 
 def _evaluate(mu: float, tau: float, data: _Data, nagq: int, start: FloatArray) -> _Eval:
     """Adaptive-quadrature log-likelihood with its score and observed Hessian in (mu, tau)."""
-    t, logw = _rule(nagq)
+    t, logw = quadrature_rule(nagq)
     x, n = data.x, data.n
-    zhat = _modes(mu, tau, data, start)
+    zhat = conditional_modes(data.x, data.n, mu, tau, start)
     p_hat = special.expit(mu + tau * zhat)
     scale = 1.0 / np.sqrt(1.0 + tau * tau * n * p_hat * (1.0 - p_hat))
     z = zhat[None, :] + scale[None, :] * t[:, None]  # nodes × studies

@@ -283,45 +283,28 @@ def summary_markdown(frame: pd.DataFrame, *, reps: int, seed: int, seconds: floa
     ]
     if seconds is not None:
         lines.append(f"Wall time: {seconds:.0f} s.")
-    lines += ["", "## CI coverage (%) by method and k: mean over p and τ [worst cell]", ""]
-    lines.append("| method | " + " | ".join(f"k = {k}" for k in ks) + " | cells in band |")
-    lines.append("| --- |" + " --- |" * (len(ks) + 1))
-    for m in methods:
-        sub = frame[frame["method"] == m]
-        cells = []
-        for k in ks:
-            c = sub[sub["k"] == k]["coverage"]
-            cells.append(f"{100 * c.mean():.1f} [{100 * c.min():.1f}]")
+    def mean_worst(c: pd.Series) -> str:
+        return f"{100 * c.mean():.1f} [{100 * c.min():.1f}]"
+
+    def in_band_count(sub: pd.DataFrame) -> str:
         band = sub["coverage"].map(in_band)
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {int(band.sum())}/{band.size} |")
-    lines += ["", "## Prediction-interval coverage (%) by method and k (k ≥ 3): mean [worst]", ""]
-    ks3 = [k for k in ks if k >= 3]
-    lines.append("| method | " + " | ".join(f"k = {k}" for k in ks3) + " |")
-    lines.append("| --- |" + " --- |" * len(ks3))
-    for m in methods:
-        sub = frame[frame["method"] == m]
-        cells = []
-        for k in ks3:
-            c = sub[sub["k"] == k]["pi_coverage"]
-            cells.append(f"{100 * c.mean():.1f} [{100 * c.min():.1f}]")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        return f"{int(band.sum())}/{band.size}"
+
+    lines += _method_by_k_table(
+        frame, "CI coverage (%) by method and k: mean over p and τ [worst cell]", "coverage",
+        mean_worst, ks, extra=("cells in band", in_band_count))
+    lines += _method_by_k_table(
+        frame, "Prediction-interval coverage (%) by method and k (k ≥ 3): mean [worst]",
+        "pi_coverage", mean_worst, [k for k in ks if k >= 3])
     lines += ["", f"## Which methods keep {lo:.0f}-{hi:.0f}% in every cell", ""]
     for label, sel in (("k ≤ 3", frame["k"] <= 3), ("all k", frame["k"] > 0)):
         good = [
             m for m in methods if frame[sel & (frame["method"] == m)]["coverage"].map(in_band).all()
         ]
         lines.append(f"- {label}: " + (", ".join(good) if good else "**none**"))
-    lines += [
-        "",
-        "## Median CI width (percentage points) by method and k: median over p and τ",
-        "",
-        "| method | " + " | ".join(f"k = {k}" for k in ks) + " |",
-        "| --- |" + " --- |" * len(ks),
-    ]
-    for m in methods:
-        sub = frame[frame["method"] == m]
-        cells = [f"{100 * sub[sub['k'] == k]['ci_width_median'].median():.1f}" for k in ks]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += _method_by_k_table(
+        frame, "Median CI width (percentage points) by method and k: median over p and τ",
+        "ci_width_median", lambda c: f"{100 * c.median():.1f}", ks)
     lines += ["", f"## Cells outside {lo:.0f}-{hi:.0f}% (coverage %; failed fits % if any)", ""]
     for m in methods:
         sub = frame[frame["method"] == m]
@@ -338,18 +321,27 @@ def summary_markdown(frame: pd.DataFrame, *, reps: int, seed: int, seconds: floa
             if items:
                 parts.append(f"{len(items)} {name}: " + "; ".join(items))
         lines.append(f"- **{m}**: " + (" | ".join(parts) if parts else "none"))
-    lines += [
-        "",
-        "## Failed fits (%), mean over cells by k",
-        "",
-        "| method | " + " | ".join(f"k = {k}" for k in ks) + " |",
-        "| --- |" + " --- |" * len(ks),
-    ]
-    for m in methods:
-        sub = frame[frame["method"] == m]
-        cells = [f"{100 * sub[sub['k'] == k]['failed_share'].mean():.1f}" for k in ks]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += _method_by_k_table(frame, "Failed fits (%), mean over cells by k", "failed_share",
+                                lambda c: f"{100 * c.mean():.1f}", ks)
     return "\n".join(lines) + "\n"
+
+
+def _method_by_k_table(
+    frame: pd.DataFrame, title: str, column: str, cell: Callable[[pd.Series], str],
+    ks: Sequence[int], extra: tuple[str, Callable[[pd.DataFrame], str]] | None = None,
+) -> list[str]:
+    """A Markdown section: one row per method, one column per k, ``cell`` of ``column``
+    over that method's cells with that k (and an optional last column over all k)."""
+    header = [f"k = {k}" for k in ks] + ([extra[0]] if extra else [])
+    lines = ["", f"## {title}", "", "| method | " + " | ".join(header) + " |",
+             "| --- |" + " --- |" * len(header)]
+    for m in dict.fromkeys(frame["method"]):
+        sub = frame[frame["method"] == m]
+        cells = [cell(sub[sub["k"] == k][column]) for k in ks]
+        if extra:
+            cells.append(extra[1](sub))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def heatmap(frame: pd.DataFrame, path: Path) -> None:
