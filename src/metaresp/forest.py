@@ -864,19 +864,23 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
             fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", **extra)
 
 
-def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> None:
-    """Draw ``data`` and write it as PNG (``dpi``) and, when ``svg`` is given, SVG.
-
-    Each file is written to a temporary file in the same folder and moved into place
-    with ``os.replace``, so a reader never sees a half-written figure.
-    """
-    ax = draw_forest(data)
+def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
+    """Save the figure of ``ax`` (see :func:`_save`), then free it."""
     fig = ax.get_figure()
     assert fig is not None
     try:
         _save(fig, Path(png), None if svg is None else Path(svg), dpi)  # type: ignore[arg-type]
     finally:
         fig.clear()
+
+
+def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> None:
+    """Draw ``data`` and write it as PNG (``dpi``) and, when ``svg`` is given, SVG.
+
+    Each file is written to a temporary file in the same folder and moved into place
+    with ``os.replace``, so a reader never sees a half-written figure.
+    """
+    _save_axes(draw_forest(data), png, svg, dpi)
 
 
 def save_cumulative(
@@ -890,10 +894,5 @@ def save_cumulative(
     model_note: str = "",
 ) -> None:
     """Draw a cumulative forest plot (:func:`draw_cumulative`) and write PNG (and SVG)."""
-    ax = draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note)
-    fig = ax.get_figure()
-    assert fig is not None
-    try:
-        _save(fig, Path(png), None if svg is None else Path(svg), dpi)  # type: ignore[arg-type]
-    finally:
-        fig.clear()
+    _save_axes(draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note),
+               png, svg, dpi)
