@@ -24,15 +24,16 @@ from metaresp.analysis import (
     pool_groups,
 )
 from metaresp.errors import InputError
+from metaresp.models import allowed
 from metaresp.plan import ModelSettings, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 _OPTIONS = {
-    "--transform": ("logit", "freeman-tukey", "arcsine", "raw", "log"),
-    "--estimator": ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM"),
-    "--ci": ("z", "t", "hksj", "hksj-adhoc"),
+    "--transform": allowed("transform"),
+    "--estimator": allowed("estimator"),
+    "--ci": allowed("ci"),
 }
 
 
@@ -277,9 +278,12 @@ def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None
              by: str | None = None, transform: str | None = None,
              estimator: str | None = None, ci: str | None = None, level: float = 0.95,
              sheet: str | None = None, overall: bool = True, plot: Path | None = None,
-             as_json: bool = False) -> str:
+             as_json: bool = False, nagq: int | None = None, tau_prior: str | None = None,
+             mu_prior: str | None = None) -> str:
     """Everything ``metaresp pool`` does; returns the text to print."""
     settings = _check_options(transform, estimator, ci, level)
+    settings = settings.model_copy(
+        update={"nagq": nagq, "tau_prior": tau_prior, "mu_prior": mu_prior})
     try:
         model = resolve_model(settings)
     except ValueError as exc:
