@@ -61,21 +61,28 @@ def test_result_records_requested_and_fitted_model_and_fallback() -> None:
     with pytest.warns(StatisticalWarning, match="fell back"):
         res = pool([0, 0], [2, 2])
     assert res.requested.estimator == "GLMM"
-    assert res.fitted.estimator == "REML" and res.fitted.ci == "hksj-adhoc"
-    assert res.fallback and res.fallback_reason is not None
+    assert res.fitted.estimator == "REML"
+    assert res.fitted.ci == "hksj-adhoc"
+    assert res.fallback
+    assert res.fallback_reason is not None
     assert "0 or all events" in res.fallback_reason
     assert res.q_kind == "cochran"
     ok = pool([3, 10, 4], [10, 12, 9])
-    assert not ok.fallback and ok.fallback_reason is None
+    assert not ok.fallback
+    assert ok.fallback_reason is None
     assert ok.requested == ok.fitted
-    assert ok.q_kind == "wald" and ok.q_df == 2 and ok.nagq == 7
+    assert ok.q_kind == "wald"
+    assert ok.q_df == 2
+    assert ok.nagq == 7
 
 
 def test_nagq_is_used_and_recorded() -> None:
     xi, ni = [0, 5, 12, 0, 9], [6, 5, 14, 8, 9]
     a = pool(xi, ni, nagq=7)
     b = pool(xi, ni, nagq=21)
-    assert a.nagq == 7 and b.nagq == 21 and b.requested.nagq == 21
+    assert a.nagq == 7
+    assert b.nagq == 21
+    assert b.requested.nagq == 21
     assert a.tau2 != b.tau2
     with pytest.raises(ValueError, match="nagq"):
         pool(xi, ni, nagq=0)
@@ -86,7 +93,8 @@ def test_warnings_are_issued_and_recorded() -> None:
         warnings.simplefilter("always")
         res = pool([1, 5], [2, 9])
     issued = [str(w.message) for w in caught if issubclass(w.category, StatisticalWarning)]
-    assert issued and set(issued) == set(res.warnings)
+    assert issued
+    assert set(issued) == set(res.warnings)
 
 
 def test_fe_defaults_to_a_z_interval_and_re_to_hksj() -> None:
@@ -131,7 +139,8 @@ def test_mean_rate_against_an_independent_integrator() -> None:
 def test_glmm_mean_rate_and_its_interval() -> None:
     # large heterogeneity: the median study (expit mu) and the mean rate differ
     res = pool([8, 2, 9, 0, 3], [8, 20, 9, 10, 5])
-    assert res.mean_proportion is not None and res.mean_ci_low is not None
+    assert res.mean_proportion is not None
+    assert res.mean_ci_low is not None
     assert res.mean_ci_low < res.mean_proportion < res.mean_ci_high  # type: ignore[operator]
     assert not math.isclose(res.mean_proportion, res.proportion, abs_tol=0.02)
     # no heterogeneity: the mean is the median and its interval the CI
@@ -144,7 +153,9 @@ def test_glmm_mean_rate_and_its_interval() -> None:
 def test_spec_describes_itself_and_reports_problems() -> None:
     spec = ModelSpec()
     assert spec.problems() == []
-    assert "GLMM" in spec.describe() and "95%" in spec.describe()
+    assert "GLMM" in spec.describe()
+    assert "95%" in spec.describe()
     bad = ModelSpec(transform="raw", estimator="GLMM", ci="hksj")
     text = " | ".join(bad.problems())
-    assert 'transform="logit"' in text and '"z" or "t"' in text
+    assert 'transform="logit"' in text
+    assert '"z" or "t"' in text
