@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -133,13 +133,31 @@ def _centred(yi: FloatArray) -> FloatArray:
     return out
 
 
-def _q_centred(yc: FloatArray, vi: FloatArray, tau2: FloatArray) -> FloatArray:
-    w = 1.0 / (vi + tau2[:, None])
-    s0 = w.sum(axis=1)
-    s1 = (w * yc).sum(axis=1)
-    s2 = (w * yc * yc).sum(axis=1)
-    out: FloatArray = np.maximum(0.0, s2 - s1 * s1 / s0)
+def _moments(yc: FloatArray) -> FloatArray:
+    """Rows 1, yc, yc² per dataset ((R, 3, k)): ``M @ w`` gives Σw, Σw·yc, Σw·yc² at once."""
+    out: FloatArray = np.stack([np.ones_like(yc), yc, yc * yc], axis=1)
     return out
+
+
+def _q_moments(m: FloatArray, vi: FloatArray, tau2: FloatArray) -> FloatArray:
+    """Q(τ²) per row from the moments of :func:`_moments`."""
+    s = np.matmul(m, (1.0 / (vi + tau2[:, None]))[:, :, None])[:, :, 0]
+    out: FloatArray = np.maximum(0.0, s[:, 2] - s[:, 1] * s[:, 1] / s[:, 0])
+    return out
+
+
+def _q_centred(yc: FloatArray, vi: FloatArray, tau2: FloatArray) -> FloatArray:
+    return _q_moments(_moments(yc), vi, tau2)
+
+
+def _q_of_row(m: FloatArray, vi: FloatArray, target: float) -> Callable[[float], float]:
+    """Q(τ²) - target of one dataset as a function of a float (moments ``m``: (3, k))."""
+
+    def q(tau2: float) -> float:
+        s0, s1, s2 = (m @ (1.0 / (vi + tau2))).tolist()
+        return float(max(0.0, s2 - s1 * s1 / s0) - target)
+
+    return q
 
 
 def q_rows(yi: FloatArray, vi: FloatArray, tau2: FloatArray | float = 0.0) -> FloatArray:
@@ -157,6 +175,68 @@ def typical_variance_rows(vi: FloatArray) -> FloatArray:
     return out
 
 
+def _brent_one(
+    f: Callable[[float], float], a: float, b: float, fa: float, fb: float, tol: float,
+    maxiter: int,
+) -> float:
+    """One row of :func:`brent_roots` in Python floats: the same steps, without NumPy's
+    per-call cost on one-element arrays (a single fit spends most of its time here
+    otherwise). ``tests/test_estimators_rows.py`` checks that both give the same roots."""
+    c, fc = a, fa
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    for _ in range(maxiter + 1):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2.0 * _EPS * abs(b) + tol / 2.0
+        new_step = (c - b) / 2.0
+        if abs(new_step) <= tol_act or fb == 0.0:
+            return b
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:
+                t1 = fb / fa
+                p = cb * t1
+                q = 1.0 - t1
+            else:
+                q = fa / fc
+                t1 = fb / fc
+                t2 = fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0.0:
+                q = -q
+            else:
+                p = -p
+            if p < 0.75 * cb * q - abs(tol_act * q) / 2.0 and p < abs(prev_step * q / 2.0):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0.0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0.0 and fc > 0.0) or (fb < 0.0 and fc < 0.0):
+            c, fc = a, fa
+    return b
+
+
+def _row_of(f: Callable[[IntArray, FloatArray], FloatArray], i: int) -> Callable[[float], float]:
+    idx = np.array([i])
+
+    def f_row(x: float) -> float:
+        return float(f(idx, np.array([x]))[0])
+
+    return f_row
+
+
+#: Up to this many rows, :func:`brent_roots` runs row by row in Python floats.
+_SCALAR_ROWS: Final[int] = 4
+
+
 def brent_roots(
     f: Callable[[IntArray, FloatArray], FloatArray],
     a: FloatArray,
@@ -165,6 +245,7 @@ def brent_roots(
     fb: FloatArray,
     tol: float = METAFOR_TOL,
     maxiter: int = 1000,
+    row_function: Callable[[int], Callable[[float], float]] | None = None,
 ) -> FloatArray:
     """Brent's (1973) root finder on every row at once, step for step as R's ``uniroot``.
 
@@ -174,9 +255,20 @@ def brent_roots(
     can differ from the exact root by a few percent, so the same search is repeated here
     (bisection, secant and inverse quadratic interpolation as in Brent, Algorithms for
     Minimization without Derivatives, 1973, ch. 4) to give metafor's value. Rows advance
-    together; each row follows its own sequence of steps and stops by its own test.
+    together; each row follows its own sequence of steps and stops by its own test. With
+    few rows, each is solved in Python floats (``row_function(i)`` gives row i's function
+    of a float, if the caller has a faster one than ``f``).
     """
     a, b, fa, fb = (np.array(v, dtype=np.float64) for v in (a, b, fa, fb))
+    if a.size <= _SCALAR_ROWS:
+        out_rows = []
+        for i in range(a.size):
+            f_row = row_function(i) if row_function is not None else _row_of(f, i)
+            out_rows.append(
+                _brent_one(f_row, float(a[i]), float(b[i]), float(fa[i]), float(fb[i]), tol,
+                           maxiter)
+            )
+        return np.array(out_rows, dtype=np.float64)
     c, fc = a.copy(), fa.copy()
     out = b.copy()
     out[fa == 0.0] = a[fa == 0.0]
@@ -257,43 +349,62 @@ def _loglik(yc: FloatArray, vi: FloatArray, tau2: FloatArray, reml: bool) -> Flo
     return out
 
 
-def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
-    """ML, REML or EB by Fisher scoring, step for step as metafor 3.8 ``rma.uni``, all rows.
+def _scoring_adj(method: str, k: int, s: Any) -> Any:
+    """The Fisher-scoring step from the weighted moments ``s`` (``s[i][j]`` = Σ w^(j+1) yc^i,
+    i = 0..2, j = 0..2; floats of one dataset or arrays of many): ML (Σw²r² - Σw)/Σw², REML
+    (y'PPy - tr P)/tr(PP), EB (Q k/(k-1) - k)/Σw, with r = yc - μ̂, μ̂ = Σw yc/Σw."""
+    s0, s1, s2 = s[0][0], s[1][0], s[2][0]
+    t0, t1, t2 = s[0][1], s[1][1], s[2][1]
+    mu = s1 / s0
+    w2r2 = t2 - 2.0 * mu * t1 + mu * mu * t0
+    if method == "ML":
+        return (w2r2 - s0) / t0
+    if method == "REML":
+        tr_p = s0 - t0 / s0
+        tr_pp = t0 - 2.0 * s[0][2] / s0 + (t0 / s0) ** 2
+        return (w2r2 - tr_p) / tr_pp
+    return ((s2 - s1 * mu) * k / (k - 1) - k) / s0  # EB
 
-    Start at the truncated HE value; step ``adj`` (ML: (Σw²r² - Σw)/Σw²; REML:
-    (y'PPy - tr P)/tr(PP); EB: (Q(τ²) k/(k-1) - k)/Σw), halved while it would make τ²
-    negative; stop when the absolute change is below 1e-5. Fisher scoring converges
-    linearly, so the exact root can differ from this value by a few times 1e-5 relative;
-    the stopping rule is kept so that results agree with metafor to rounding error. Where
-    metafor gives up (100 steps) iteration continues up to 1000 steps and the row is
-    flagged ``slow``. With r = yi - μ̂: Σw²r² = Σw²yc² - 2μ Σw²yc + μ² Σw², μ = Σw yc/Σw.
-    """
-    r_count, k = yi.shape
-    yc = _centred(yi)
-    tau2 = np.maximum(0.0, _he(yi, vi))
-    converged = np.zeros(r_count, dtype=bool)
-    iterations = np.zeros(r_count, dtype=np.int64)
-    active = np.arange(r_count)
+
+def _scoring_one(
+    method: str, k: int, mom: FloatArray, vi: FloatArray, tau2: float
+) -> tuple[float, bool, int]:
+    """Fisher scoring of one dataset (the steps of :func:`_scoring_rows`, in floats)."""
+    it = 0
+    for it in range(1, MAXITER + 1):
+        w = 1.0 / (vi + tau2)
+        w2 = w * w
+        sums = (mom @ np.stack([w, w2, w2 * w], axis=1)).tolist()
+        try:
+            adj = float(_scoring_adj(method, k, sums))
+        except ZeroDivisionError:
+            adj = 0.0
+        if not math.isfinite(adj) or (tau2 == 0.0 and adj < 0.0):
+            adj = 0.0
+        while tau2 + adj < 0.0:
+            adj /= 2.0
+        old = tau2
+        tau2 = tau2 + adj
+        if abs(old - tau2) <= METAFOR_THRESHOLD:
+            return tau2, True, it
+    return tau2, False, it
+
+
+def _scoring_rows(
+    method: str, k: int, mom: FloatArray, vi: FloatArray, tau2: FloatArray,
+    converged: BoolArray, iterations: IntArray,
+) -> None:
+    """Fisher scoring of every row (updates ``tau2``, ``converged``, ``iterations``)."""
+    active = np.arange(tau2.size)
     for it in range(1, MAXITER + 1):
         if active.size == 0:
             break
-        y = yc[active]
         t2 = tau2[active]
         w = 1.0 / (vi[active] + t2[:, None])
         w2 = w * w
-        s0, s1, s2 = w.sum(axis=1), (w * y).sum(axis=1), (w * y * y).sum(axis=1)
-        t0, t1, tt2 = w2.sum(axis=1), (w2 * y).sum(axis=1), (w2 * y * y).sum(axis=1)
-        mu = s1 / s0
-        w2r2 = tt2 - 2.0 * mu * t1 + mu * mu * t0
+        sums = np.matmul(mom[active], np.stack([w, w2, w2 * w], axis=2))  # (r, 3, 3)
         with np.errstate(divide="ignore", invalid="ignore"):
-            if method == "ML":
-                adj = (w2r2 - s0) / t0
-            elif method == "REML":
-                tr_p = s0 - t0 / s0
-                tr_pp = t0 - 2.0 * (w2 * w).sum(axis=1) / s0 + (t0 / s0) ** 2
-                adj = (w2r2 - tr_p) / tr_pp
-            else:  # EB
-                adj = ((s2 - s1 * mu) * k / (k - 1) - k) / s0
+            adj = _scoring_adj(method, k, sums.transpose(1, 2, 0))
         adj = np.where(np.isfinite(adj), adj, 0.0)
         # metafor halves a negative step at 0 until it underflows to -0: the same result
         adj = np.where((t2 == 0.0) & (adj < 0.0), 0.0, adj)
@@ -307,6 +418,30 @@ def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
         done = np.abs(t2 - new) <= METAFOR_THRESHOLD
         converged[active[done]] = True
         active = active[~done]
+
+
+def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """ML, REML or EB by Fisher scoring, step for step as metafor 3.8 ``rma.uni``, all rows.
+
+    Start at the truncated HE value; step ``adj`` (ML: (Σw²r² - Σw)/Σw²; REML:
+    (y'PPy - tr P)/tr(PP); EB: (Q(τ²) k/(k-1) - k)/Σw), halved while it would make τ²
+    negative; stop when the absolute change is below 1e-5. Fisher scoring converges
+    linearly, so the exact root can differ from this value by a few times 1e-5 relative;
+    the stopping rule is kept so that results agree with metafor to rounding error. Where
+    metafor gives up (100 steps) iteration continues up to 1000 steps and the row is
+    flagged ``slow``. With r = yi - μ̂: Σw²r² = Σw²yc² - 2μ Σw²yc + μ² Σw², μ = Σw yc/Σw.
+    """
+    r_count, k = yi.shape
+    yc = _centred(yi)
+    mom = _moments(yc)
+    tau2 = np.maximum(0.0, _he(yi, vi))
+    converged = np.zeros(r_count, dtype=bool)
+    iterations = np.zeros(r_count, dtype=np.int64)
+    if r_count == 1:
+        t, ok, its = _scoring_one(method, k, mom[0], vi[0], float(tau2[0]))
+        tau2[0], converged[0], iterations[0] = t, ok, its
+    else:
+        _scoring_rows(method, k, mom, vi, tau2, converged, iterations)
     tau2 = np.maximum(0.0, tau2)
     reset = np.zeros(r_count, dtype=bool)
     if method in ("ML", "REML"):
@@ -369,26 +504,27 @@ def _tau2_pm(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     ``uniroot`` on [0, max(100, 10 mad(yi)²)] (extended tenfold while Q is still above)."""
     r_count, k = yi.shape
     target = float(k - 1)
-    yc = _centred(yi)
-    q0 = _q_centred(yc, vi, np.zeros(r_count))
+    m = _moments(_centred(yi))
+    q0 = _q_moments(m, vi, np.zeros(r_count))
     tau2 = np.zeros(r_count)
     extended = np.zeros(r_count, dtype=bool)
     rows = np.flatnonzero(q0 >= target)
     if rows.size:
         hi = np.maximum(100.0, 10.0 * _mad(yi[rows]) ** 2)
-        q_hi = _q_centred(yc[rows], vi[rows], hi)
+        q_hi = _q_moments(m[rows], vi[rows], hi)
         while (q_hi > target).any():
             more = q_hi > target
             extended[rows[more]] = True
             hi = np.where(more, hi * 10.0, hi)
-            q_hi = np.where(more, _q_centred(yc[rows], vi[rows], hi), q_hi)
+            q_hi = np.where(more, _q_moments(m[rows], vi[rows], hi), q_hi)
 
         def f(sub: IntArray, t: FloatArray) -> FloatArray:
             idx = rows[sub]
-            return _q_centred(yc[idx], vi[idx], t) - target
+            return _q_moments(m[idx], vi[idx], t) - target
 
         roots = brent_roots(
-            f, np.zeros(rows.size), hi, q0[rows] - target, q_hi - target, maxiter=METAFOR_MAXITER
+            f, np.zeros(rows.size), hi, q0[rows] - target, q_hi - target, maxiter=METAFOR_MAXITER,
+            row_function=lambda i: _q_of_row(m[rows[i]], vi[rows[i]], target),
         )
         tau2[rows] = roots
     out = _closed(tau2)
@@ -445,18 +581,19 @@ def q_profile_rows(
     alpha = 1.0 - level
     crit_u = float(special.chdtri(k - 1, alpha / 2.0))
     crit_l = float(special.chdtri(k - 1, 1.0 - alpha / 2.0))
-    yc = _centred(yi)
+    m = _moments(_centred(yi))
     t_max = np.maximum(100.0, 10.0 * tau2_hat)
-    q_min = _q_centred(yc, vi, np.zeros(r_count))
-    q_max = _q_centred(yc, vi, t_max)
+    q_min = _q_moments(m, vi, np.zeros(r_count))
+    q_max = _q_moments(m, vi, t_max)
 
     def solve(crit: float, rows: IntArray) -> FloatArray:
         def f(sub: IntArray, t: FloatArray) -> FloatArray:
             idx = rows[sub]
-            return _q_centred(yc[idx], vi[idx], t) - crit
+            return _q_moments(m[idx], vi[idx], t) - crit
 
         return brent_roots(
-            f, np.zeros(rows.size), t_max[rows], q_min[rows] - crit, q_max[rows] - crit
+            f, np.zeros(rows.size), t_max[rows], q_min[rows] - crit, q_max[rows] - crit,
+            row_function=lambda i: _q_of_row(m[rows[i]], vi[rows[i]], crit),
         )
 
     ub = np.where(q_min < crit_l, 0.0, t_max)

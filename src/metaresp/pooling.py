@@ -32,7 +32,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -72,8 +72,6 @@ class PoolResult:
     pi_low: float | None
     pi_high: float | None
     tau2: float
-    tau2_ci_low: float | None
-    tau2_ci_high: float | None
     i2: float
     h2: float
     q: float
@@ -127,6 +125,33 @@ class PoolResult:
     threshold: float | None = None
     prob_above: float | None = None
     prob_mean_above: float | None = None
+    #: computed-on-demand values (the Q-profile τ² CI); not part of equality or repr
+    _lazy: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def _tau2_ci(self) -> tuple[float | None, float | None]:
+        if "tau2_ci" not in self._lazy:
+            bounds: tuple[float | None, float | None] = (None, None)
+            if self.fitted.family == "iv" and self.fitted.estimator != "FE" and self.k >= 2:
+                from metaresp.estimators import q_profile_ci
+
+                lo, hi = q_profile_ci(
+                    np.asarray(self.yi), np.asarray(self.vi), self.tau2, self.level
+                )
+                bounds = (_opt(lo), _opt(hi))
+            self._lazy["tau2_ci"] = bounds
+        out: tuple[float | None, float | None] = self._lazy["tau2_ci"]
+        return out
+
+    @property
+    def tau2_ci_low(self) -> float | None:
+        """Lower bound of the Q-profile CI of τ² (Viechtbauer 2007; inverse-variance
+        random-effects models only, else None); computed when first asked for."""
+        return self._tau2_ci()[0]
+
+    @property
+    def tau2_ci_high(self) -> float | None:
+        """Upper bound of the Q-profile CI of τ² (see :attr:`tau2_ci_low`)."""
+        return self._tau2_ci()[1]
 
     @property
     def model(self) -> ModelSpec:
@@ -286,6 +311,8 @@ class PoolResult:
         """All fields as plain Python values (floats, ints, strings, lists, None)."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if f.name.startswith("_"):
+                continue
             value = getattr(self, f.name)
             if isinstance(value, ModelSpec):
                 # the fitted model is ``transform``/``estimator``/``ci``; the requested one
@@ -295,6 +322,8 @@ class PoolResult:
                         out[f"requested_{part}"] = getattr(value, part)
                 continue
             out[f.name] = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
+        out["tau2_ci_low"] = _plain(self.tau2_ci_low)
+        out["tau2_ci_high"] = _plain(self.tau2_ci_high)
         return out
 
     def summary(self) -> str:
@@ -479,7 +508,8 @@ def _fit_frequentist(
     from metaresp import engine, glmm
 
     if spec.family == "iv":
-        return engine.fit_rows(xi[None, :], ni[None, :], spec), spec, None, None
+        rows = engine.fit_rows(xi[None, :], ni[None, :], spec, tau2_ci=False)
+        return rows, spec, None, None
     reason: str | None = None
     try:
         fit = glmm.fit_glmm(xi, ni, nagq=spec.nagq)
@@ -501,7 +531,7 @@ def _fit_frequentist(
         f"GLMM did not converge ({reason}); fell back to the REML model on the logit "
         "scale with an HKSJ interval (ad hoc floor: never narrower than the z interval)"
     )
-    return engine.fit_rows(xi[None, :], ni[None, :], fitted), fitted, reason, None
+    return engine.fit_rows(xi[None, :], ni[None, :], fitted, tau2_ci=False), fitted, reason, None
 
 
 def pool(
@@ -594,7 +624,6 @@ def _pool_frequentist(
         notes.append(f"{fitted.estimator}: the fit did not converge; treat the results with "
                      "caution")
     has_pi = k >= 3
-    tau2_ci = rows.tau2_ci[0]
     extra: dict[str, Any] = {}
     if glmm_fit is not None:
         ll_fe = getattr(glmm_fit, "loglik_fe", math.nan)
@@ -621,8 +650,6 @@ def _pool_frequentist(
         pi_low=float(rows.pi[0, 0]) if has_pi else None,
         pi_high=float(rows.pi[0, 1]) if has_pi else None,
         tau2=float(rows.tau2[0]),
-        tau2_ci_low=_opt(tau2_ci[0]),
-        tau2_ci_high=_opt(tau2_ci[1]),
         i2=float(rows.i2[0]),
         h2=float(rows.h2[0]),
         q=float(rows.q[0]) if k > 1 else (math.nan if fitted.family == "glmm" else 0.0),
