@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from metaresp import vocab
 from metaresp.errors import InputError
+from metaresp.fields import FrameColumn, attribute, frame_columns, study_fields
 from metaresp.schema import (
     Finding,
     Group,
@@ -46,49 +47,17 @@ __all__ = [
     "dump_study",
     "load_extractions",
     "parse_study",
+    "record_ids",
     "write_study",
 ]
 
 PathPart = str | int
 LineMap = dict[tuple[PathPart, ...], int]
 
-#: Columns of :meth:`Corpus.to_frame`, in order.
-FRAME_COLUMNS: tuple[str, ...] = (
-    "record",
-    "study",
-    "cohort",
-    "population",
-    "setting",
-    "group",
-    "group_id",
-    "components",
-    "agent",
-    "agents",
-    "modality",
-    "target",
-    "unit",
-    "outcome",
-    "responders",
-    "evaluable",
-    "percent",
-    "percent_text",
-    "derived",
-    "derivation",
-    "note",
-    "quote",
-    "location",
-    "year",
-    "published",
-    "design",
-    "source",
-    "citation",
-    "doi",
-    "via_review_authors",
-    "via_review_year",
-    "via_review_reference",
-    "file",
-    "line",
-)
+_FRAME: tuple[FrameColumn, ...] = frame_columns()
+
+#: Columns of :meth:`Corpus.to_frame`, in order (derived from the schema models).
+FRAME_COLUMNS: tuple[str, ...] = tuple(c.name for c in _FRAME)
 
 
 @dataclass(frozen=True)
@@ -446,73 +415,68 @@ class Corpus:
         none). ``responders``/``evaluable`` are nullable ``Int64`` (``<NA>`` for
         percent-only records), ``percent`` is a float parsed from ``percent_text`` (as
         printed). ``population`` and ``cohort`` are the group's own values where it
-        overrides the study's. ``record`` is ``study/group_id/outcome``, unique.
+        overrides the study's. ``record`` is ``study/group_id/outcome``, unique. The
+        columns come from the schema models (:func:`metaresp.fields.frame_columns`): a
+        field added there is a column here.
         """
         import pandas as pd
 
         rows: list[dict[str, Any]] = []
         lines = self._lines or tuple({} for _ in self.studies)
         for study, name, where in zip(self.studies, self.files, lines, strict=True):
-            review = study.via_review
+            ids = record_ids(study)
             for gi, group in enumerate(study.groups):
-                population, cohort = _effective(study, group)
-                counts: dict[str, int] = {}
                 for oi, rec in enumerate(group.outcomes):
-                    record = f"{study.id}/{group.id}/{rec.outcome}"
-                    counts[record] = counts.get(record, 0) + 1
-                    if counts[record] > 1:
-                        record += f"#{counts[record]}"
-                    rows.append(
-                        {
-                            "record": record,
-                            "study": study.id,
-                            "cohort": cohort,
-                            "population": population,
-                            "setting": group.setting,
-                            "group": group.name,
-                            "group_id": group.id,
-                            "components": "+".join(group.components) or None,
-                            "agent": "+".join(group.agents),
-                            "agents": ", ".join(group.agents),
-                            "modality": group.modality,
-                            "target": "+".join(group.target),
-                            "unit": group.unit,
-                            "outcome": rec.outcome,
-                            "responders": rec.responders,
-                            "evaluable": rec.evaluable,
-                            "percent": float(rec.percent) if rec.percent is not None else None,
-                            "percent_text": rec.percent,
-                            "derived": rec.derived,
-                            "derivation": rec.derivation,
-                            "note": rec.note,
-                            "quote": rec.quote,
-                            "location": rec.location,
-                            "year": study.year,
-                            "published": study.published,
-                            "design": study.design,
-                            "source": study.source,
-                            "citation": study.citation,
-                            "doi": study.doi,
-                            "via_review_authors": review.authors if review else None,
-                            "via_review_year": review.year if review else None,
-                            "via_review_reference": review.reference if review else None,
-                            "file": name,
-                            "line": where.get(("groups", gi, "outcomes", oi)),
-                        }
-                    )
+                    record = ids[(gi, oi)]
+                    row = {c.name: _frame_value(c, study, group, rec) for c in _FRAME
+                           if c.field is not None}
+                    row.update(record=record, file=name,
+                               line=where.get(("groups", gi, "outcomes", oi)))
+                    rows.append(row)
         frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-        for column in (
-            "responders",
-            "evaluable",
-            "year",
-            "via_review_year",
-            "via_review_reference",
-            "line",
-        ):
-            frame[column] = frame[column].astype("Int64")
-        frame["percent"] = frame["percent"].astype("float64")
-        frame["derived"] = frame["derived"].astype(bool)
+        for column in _FRAME:
+            kind = column.field.kind if column.field is not None else None
+            if column.number:
+                frame[column.name] = frame[column.name].astype("float64")
+            elif kind == "count" or column.name == "line":
+                frame[column.name] = frame[column.name].astype("Int64")
+            elif kind == "bool":
+                frame[column.name] = frame[column.name].astype(bool)
         return frame
+
+
+def record_ids(study: Study) -> dict[tuple[int, int], str]:
+    """The record id of every outcome record, keyed by (group index, outcome index):
+    ``study/group_id/outcome``, with ``#2``, ``#3`` ... for repeats within a group."""
+    out: dict[tuple[int, int], str] = {}
+    for gi, group in enumerate(study.groups):
+        counts: dict[str, int] = {}
+        for oi, rec in enumerate(group.outcomes):
+            record = f"{study.id}/{group.id}/{rec.outcome}"
+            counts[record] = counts.get(record, 0) + 1
+            if counts[record] > 1:
+                record += f"#{counts[record]}"
+            out[(gi, oi)] = record
+    return out
+
+
+def _frame_value(column: FrameColumn, study: Study, group: Group, rec: Outcome) -> Any:
+    """The cell of ``column`` for one record: a list joined with the column's separator
+    (``None`` if empty), a group's override of a study field or the study's value."""
+    field = column.field
+    assert field is not None
+    owner = {"study": study, "group": group, "outcome": rec}[field.level]
+    value = attribute(owner, field)
+    if value is None and field.level == "group" and field.name in _STUDY_FIELD_NAMES:
+        value = getattr(study, field.name)
+    if isinstance(value, tuple):
+        return column.join.join(str(v) for v in value) or None
+    if column.number and value is not None:
+        return float(value)
+    return value
+
+
+_STUDY_FIELD_NAMES = frozenset(f.name for f in study_fields())
 
 
 def _finish(

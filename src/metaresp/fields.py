@@ -33,11 +33,15 @@ from metaresp.schema import (
 
 __all__ = [
     "ANALYSIS_FIELDS",
+    "COMPARED_FIELDS",
     "Field",
+    "FrameColumn",
     "Kind",
     "Level",
     "attribute",
+    "digest_fields",
     "fields_of",
+    "frame_columns",
     "group_fields",
     "outcome_fields",
     "study_fields",
@@ -54,7 +58,12 @@ ANALYSIS_FIELDS: tuple[str, ...] = (
     "unit", "outcome", "responders", "evaluable",
 )
 """Columns of ``Corpus.to_frame()`` that :mod:`metaresp.analysis` reads to select, group
-and pool a record (frame names; every one is derived from a schema field)."""
+and pool a record (frame names; a test checks each is a frame column)."""
+
+COMPARED_FIELDS: tuple[str, ...] = (*ANALYSIS_FIELDS, "derived", "year", "published")
+"""Frame columns that can move an estimate (selection, grouping, pooling, the choice of
+the latest report): ``metaresp diff`` compares them one by one; every other field of a
+record is folded into one digest (:func:`digest_fields`)."""
 
 _PATTERN_KINDS: dict[str, Kind] = {
     SLUG_PATTERN: "slug",
@@ -124,7 +133,7 @@ def _nested(model: type[BaseModel], name: str) -> tuple[type[BaseModel] | None, 
         annotation,)
     for option in options:
         if _is_model(option):
-            return option, False  # type: ignore[return-value]
+            return option, False
         if get_origin(option) in (tuple, list) and any(_is_model(a) for a in get_args(option)):
             return None, True
     return None, False
@@ -184,3 +193,72 @@ def attribute(obj: object, field: Field) -> Any:
             return None
         value = getattr(value, part)
     return value
+
+
+# --------------------------------------------------------------------------- frame columns
+
+
+@dataclass(frozen=True)
+class FrameColumn:
+    """One column of ``Corpus.to_frame()``: a schema field's value (lists joined with
+    ``join``), or, without a field, one the corpus adds (``record``, ``file``, ``line``).
+
+    A group field that shares its name with a study field (``population``, ``cohort``)
+    holds the group's value where it has one, else the study's.
+    """
+
+    name: str
+    field: Field | None = None
+    join: str = "+"
+    number: bool = False
+    """The percentage parsed as a float (``percent``; ``percent_text`` keeps the text)."""
+    copy: bool = False
+    """A second view of a field another column holds (``agents``, ``percent``)."""
+
+
+_FRAME_NAMES: dict[tuple[Level, str], str] = {
+    ("study", "id"): "study",
+    ("group", "id"): "group_id",
+    ("group", "name"): "group",
+    ("group", "agents"): "agent",
+    ("outcome", "percent"): "percent_text",
+}
+"""Frame names that differ from the field's flat name (contract section 2)."""
+
+
+def frame_columns(study: type[BaseModel] = Study, group: type[BaseModel] = Group,
+                  outcome: type[BaseModel] = Outcome) -> tuple[FrameColumn, ...]:
+    """The columns of ``Corpus.to_frame()`` in order: ``record``, the study id, every group
+    field, every outcome field, the other study fields, then ``file`` and ``line``.
+
+    ``agents`` (the agents joined with ", ") follows ``agent`` (joined with "+"), and
+    ``percent`` (a float) precedes ``percent_text`` (as printed).
+    """
+    levels: tuple[tuple[Level, tuple[Field, ...]], ...] = (
+        ("group", group_fields(group)), ("outcome", outcome_fields(outcome)))
+    studies = study_fields(study)
+    out: list[FrameColumn] = [FrameColumn("record")]
+    out.extend(FrameColumn("study", f) for f in studies if f.name == "id")
+    taken = {"record", "study"}
+    for level, fields in levels:
+        for f in fields:
+            name = _FRAME_NAMES.get((level, f.name), f.name)
+            if f.kind == "percent":
+                out.append(FrameColumn("percent", f, number=True, copy=True))
+            out.append(FrameColumn(name, f))
+            if name == "agent":
+                out.append(FrameColumn("agents", f, join=", ", copy=True))
+            taken.update(c.name for c in out[-2:])
+    out.extend(FrameColumn(f.name, f) for f in studies if f.name not in taken
+               and f.name != "id")
+    out.extend((FrameColumn("file"), FrameColumn("line")))
+    return tuple(out)
+
+
+def digest_fields(columns: tuple[FrameColumn, ...] | None = None) -> tuple[str, ...]:
+    """Frame columns of schema fields that :data:`COMPARED_FIELDS` leaves out (the copies
+    ``agents`` and ``percent`` aside): edits there move no estimate, and ``metaresp diff``
+    reports them through one digest."""
+    cols = frame_columns() if columns is None else columns
+    return tuple(c.name for c in cols
+                 if c.field is not None and not c.copy and c.name not in COMPARED_FIELDS)

@@ -80,10 +80,8 @@ def diff_studies(old: Study, new: Study) -> list[str]:
             for key in list(a) + [k for k in b if k not in a]:
                 walk(a.get(key), b.get(key), (*path, key))
             return
-        records = (isinstance(a, list | tuple) and isinstance(b, list | tuple)
-                   and any(isinstance(x, dict) for x in (*a, *b)))
-        if records:
-            assert isinstance(a, list | tuple) and isinstance(b, list | tuple)
+        if (isinstance(a, list | tuple) and isinstance(b, list | tuple)
+                and any(isinstance(x, dict) for x in (*a, *b))):
             for i in range(max(len(a), len(b))):
                 here = format_path((*path, i))
                 if i >= len(a):

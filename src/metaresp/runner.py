@@ -16,29 +16,36 @@ failure leaves the previous results untouched and no half-written folder behind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metaresp.analysis import (
-    AnalysisResult,
-    components_from_corpus,
-    records_from_frame,
-    run_analysis,
-)
+from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
+from metaresp.files import atomic_folder
+from metaresp.living._state import SUMMARY_NAME, build_state, corpus_version, state_text
 from metaresp.plan import Plan, load_plan
+from metaresp.records import records_from_corpus
 
-SUMMARY_NAME = "summary.json"
+if TYPE_CHECKING:  # pragma: no cover
+    from metaresp.corpus import Corpus
+
+__all__ = [
+    "FIGURE_WORKERS",
+    "MARKER_NAMES",
+    "SUMMARY_NAME",
+    "RunOutput",
+    "check_out_folder",
+    "corpus_version",
+    "run_analyses",
+    "run_plan_files",
+]
+
 FIGURE_WORKERS = 2
 """Processes drawing figures at once (the reference machine has 2 cores)."""
 MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
@@ -62,16 +69,6 @@ class RunOutput:
                 f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s")
 
 
-def corpus_version(folder: Path) -> str:
-    """A short content hash of the extraction files (names and bytes), sorted by name."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.y*ml")):
-        digest.update(path.name.encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def _display_path(path: Path) -> str:
     """A path as written in outputs: relative when given relative, else just its name."""
     return str(path) if not path.is_absolute() else path.name
@@ -86,10 +83,9 @@ def check_out_folder(out: Path) -> None:
                          f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it")
 
 
-def run_analyses(plan: Plan, corpus: Any, source: str = "corpus") -> list[AnalysisResult]:
+def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
     """Every analysis of ``plan`` on a loaded corpus (no files written)."""
-    frame = corpus.to_frame()
-    records = records_from_frame(frame, components_from_corpus(corpus), source=source)
+    records = records_from_corpus(corpus)
     return [run_analysis(a, records) for a in plan.expanded()]
 
 
@@ -156,14 +152,11 @@ def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progres
     results: list[AnalysisResult] = []
     notes: list[str] = []
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         # the figures are counted in once it is known how many there are
         with _Progress(progress, total=2 * len(analyses) + 2) as bar:
             frame = corpus.to_frame()
-            records = records_from_frame(frame, components_from_corpus(corpus),
-                                         source=str(extractions))
+            records = records_from_corpus(corpus)
             for analysis in analyses:
                 bar.step(f"pooling {analysis.name}")
                 results.append(run_analysis(analysis, records))
@@ -181,18 +174,11 @@ def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progres
                 "studies": len(corpus.studies),
                 "records": len(frame),
             }
-            from metaresp.living import build_state
-
             state = build_state(results, frame, **meta)
-            (tmp / SUMMARY_NAME).write_text(
-                json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
             bar.step("writing the report")
             _write_report(tmp, results, plan.title, version, figures)
         files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return RunOutput(out=out, results=tuple(results), files=files,
                      seconds=time.perf_counter() - started, warnings=tuple(notes))
 
@@ -266,23 +252,6 @@ def _figure_pool() -> Iterator[Executor | None]:
         for _ in range(workers):
             pool.submit(int)
         yield pool
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Put ``new`` where ``out`` is, keeping the old folder until the swap has happened."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.rename(out, old)
-        try:
-            os.rename(new, out)
-        except OSError:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(new, out)
-    os.chmod(out, 0o755)
 
 
 class _Progress:

@@ -41,7 +41,7 @@ def diff(
 
     previous, label = living.load_previous(against, published)
     if results is not None:
-        current = living.read_state_file(results / "summary.json")
+        current = living.read_state_file(results / living.SUMMARY_NAME)
     else:
         current = living.current_state(plan, extractions)
     found = living.compare(previous, current, against=label)
