@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["add"]
+
 FILE_ARGUMENT = typer.Argument(help="An extraction file (.yaml) or a workbook (.xlsx).")
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 RESULTS_OPTION = typer.Option("--results", help="Results folder written by the re-run.")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["diff"]
+
 AGAINST_OPTION = typer.Option(
     "--against",
     help="A summary JSON file, or a git revision (the published state file as of that "

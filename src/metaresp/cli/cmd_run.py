@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["run"]
+
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 OUT_OPTION = typer.Option(
