@@ -223,7 +223,8 @@ _FRAME_NAMES: dict[tuple[Level, str], str] = {
     ("group", "agents"): "agent",
     ("outcome", "percent"): "percent_text",
 }
-"""Frame names that differ from the field's flat name (contract section 2)."""
+"""Frame names that differ from the field's flat name (the names users know: ``study``,
+``group``, ``agent`` ...)."""
 
 
 def frame_columns(study: type[BaseModel] = Study, group: type[BaseModel] = Group,
