@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from metaresp import vocab
+from metaresp._messages import generic_message, meaningful_errors, pattern_message
 from metaresp._yaml import LineMap, PathPart, Problem, dump_study, line_for, read_yaml, write_study
 from metaresp.errors import InputError
 from metaresp.fields import FrameColumn, attribute, frame_columns, study_fields
@@ -131,29 +132,13 @@ def _error_message(err: Mapping[str, Any]) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping of fields, got {err['input']!r}"
     if kind == "string_pattern_mismatch":
-        hints = {
-            "percent": 'a number as printed, without "%", e.g. "71.4"',
-            "published": "YYYY, YYYY-MM or YYYY-MM-DD",
-            "doi": "10.xxxx/...",
-        }
-        wanted = hints.get(str(name), "a lower-case slug (a-z, 0-9 and '-')")
-        return f"{err['input']!r} is not valid here: expected {wanted}"
-    message = str(err["msg"])
-    if "input" in err and kind not in ("vocabulary", "percent_range"):
-        message += f" (got {err['input']!r})"
-    return message
+        return pattern_message(err, '"71.4"')
+    return generic_message(err)
 
 
 def _schema_problems(exc: ValidationError, file: str, lines: LineMap) -> list[Problem]:
-    errors = exc.errors()
-    locs = [tuple(e["loc"]) for e in errors]
-    problems: list[Problem] = []
-    for err, loc in zip(errors, locs, strict=True):
-        # A list that is "too short" only because its invalid items were dropped is noise.
-        if err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
-            continue
-        problems.append(Problem(file, line_for(lines, loc), format_path(loc), _error_message(err)))
-    return problems
+    return [Problem(file, line_for(lines, tuple(err["loc"])), format_path(tuple(err["loc"])),
+                    _error_message(err)) for err in meaningful_errors(exc)]
 
 
 def _locate(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from metaresp import vocab
+from metaresp._messages import generic_message, meaningful_errors, pattern_message
 from metaresp.corpus import Corpus
 from metaresp.errors import InputError
 from metaresp.schema import Study
@@ -78,20 +79,10 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "required, but the cell is empty"
     if kind == "string_pattern_mismatch":
-        loc = tuple(err["loc"])
-        name = next((p for p in reversed(loc) if isinstance(p, str)), "")
-        wanted = {
-            "percent": 'a number as printed, without "%", e.g. 71.4',
-            "published": "YYYY, YYYY-MM or YYYY-MM-DD",
-            "doi": "10.xxxx/...",
-        }.get(name, "a lower-case slug (a-z, 0-9 and '-')")
-        return f"{err['input']!r} is not valid here: expected {wanted}"
+        return pattern_message(err, "71.4")
     if kind == "too_short":
         return "needs at least one item, but the cell is empty"
-    message = str(err["msg"])
-    if kind not in ("vocabulary", "percent_range") and "input" in err:
-        message += f" (got {err['input']!r})"
-    return message
+    return generic_message(err)
 
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -294,12 +285,8 @@ def _validate(data: Mapping[str, object], cells: Mapping[PathKey, str],
     try:
         return Study.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        locs = [tuple(e["loc"]) for e in errors]
-        for err, loc in zip(errors, locs, strict=True):
-            if err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc
-                                                  for o in locs):
-                continue
+        for err in meaningful_errors(exc):
+            loc = tuple(err["loc"])
             if _cell_for(cells, loc)[0] not in sheets.reader.bad:
                 sheets.reader.problems.append(_located(cells, loc, _pydantic_message(err)))
         return None
