@@ -26,17 +26,20 @@ def broken(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DEBUG_VARIABLE, raising=False)
 
 
-def test_internal_error_is_one_line(broken: None, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_internal_error_is_one_line(
+    broken: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = _run(capsys, "validate", str(tmp_path))
     assert code == 1
     assert err.splitlines() == [
         "error: internal error (RuntimeError: simulated bug); please report it with the "
-        "command you ran"]
+        "command you ran"
+    ]
 
 
-def test_debug_flag_shows_the_traceback(broken: None, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_debug_flag_shows_the_traceback(
+    broken: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = _run(capsys, "--debug", "validate", str(tmp_path))
     assert code == 1
     assert err.startswith("Traceback (most recent call last):")
@@ -46,9 +49,12 @@ def test_debug_flag_shows_the_traceback(broken: None, tmp_path: Path,
     assert "Traceback" not in _run(capsys, "validate", str(tmp_path))[1]
 
 
-def test_debug_variable_shows_the_traceback(broken: None, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_debug_variable_shows_the_traceback(
+    broken: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv(DEBUG_VARIABLE, "1")
     code, err = _run(capsys, "validate", str(tmp_path))
     assert code == 1

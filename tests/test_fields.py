@@ -36,14 +36,21 @@ def _leaf_names(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 def _frame_name(level: str, name: str) -> str:
-    renamed = {("study", "id"): "study", ("group", "id"): "group_id",
-               ("group", "name"): "group", ("group", "agents"): "agent",
-               ("outcome", "percent"): "percent_text"}
+    renamed = {
+        ("study", "id"): "study",
+        ("group", "id"): "group_id",
+        ("group", "name"): "group",
+        ("group", "agents"): "agent",
+        ("outcome", "percent"): "percent_text",
+    }
     return renamed.get((level, name), name)
 
 
 LEVELS: tuple[tuple[str, type[BaseModel]], ...] = (
-    ("study", Study), ("group", Group), ("outcome", Outcome))
+    ("study", Study),
+    ("group", Group),
+    ("outcome", Outcome),
+)
 
 
 def test_every_schema_field_is_a_workbook_column() -> None:
@@ -77,7 +84,10 @@ def test_a_field_added_to_a_model_copy_appears_everywhere() -> None:
     outcome = _with_comment(Outcome)
     (comment,) = [f for f in fields.outcome_fields(outcome) if f.name == "comment"]
     assert (comment.kind, comment.required, comment.description) == (
-        "text", False, "a new free-text field")
+        "text",
+        False,
+        "a new free-text field",
+    )
 
     columns = fields.frame_columns(outcome=outcome)
     assert "comment" in [c.name for c in columns]
@@ -85,8 +95,7 @@ def test_a_field_added_to_a_model_copy_appears_everywhere() -> None:
 
     sheet = workbook._layout.columns_for(fields.outcome_fields(outcome), {}, {})
     (column,) = [c for c in sheet if c.name == "comment"]
-    assert (column.kind, column.required, column.doc) == ("text", False,
-                                                          "a new free-text field")
+    assert (column.kind, column.required, column.doc) == ("text", False, "a new free-text field")
 
     study = _with_comment(Study)
     assert "comment" in [f.name for f in fields.study_fields(study)]
@@ -94,18 +103,38 @@ def test_a_field_added_to_a_model_copy_appears_everywhere() -> None:
 
 
 def _study(agents: list[str], notes: str | None = None) -> Study:
-    return Study.model_validate({
-        "id": "alpha-2023", "citation": "Alpha A, Beta B. A test. J. 2023.", "year": 2023,
-        "design": "retrospective cohort", "population": "post-bcma-cart",
-        "cohort": "alpha", "source": "test.txt", "notes": notes,
-        "groups": [{
-            "id": "dual", "name": "Dual-target CAR-T", "agents": agents,
-            "modality": "CAR-T", "target": ["BCMA", "SLAMF7"], "setting": "any-line",
-            "unit": "patients",
-            "outcomes": [{"outcome": "ORR", "responders": 3, "evaluable": 5,
-                          "quote": "3 of 5", "location": "Table 1"}],
-        }],
-    })
+    return Study.model_validate(
+        {
+            "id": "alpha-2023",
+            "citation": "Alpha A, Beta B. A test. J. 2023.",
+            "year": 2023,
+            "design": "retrospective cohort",
+            "population": "post-bcma-cart",
+            "cohort": "alpha",
+            "source": "test.txt",
+            "notes": notes,
+            "groups": [
+                {
+                    "id": "dual",
+                    "name": "Dual-target CAR-T",
+                    "agents": agents,
+                    "modality": "CAR-T",
+                    "target": ["BCMA", "SLAMF7"],
+                    "setting": "any-line",
+                    "unit": "patients",
+                    "outcomes": [
+                        {
+                            "outcome": "ORR",
+                            "responders": 3,
+                            "evaluable": 5,
+                            "quote": "3 of 5",
+                            "location": "Table 1",
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def test_an_agent_name_with_a_slash_stays_one_agent() -> None:
@@ -113,9 +142,13 @@ def test_an_agent_name_with_a_slash_stays_one_agent() -> None:
     (record,) = records_from_corpus(corpus)
     assert record.attributes["agent"] == frozenset({"cs1/bcma car-t"})
     assert record.attributes["target"] == frozenset({"bcma", "slamf7"})
-    single = Grouping.model_validate({
-        "title": "agents", "classes": {"single agent": {"agent": {"count": 1}}},
-        "other": "several agents"})
+    single = Grouping.model_validate(
+        {
+            "title": "agents",
+            "classes": {"single agent": {"agent": {"count": 1}}},
+            "other": "several agents",
+        }
+    )
     assert single.classify(record.attributes) == "single agent"
 
 
@@ -133,8 +166,7 @@ def test_records_from_the_corpus_match_the_frame() -> None:
 
 def test_an_edit_of_a_study_text_field_shows_in_the_diff() -> None:
     before = living.record_table(Corpus.from_studies([_study(["x"])]).to_frame())
-    after = living.record_table(
-        Corpus.from_studies([_study(["x"], notes="corrected")]).to_frame())
+    after = living.record_table(Corpus.from_studies([_study(["x"], notes="corrected")]).to_frame())
     (rid,) = before
     assert before[rid]["digest"] != after[rid]["digest"]
     state = {"analyses": [], living.RECORDS_KEY: before}

@@ -26,8 +26,9 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> No
 
 def test_writes_replace_the_target_and_keep_its_suffix(tmp_path: Path) -> None:
     seen: list[str] = []
-    atomic_write(tmp_path / "a.xlsx", lambda temp: (seen.append(temp.suffix),
-                                                    temp.write_bytes(b"x")))
+    atomic_write(
+        tmp_path / "a.xlsx", lambda temp: (seen.append(temp.suffix), temp.write_bytes(b"x"))
+    )
     assert seen == [".xlsx"]
     assert (tmp_path / "a.xlsx").read_bytes() == b"x"
     write_text_atomic(tmp_path / "sub" / "b.txt", "é\n")
@@ -46,7 +47,8 @@ def test_read_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_several_files_land_together_or_not_at_all(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     from metaresp import files
@@ -75,7 +77,9 @@ def test_several_files_land_together_or_not_at_all(
     previous = files.write_files_atomic([(old, "new a\n"), (new, "new b\n")])
     assert previous == [b"old a\n", None]
     assert (old.read_text(encoding="utf-8"), new.read_text(encoding="utf-8")) == (
-        "new a\n", "new b\n")
+        "new a\n",
+        "new b\n",
+    )
     files.restore_files([old, new], previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml"]
     assert old.read_text(encoding="utf-8") == "old a\n"

@@ -27,9 +27,11 @@ def meaningful_errors(exc: ValidationError) -> list[Mapping[str, Any]]:
     dropped is left out (its items are reported)."""
     errors = exc.errors()
     locs = [tuple(e["loc"]) for e in errors]
-    return [err for err, loc in zip(errors, locs, strict=True)
-            if not (err["type"] == "too_short"
-                    and any(o[: len(loc)] == loc and o != loc for o in locs))]
+    return [
+        err
+        for err, loc in zip(errors, locs, strict=True)
+        if not (err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs))
+    ]
 
 
 def field_name(err: Mapping[str, Any]) -> str:

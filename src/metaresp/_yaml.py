@@ -139,8 +139,9 @@ _Dumper.add_representer(str, _represent_str)
 
 _ALWAYS = {"responders", "evaluable", "percent", "derived", "groups"}
 """Fields written even when empty (a reader sees at once that no count is given)."""
-_FLOW_LISTS = frozenset(f.name for f in (*study_fields(), *group_fields(), *outcome_fields())
-                        if f.kind == "list")
+_FLOW_LISTS = frozenset(
+    f.name for f in (*study_fields(), *group_fields(), *outcome_fields()) if f.kind == "list"
+)
 """List fields of plain values, written inline (``[teclistamab, daratumumab]``)."""
 
 

@@ -137,8 +137,15 @@ def _error_message(err: Mapping[str, Any]) -> str:
 
 
 def _schema_problems(exc: ValidationError, file: str, lines: LineMap) -> list[Problem]:
-    return [Problem(file, line_for(lines, tuple(err["loc"])), format_path(tuple(err["loc"])),
-                    _error_message(err)) for err in meaningful_errors(exc)]
+    return [
+        Problem(
+            file,
+            line_for(lines, tuple(err["loc"])),
+            format_path(tuple(err["loc"])),
+            _error_message(err),
+        )
+        for err in meaningful_errors(exc)
+    ]
 
 
 def _locate(
@@ -336,10 +343,14 @@ class Corpus:
             for gi, group in enumerate(study.groups):
                 for oi, rec in enumerate(group.outcomes):
                     record = ids[(gi, oi)]
-                    row = {c.name: _frame_value(c, study, group, rec) for c in _FRAME
-                           if c.field is not None}
-                    row.update(record=record, file=name,
-                               line=where.get(("groups", gi, "outcomes", oi)))
+                    row = {
+                        c.name: _frame_value(c, study, group, rec)
+                        for c in _FRAME
+                        if c.field is not None
+                    }
+                    row.update(
+                        record=record, file=name, line=where.get(("groups", gi, "outcomes", oi))
+                    )
                     rows.append(row)
         frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
         for column in _FRAME:

@@ -54,8 +54,18 @@ a list of items, a percentage as printed, a logical value, or a publication date
 Level = Literal["study", "group", "outcome"]
 
 ANALYSIS_FIELDS: tuple[str, ...] = (
-    "study", "cohort", "population", "setting", "group", "agent", "modality", "target",
-    "unit", "outcome", "responders", "evaluable",
+    "study",
+    "cohort",
+    "population",
+    "setting",
+    "group",
+    "agent",
+    "modality",
+    "target",
+    "unit",
+    "outcome",
+    "responders",
+    "evaluable",
 )
 """Columns of ``Corpus.to_frame()`` that :mod:`metaresp.analysis` reads to select, group
 and pool a record (frame names; a test checks each is a frame column)."""
@@ -129,8 +139,9 @@ def _is_model(candidate: object) -> bool:
 def _nested(model: type[BaseModel], name: str) -> tuple[type[BaseModel] | None, bool]:
     """(the model class a field holds, whether it holds a collection of models)."""
     annotation = model.model_fields[name].annotation
-    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (
-        annotation,)
+    options = (
+        get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    )
     for option in options:
         if _is_model(option):
             return option, False
@@ -146,8 +157,9 @@ def fields_of(model: type[BaseModel], level: Level) -> tuple[Field, ...]:
     defs = schema.get("$defs", {})
     out: list[Field] = []
 
-    def add(m: type[BaseModel], props: Mapping[str, Any], prefix: tuple[str, ...],
-            optional: bool) -> None:
+    def add(
+        m: type[BaseModel], props: Mapping[str, Any], prefix: tuple[str, ...], optional: bool
+    ) -> None:
         for name, info in m.model_fields.items():
             inner, collection = _nested(m, name)
             if collection:
@@ -155,15 +167,21 @@ def fields_of(model: type[BaseModel], level: Level) -> tuple[Field, ...]:
             prop = props.get(name, {})
             if inner is not None:
                 nested_props = defs.get(inner.__name__, {}).get("properties", {})
-                add(inner, nested_props, (*prefix, name),
-                    optional or not info.is_required())
+                add(inner, nested_props, (*prefix, name), optional or not info.is_required())
                 continue
             kind, vocabulary = _kind(prop)
             path = (*prefix, name)
-            out.append(Field(
-                name="_".join(path), path=path, level=level, kind=kind,
-                required=info.is_required() and not optional,
-                description=info.description or "", vocabulary=vocabulary))
+            out.append(
+                Field(
+                    name="_".join(path),
+                    path=path,
+                    level=level,
+                    kind=kind,
+                    required=info.is_required() and not optional,
+                    description=info.description or "",
+                    vocabulary=vocabulary,
+                )
+            )
 
     add(model, schema.get("properties", {}), (), False)
     return tuple(out)
@@ -227,8 +245,11 @@ _FRAME_NAMES: dict[tuple[Level, str], str] = {
 ``group``, ``agent`` ...)."""
 
 
-def frame_columns(study: type[BaseModel] = Study, group: type[BaseModel] = Group,
-                  outcome: type[BaseModel] = Outcome) -> tuple[FrameColumn, ...]:
+def frame_columns(
+    study: type[BaseModel] = Study,
+    group: type[BaseModel] = Group,
+    outcome: type[BaseModel] = Outcome,
+) -> tuple[FrameColumn, ...]:
     """The columns of ``Corpus.to_frame()`` in order: ``record``, the study id, every group
     field, every outcome field, the other study fields, then ``file`` and ``line``.
 
@@ -236,7 +257,9 @@ def frame_columns(study: type[BaseModel] = Study, group: type[BaseModel] = Group
     ``percent`` (a float) precedes ``percent_text`` (as printed).
     """
     levels: tuple[tuple[Level, tuple[Field, ...]], ...] = (
-        ("group", group_fields(group)), ("outcome", outcome_fields(outcome)))
+        ("group", group_fields(group)),
+        ("outcome", outcome_fields(outcome)),
+    )
     studies = study_fields(study)
     out: list[FrameColumn] = [FrameColumn("record")]
     out.extend(FrameColumn("study", f) for f in studies if f.name == "id")
@@ -250,8 +273,7 @@ def frame_columns(study: type[BaseModel] = Study, group: type[BaseModel] = Group
             if name == "agent":
                 out.append(FrameColumn("agents", f, join=", ", copy=True))
             taken.update(c.name for c in out[-2:])
-    out.extend(FrameColumn(f.name, f) for f in studies if f.name not in taken
-               and f.name != "id")
+    out.extend(FrameColumn(f.name, f) for f in studies if f.name not in taken and f.name != "id")
     out.extend((FrameColumn("file"), FrameColumn("line")))
     return tuple(out)
 
@@ -261,5 +283,6 @@ def digest_fields(columns: tuple[FrameColumn, ...] | None = None) -> tuple[str, 
     ``agents`` and ``percent`` aside): edits there move no estimate, and ``metaresp diff``
     reports them through one digest."""
     cols = frame_columns() if columns is None else columns
-    return tuple(c.name for c in cols
-                 if c.field is not None and not c.copy and c.name not in COMPARED_FIELDS)
+    return tuple(
+        c.name for c in cols if c.field is not None and not c.copy and c.name not in COMPARED_FIELDS
+    )

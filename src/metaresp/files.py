@@ -38,8 +38,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     still work); moved onto ``path`` when the block finishes without an exception."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
-                                    dir=target.parent)
+    handle, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
+    )
     os.close(handle)
     temp = Path(name)
     try:
@@ -101,8 +102,9 @@ def write_files_atomic(items: Sequence[tuple[Path, str]]) -> list[bytes | None]:
     try:
         for target, text in items:
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                            dir=target.parent)
+            handle, name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+            )
             temps.append((Path(name), target))
             with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
                 out.write(text)

@@ -80,8 +80,11 @@ def diff_studies(old: Study, new: Study) -> list[str]:
             for key in list(a) + [k for k in b if k not in a]:
                 walk(a.get(key), b.get(key), (*path, key))
             return
-        if (isinstance(a, list | tuple) and isinstance(b, list | tuple)
-                and any(isinstance(x, dict) for x in (*a, *b))):
+        if (
+            isinstance(a, list | tuple)
+            and isinstance(b, list | tuple)
+            and any(isinstance(x, dict) for x in (*a, *b))
+        ):
             for i in range(max(len(a), len(b))):
                 here = format_path((*path, i))
                 if i >= len(a):
@@ -99,10 +102,14 @@ def diff_studies(old: Study, new: Study) -> list[str]:
 
 def _exists_message(item: Incoming, file: Path, wording: Literal["corpus", "folder"]) -> str:
     if wording == "corpus":
-        return (f"{item.source}: id: study {item.study.id!r} is already in the corpus "
-                f"({file.as_posix()}); use --update to replace it")
-    return (f"{item.source}: study {item.study.id!r} already exists in {file}; use --update "
-            "to replace it")
+        return (
+            f"{item.source}: id: study {item.study.id!r} is already in the corpus "
+            f"({file.as_posix()}); use --update to replace it"
+        )
+    return (
+        f"{item.source}: study {item.study.id!r} already exists in {file}; use --update "
+        "to replace it"
+    )
 
 
 def plan_placements(
@@ -140,13 +147,16 @@ def plan_placements(
         else:
             target = folder / f"{sid}.yaml"
             if target in taken:
-                problems.append(f"{item.source}: {target} exists and holds another study "
-                                f"({taken[target]!r}); rename one of them")
+                problems.append(
+                    f"{item.source}: {target} exists and holds another study "
+                    f"({taken[target]!r}); rename one of them"
+                )
                 continue
             if target.exists() and not update:
                 problems.append(
                     f"{item.source}: {target} already exists (a file that does not hold a "
-                    f"valid study {sid!r}); use --update to replace it")
+                    f"valid study {sid!r}); use --update to replace it"
+                )
                 continue
             changes, status = (), "new"
         previous = target.read_bytes() if target.exists() else None

@@ -30,10 +30,16 @@ def record_of(study: Study, group: Group, rec: Outcome, record_id: str) -> Recor
     population = group.population or study.population
     cohort = group.cohort or study.cohort
     review = study.via_review
-    label = _label({"group": group.name, "citation": study.citation,
-                    "via_review_reference": review.reference if review else None,
-                    "via_review_authors": review.authors if review else None},
-                   study.id, study.year)
+    label = _label(
+        {
+            "group": group.name,
+            "citation": study.citation,
+            "via_review_reference": review.reference if review else None,
+            "via_review_authors": review.authors if review else None,
+        },
+        study.id,
+        study.year,
+    )
     attributes = {
         "agent": _set(group.agents),
         "modality": _set([group.modality]),
@@ -45,11 +51,23 @@ def record_of(study: Study, group: Group, rec: Outcome, record_id: str) -> Recor
         "population": _set([population]),
     }
     return Record(
-        record_id=record_id, study=study.id, group_id=group.id, group=group.name,
-        cohort=cohort, outcome=rec.outcome, population=population, setting=group.setting,
-        unit=group.unit, events=rec.responders, total=rec.evaluable, label=label,
-        year=study.year, date=_date(study.published, study.year), attributes=attributes,
-        components=tuple(group.components), derived=rec.derived,
+        record_id=record_id,
+        study=study.id,
+        group_id=group.id,
+        group=group.name,
+        cohort=cohort,
+        outcome=rec.outcome,
+        population=population,
+        setting=group.setting,
+        unit=group.unit,
+        events=rec.responders,
+        total=rec.evaluable,
+        label=label,
+        year=study.year,
+        date=_date(study.published, study.year),
+        attributes=attributes,
+        components=tuple(group.components),
+        derived=rec.derived,
     )
 
 

@@ -65,8 +65,10 @@ class RunOutput:
     def message(self) -> str:
         pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
         aside = sum(len(r.set_aside) for r in self.results)
-        return (f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
-                f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s")
+        return (
+            f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
+            f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s"
+        )
 
 
 def _display_path(path: Path) -> str:
@@ -79,8 +81,10 @@ def check_out_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in MARKER_NAMES):
-        raise InputError(f"{out}: --out is a non-empty folder without earlier results "
-                         f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it")
+        raise InputError(
+            f"{out}: --out is a non-empty folder without earlier results "
+            f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it"
+        )
 
 
 def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
@@ -89,8 +93,13 @@ def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
     return [run_analysis(a, records) for a in plan.expanded()]
 
 
-def _write_report(folder: Path, results: Sequence[AnalysisResult], title: str, version: str,
-                  figures: dict[str, tuple[Path, Path]]) -> None:
+def _write_report(
+    folder: Path,
+    results: Sequence[AnalysisResult],
+    title: str,
+    version: str,
+    figures: dict[str, tuple[Path, Path]],
+) -> None:
     """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
     notes; the records pooled and the records set aside with their reasons."""
     import pandas as pd
@@ -108,31 +117,69 @@ def _write_report(folder: Path, results: Sequence[AnalysisResult], title: str, v
             figs = (ReportFigure.from_files(f"Forest plot: {a.title}", png=png, svg=svg),)
         description = a.description or (
             f"{a.outcome}; population {', '.join(a.population)}; setting "
-            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}.")
-        analyses.append(ReportAnalysis(
-            title=a.title, description=description,
-            forest=None if result.empty else result.forest_data(), figures=figs,
-            warnings=tuple(result.pooled.notes) if result.empty else ()))
+            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
+        )
+        analyses.append(
+            ReportAnalysis(
+                title=a.title,
+                description=description,
+                forest=None if result.empty else result.forest_data(),
+                figures=figs,
+                warnings=tuple(result.pooled.notes) if result.empty else (),
+            )
+        )
         for g in result.pooled.groups:
             for r in g.records:
-                included.append({"analysis": a.name, "record_id": r.record_id,
-                                 "subgroup": g.name, "study": r.label, "unit": r.unit,
-                                 "responders": r.events, "evaluable": r.total})
-    excluded = pd.DataFrame([{"analysis": r.analysis.name, "record_id": s.record_id,
-                              "study": s.label, "subgroup": s.subgroup or "",
-                              "reason": s.reason}
-                             for r in results for s in r.set_aside],
-                            columns=["analysis", "record_id", "study", "subgroup", "reason"])
-    write_report(folder / "report.html", title=title, corpus_version=version,
-                 analyses=analyses,
-                 included=pd.DataFrame(included, columns=[
-                     "analysis", "record_id", "subgroup", "study", "unit", "responders",
-                     "evaluable"]),
-                 excluded=excluded, generated=f"metaresp {__version__}")
+                included.append(
+                    {
+                        "analysis": a.name,
+                        "record_id": r.record_id,
+                        "subgroup": g.name,
+                        "study": r.label,
+                        "unit": r.unit,
+                        "responders": r.events,
+                        "evaluable": r.total,
+                    }
+                )
+    excluded = pd.DataFrame(
+        [
+            {
+                "analysis": r.analysis.name,
+                "record_id": s.record_id,
+                "study": s.label,
+                "subgroup": s.subgroup or "",
+                "reason": s.reason,
+            }
+            for r in results
+            for s in r.set_aside
+        ],
+        columns=["analysis", "record_id", "study", "subgroup", "reason"],
+    )
+    write_report(
+        folder / "report.html",
+        title=title,
+        corpus_version=version,
+        analyses=analyses,
+        included=pd.DataFrame(
+            included,
+            columns=[
+                "analysis",
+                "record_id",
+                "subgroup",
+                "study",
+                "unit",
+                "responders",
+                "evaluable",
+            ],
+        ),
+        excluded=excluded,
+        generated=f"metaresp {__version__}",
+    )
 
 
-def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
-                   progress: bool = True) -> RunOutput:
+def run_plan_files(
+    plan_path: Path, extractions: Path, out: Path, *, progress: bool = True
+) -> RunOutput:
     """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
@@ -143,8 +190,15 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
         return _run_into(plan, plan_path, extractions, out, progress, pool, started)
 
 
-def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progress: bool,
-              pool: Executor | None, started: float) -> RunOutput:
+def _run_into(
+    plan: Plan,
+    plan_path: Path,
+    extractions: Path,
+    out: Path,
+    progress: bool,
+    pool: Executor | None,
+    started: float,
+) -> RunOutput:
     from metaresp.corpus import load_extractions
 
     corpus = load_extractions(extractions)
@@ -179,8 +233,13 @@ def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progres
             bar.step("writing the report")
             _write_report(tmp, results, plan.title, version, figures)
         files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
-    return RunOutput(out=out, results=tuple(results), files=files,
-                     seconds=time.perf_counter() - started, warnings=tuple(notes))
+    return RunOutput(
+        out=out,
+        results=tuple(results),
+        files=files,
+        seconds=time.perf_counter() - started,
+        warnings=tuple(notes),
+    )
 
 
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
@@ -190,12 +249,14 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
     if kind == "forest":
         save_forest(data, png, svg)
     else:
-        save_cumulative(data.rows, png, svg, title=data.title, outcome=data.outcome,
-                        model_note=data.model_note)
+        save_cumulative(
+            data.rows, png, svg, title=data.title, outcome=data.outcome, model_note=data.model_note
+        )
 
 
-def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progress,
-                  pool: Executor | None) -> dict[str, tuple[Path, Path]]:
+def _draw_figures(
+    folder: Path, results: Sequence[AnalysisResult], bar: _Progress, pool: Executor | None
+) -> dict[str, tuple[Path, Path]]:
     """Draw every figure; on a machine with more than one core, in worker processes."""
     figures: dict[str, tuple[Path, Path]] = {}
     jobs: list[tuple[str, Any, Path, Path]] = []
@@ -210,8 +271,10 @@ def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progres
         figures[result.analysis.name] = (png, svg)
     from metaresp.cumulative import write_cumulative
 
-    jobs.extend(("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
-                for fig in write_cumulative(folder, results))
+    jobs.extend(
+        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
+        for fig in write_cumulative(folder, results)
+    )
     bar.grow(len(jobs) - len(figures))
     if pool is None:
         for job in jobs:
@@ -247,8 +310,9 @@ def _figure_pool() -> Iterator[Executor | None]:
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_warm_worker) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_warm_worker
+    ) as pool:
         for _ in range(workers):
             pool.submit(int)
         yield pool
@@ -269,9 +333,14 @@ class _Progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             console = Console(stderr=True)
-            self._progress = Progress(TextColumn("{task.description:<40}"), BarColumn(),
-                                      TextColumn("{task.completed}/{task.total}"),
-                                      TimeElapsedColumn(), console=console, transient=True)
+            self._progress = Progress(
+                TextColumn("{task.description:<40}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
             self._progress.__enter__()
             self._task = self._progress.add_task("reading", total=self.total)
         return self
@@ -289,4 +358,3 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
-

@@ -52,12 +52,18 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    debug: Annotated[bool, typer.Option(
-        "--debug", help=f"Show the traceback of an internal error (also: {DEBUG_VARIABLE}=1)."
-    )] = False,
-    version: Annotated[bool, typer.Option(
-        "--version", help="Print the version and exit.", callback=_show_version,
-        is_eager=True)] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help=f"Show the traceback of an internal error (also: {DEBUG_VARIABLE}=1)."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """Evidence synthesis of response rates: validate extractions, pool, plot, report."""
     _debug["on"] = debug

@@ -50,12 +50,12 @@ def read_new_studies(path: Path) -> list[Incoming]:
 
         corpus = read_workbook(path)
         return [Incoming(s, dump_study(s), f"{path} (study {s.id})") for s in corpus.studies]
-    raise InputError(f"{path}: expected an extraction file (.yaml, .yml) or a workbook "
-                     "(.xlsx)")
+    raise InputError(f"{path}: expected an extraction file (.yaml, .yml) or a workbook (.xlsx)")
 
 
-def plan_addition(extractions: Path, new: Sequence[Incoming], *,
-                  update: bool = False) -> tuple[list[Placement], list[str]]:
+def plan_addition(
+    extractions: Path, new: Sequence[Incoming], *, update: bool = False
+) -> tuple[list[Placement], list[str]]:
     """Check the new studies against the corpus without touching it.
 
     The placements come from :func:`metaresp.intake.plan_placements` (a study id already
@@ -71,9 +71,13 @@ def plan_addition(extractions: Path, new: Sequence[Incoming], *,
         raise InputError(f"{extractions}: extractions folder not found")
     before = check_extractions(extractions)
     if before.errors:
-        raise InputError([f"{extractions}: the corpus has errors before adding anything; "
-                          "fix them first (metaresp validate):",
-                          *(str(p) for p in before.errors)])
+        raise InputError(
+            [
+                f"{extractions}: the corpus has errors before adding anything; "
+                "fix them first (metaresp validate):",
+                *(str(p) for p in before.errors),
+            ]
+        )
     existing: dict[str, tuple[Study, Path]] = {}
     for s, f in zip(before.studies, before.study_files, strict=True):
         existing.setdefault(s.id, (s, extractions / Path(f).name))
@@ -93,11 +97,15 @@ def plan_addition(extractions: Path, new: Sequence[Incoming], *,
         def shown(problem: Any) -> str:
             """The problem with the temporary folder's paths turned back into ours."""
             return inside.sub(
-                lambda m: sources.get(m[1], (extractions / m[1]).as_posix()), str(problem))
+                lambda m: sources.get(m[1], (extractions / m[1]).as_posix()), str(problem)
+            )
 
         errors = [shown(p) for p in after.errors]
-        warnings = [shown(p) for p in after.warnings
-                    if Path(p.file).name in sources or any(s in str(p) for s in ids)]
+        warnings = [
+            shown(p)
+            for p in after.warnings
+            if Path(p.file).name in sources or any(s in str(p) for s in ids)
+        ]
     if errors:
         raise InputError(errors)
     return placements, warnings

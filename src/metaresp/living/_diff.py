@@ -47,7 +47,6 @@ shows up as changed."""
 Position = Literal["above", "below", "includes"]
 
 
-
 @dataclass(frozen=True)
 class Estimate:
     """One estimate of a state (pooled, or a single study shown); proportions 0-1."""
@@ -72,7 +71,7 @@ class Estimate:
         return (self.analysis, self.subgroup)
 
     def name(self) -> str:
-        """"title, subgroup" (just the title for an analysis without subgroups)."""
+        """ "title, subgroup" (just the title for an analysis without subgroups)."""
         from metaresp.analysis import ALL_STUDIES
 
         return self.title if self.subgroup == ALL_STUDIES else f"{self.title}, {self.subgroup}"
@@ -95,8 +94,7 @@ def _float(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _estimate(analysis: Mapping[str, Any], item: Mapping[str, Any], overall: bool
-              ) -> Estimate:
+def _estimate(analysis: Mapping[str, Any], item: Mapping[str, Any], overall: bool) -> Estimate:
     model = analysis.get("model") if isinstance(analysis.get("model"), dict) else None
     level = _float((model or {}).get("level")) or 0.95
     return Estimate(
@@ -137,7 +135,8 @@ def _set_aside_of(state: Mapping[str, Any]) -> dict[str, list[str]]:
         for item in analysis.get("set_aside", ()) or ():
             if isinstance(item, dict) and "record" in item:
                 out.setdefault(str(item["record"]), []).append(
-                    f"{analysis.get('analysis')}: {item.get('reason', 'set aside')}")
+                    f"{analysis.get('analysis')}: {item.get('reason', 'set aside')}"
+                )
     return out
 
 
@@ -149,8 +148,6 @@ def _records_of(state: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
 def _ids_used(state: Mapping[str, Any]) -> set[str]:
     ids = {r for est in estimates_of(state).values() for r in est.records}
     return ids | set(_set_aside_of(state))
-
-
 
 
 @dataclass(frozen=True)
@@ -253,8 +250,11 @@ class StateDiff:
 def _moved(old: Estimate, new: Estimate) -> bool:
     if old.k != new.k or old.pooled != new.pooled or set(old.records) != set(new.records):
         return True
-    for a, b in ((old.estimate, new.estimate), (old.ci_low, new.ci_low),
-                 (old.ci_high, new.ci_high)):
+    for a, b in (
+        (old.estimate, new.estimate),
+        (old.ci_low, new.ci_low),
+        (old.ci_high, new.ci_high),
+    ):
         if (a is None) != (b is None):
             return True
         if a is not None and b is not None and abs(a - b) > TOLERANCE:
@@ -281,34 +281,52 @@ def _crossings(change: EstimateChange) -> list[Crossing]:
     after = new.position()
     if before is not None and after is not None and before != after:
         if after == "above":
-            msg = (f"CI lower bound now above {tt} ({pct(old.ci_low)} → {pct(new.ci_low)})"
-                   if before == "includes" else f"CI now wholly above {tt} (was wholly below)")
+            msg = (
+                f"CI lower bound now above {tt} ({pct(old.ci_low)} → {pct(new.ci_low)})"
+                if before == "includes"
+                else f"CI now wholly above {tt} (was wholly below)"
+            )
         elif after == "below":
-            msg = (f"CI upper bound now below {tt} ({pct(old.ci_high)} → "
-                   f"{pct(new.ci_high)})" if before == "includes"
-                   else f"CI now wholly below {tt} (was wholly above)")
+            msg = (
+                f"CI upper bound now below {tt} ({pct(old.ci_high)} → {pct(new.ci_high)})"
+                if before == "includes"
+                else f"CI now wholly below {tt} (was wholly above)"
+            )
         elif before == "above":
-            msg = (f"CI now includes {tt}: lower bound {pct(old.ci_low)} → "
-                   f"{pct(new.ci_low)} (was wholly above)")
+            msg = (
+                f"CI now includes {tt}: lower bound {pct(old.ci_low)} → "
+                f"{pct(new.ci_low)} (was wholly above)"
+            )
         else:
-            msg = (f"CI now includes {tt}: upper bound {pct(old.ci_high)} → "
-                   f"{pct(new.ci_high)} (was wholly below)")
+            msg = (
+                f"CI now includes {tt}: upper bound {pct(old.ci_high)} → "
+                f"{pct(new.ci_high)} (was wholly below)"
+            )
         out.append(Crossing(change.key, t, "ci", before, after, msg))
     if old.estimate is not None and new.estimate is not None:
         side_old = old.estimate * 100 >= t
         side_new = new.estimate * 100 >= t
         if side_old != side_new:
             word = "above" if side_new else "below"
-            out.append(Crossing(
-                change.key, t, "estimate", "above" if side_old else "below", word,
-                f"point estimate now {word} {tt} ({pct(old.estimate)} → "
-                f"{pct(new.estimate)})"))
+            out.append(
+                Crossing(
+                    change.key,
+                    t,
+                    "estimate",
+                    "above" if side_old else "below",
+                    word,
+                    f"point estimate now {word} {tt} ({pct(old.estimate)} → {pct(new.estimate)})",
+                )
+            )
     return out
 
 
 def _field_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
-    out = [FieldChange(name, old.get(name), new.get(name))
-           for name in RECORD_FIELDS if old.get(name) != new.get(name)]
+    out = [
+        FieldChange(name, old.get(name), new.get(name))
+        for name in RECORD_FIELDS
+        if old.get(name) != new.get(name)
+    ]
     if old.get("digest") != new.get("digest"):
         out.append(FieldChange("text", None, None))
     return tuple(out)
@@ -321,8 +339,9 @@ def _counts(entry: Mapping[str, Any] | None) -> str:
     return f"{'?' if r is None else r}/{'?' if n is None else n}"
 
 
-def compare(old: Mapping[str, Any] | None, new: Mapping[str, Any],
-            against: str = "the published state") -> StateDiff:
+def compare(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any], against: str = "the published state"
+) -> StateDiff:
     """What changed from state ``old`` (``None``: nothing published yet) to ``new``.
 
     Without an earlier state every estimate is new and the records are not listed (they
@@ -353,9 +372,11 @@ def compare(old: Mapping[str, Any] | None, new: Mapping[str, Any],
             ids_new = set(recs_new)
         added, removed = sorted(ids_new - ids_old), sorted(ids_old - ids_new)
         which = "the earlier state" if recs_old is None else "the current state"
-        notes.append(f"{which} has no record fingerprints ({RECORDS_KEY}): added and "
-                     "removed records are those an analysis used or set aside, and edited "
-                     "records cannot be detected")
+        notes.append(
+            f"{which} has no record fingerprints ({RECORDS_KEY}): added and "
+            "removed records are those an analysis used or set aside, and edited "
+            "records cannot be detected"
+        )
 
     # estimates
     changes: list[EstimateChange] = []
@@ -377,8 +398,11 @@ def compare(old: Mapping[str, Any] | None, new: Mapping[str, Any],
             continue
         reason = ""
         if not entered and not left and not touched:
-            reason = ("the model changed" if (o.model or {}) != (n.model or {})
-                      else "no record changed: the plan or the engine changed")
+            reason = (
+                "the model changed"
+                if (o.model or {}) != (n.model or {})
+                else "no record changed: the plan or the engine changed"
+            )
         changes.append(EstimateChange(key, "changed", o, n, entered, left, touched, reason))
 
     # which estimates each record moved
@@ -402,29 +426,53 @@ def compare(old: Mapping[str, Any] | None, new: Mapping[str, Any],
     for rid in added:
         entry = (recs_new or {}).get(rid)
         moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
-        record_changes.append(RecordChange(
-            rid, study_of(rid, entry), "added", moved=moved, counts=_counts(entry),
-            why_not="" if moved else why(rid, aside_new)))
+        record_changes.append(
+            RecordChange(
+                rid,
+                study_of(rid, entry),
+                "added",
+                moved=moved,
+                counts=_counts(entry),
+                why_not="" if moved else why(rid, aside_new),
+            )
+        )
     for rid in removed:
         entry = (recs_old or {}).get(rid)
         moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
-        record_changes.append(RecordChange(
-            rid, study_of(rid, entry), "removed", moved=moved, counts=_counts(entry),
-            why_not="" if moved else why(rid, aside_old)))
+        record_changes.append(
+            RecordChange(
+                rid,
+                study_of(rid, entry),
+                "removed",
+                moved=moved,
+                counts=_counts(entry),
+                why_not="" if moved else why(rid, aside_old),
+            )
+        )
     for rid, fields_changed in edited_fields.items():
         entry = (recs_new or {}).get(rid)
         moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
-        record_changes.append(RecordChange(
-            rid, study_of(rid, entry), "edited", fields=fields_changed, moved=moved,
-            counts=_counts(entry), why_not="" if moved else why(rid, aside_new)))
+        record_changes.append(
+            RecordChange(
+                rid,
+                study_of(rid, entry),
+                "edited",
+                fields=fields_changed,
+                moved=moved,
+                counts=_counts(entry),
+                why_not="" if moved else why(rid, aside_new),
+            )
+        )
 
     crossings = [c for ch in changes for c in _crossings(ch)]
     version_old = old.get("corpus_version")
     version_new = new.get("corpus_version")
     return StateDiff(
-        against=against, estimates=tuple(changes), records=tuple(record_changes),
+        against=against,
+        estimates=tuple(changes),
+        records=tuple(record_changes),
         crossings=tuple(crossings),
         old_version=str(version_old) if version_old is not None else None,
         new_version=str(version_new) if version_new is not None else None,
-        notes=tuple(notes))
-
+        notes=tuple(notes),
+    )

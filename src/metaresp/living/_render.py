@@ -11,6 +11,7 @@ from metaresp.living._diff import pct as _pct
 
 __all__ = ["changelog", "diff_dict", "format_diff"]
 
+
 def _ci(est: Estimate | None) -> str:
     if est is None or est.estimate is None:
         return "—"
@@ -32,8 +33,10 @@ def _delta(ch: EstimateChange) -> str:
 
 def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    ]
 
 
 def _label(key: tuple[str, str]) -> str:
@@ -70,14 +73,25 @@ def format_diff(diff: StateDiff) -> str:
             lines.append(f"      moved nothing: {rc.why_not}")
     lines.append("")
     moved = [e for e in diff.estimates if e.status != "unchanged"]
-    lines.append(f"Estimates: {len(diff.changed)} changed, {len(diff.new)} new, "
-                 f"{len(diff.vanished)} vanished, {len(diff.unchanged)} unchanged")
+    lines.append(
+        f"Estimates: {len(diff.changed)} changed, {len(diff.new)} new, "
+        f"{len(diff.vanished)} vanished, {len(diff.unchanged)} unchanged"
+    )
     if moved:
         rows = [("", "analysis", "subgroup", "k", "before (95% CI)", "after (95% CI)", "Δ")]
         mark = {"changed": "~", "new": "+", "vanished": "-"}
         for ch in moved:
-            rows.append((mark[ch.status], ch.key[0], ch.key[1], _k(ch), _ci(ch.old),
-                         _ci(ch.new), _delta(ch)))
+            rows.append(
+                (
+                    mark[ch.status],
+                    ch.key[0],
+                    ch.key[1],
+                    _k(ch),
+                    _ci(ch.old),
+                    _ci(ch.new),
+                    _delta(ch),
+                )
+            )
         lines.extend(_table(rows))
         for ch in moved:
             why = _why_moved(ch)
@@ -114,8 +128,10 @@ def _describe(est: Estimate) -> str:
         return "no estimate"
     studies = f"{est.k} stud{'y' if est.k == 1 else 'ies'}, {est.patients} patients"
     kind = "" if est.pooled else ", a single study, not pooled"
-    return (f"{_pct(est.estimate)} ({level} CI {_pct(est.ci_low)} to {_pct(est.ci_high)}; "
-            f"{studies}{kind})")
+    return (
+        f"{_pct(est.estimate)} ({level} CI {_pct(est.ci_low)} to {_pct(est.ci_high)}; "
+        f"{studies}{kind})"
+    )
 
 
 def _join(items: Iterable[str]) -> str:
@@ -151,15 +167,15 @@ def changelog(diff: StateDiff) -> str:
     for ch in diff.changed:
         assert ch.old is not None
         assert ch.new is not None
-        sentences.append(f"{ch.new.name()}: now {_describe(ch.new)}, previously "
-                         f"{_describe(ch.old)}.")
+        sentences.append(
+            f"{ch.new.name()}: now {_describe(ch.new)}, previously {_describe(ch.old)}."
+        )
     for ch in diff.new:
         assert ch.new is not None
         sentences.append(f"New estimate, {ch.new.name()}: {_describe(ch.new)}.")
     for ch in diff.vanished:
         assert ch.old is not None
-        sentences.append(f"No longer estimated: {ch.old.name()} (previously "
-                         f"{_describe(ch.old)}).")
+        sentences.append(f"No longer estimated: {ch.old.name()} (previously {_describe(ch.old)}).")
     for c in diff.crossings:
         name = estimates[c.key].current.name()
         sentences.append(f"For {name}, the {c.message}.")
@@ -174,9 +190,16 @@ def changelog(diff: StateDiff) -> str:
 def _estimate_json(est: Estimate | None) -> dict[str, Any] | None:
     if est is None:
         return None
-    return {"k": est.k, "patients": est.patients, "pooled": est.pooled,
-            "estimate": est.estimate, "ci_low": est.ci_low, "ci_high": est.ci_high,
-            "level": est.level, "records": list(est.records)}
+    return {
+        "k": est.k,
+        "patients": est.patients,
+        "pooled": est.pooled,
+        "estimate": est.estimate,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "level": est.level,
+        "records": list(est.records),
+    }
 
 
 def diff_dict(diff: StateDiff) -> dict[str, Any]:
@@ -190,20 +213,43 @@ def diff_dict(diff: StateDiff) -> dict[str, Any]:
         "corpus_version": {"old": diff.old_version, "new": diff.new_version},
         "notes": list(diff.notes),
         "records": [
-            {"record": rc.record, "study": rc.study, "change": rc.kind, "counts": rc.counts,
-             "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in rc.fields],
-             "moved": [key(k) for k in rc.moved], "moved_nothing_because": rc.why_not or None}
-            for rc in diff.records],
+            {
+                "record": rc.record,
+                "study": rc.study,
+                "change": rc.kind,
+                "counts": rc.counts,
+                "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in rc.fields],
+                "moved": [key(k) for k in rc.moved],
+                "moved_nothing_because": rc.why_not or None,
+            }
+            for rc in diff.records
+        ],
         "estimates": [
-            {**key(ch.key), "title": ch.current.title, "status": ch.status,
-             "old": _estimate_json(ch.old), "new": _estimate_json(ch.new),
-             "records_in": list(ch.entered), "records_out": list(ch.left),
-             "records_edited": list(ch.edited), "reason": ch.reason or None}
-            for ch in diff.estimates if ch.status != "unchanged"],
+            {
+                **key(ch.key),
+                "title": ch.current.title,
+                "status": ch.status,
+                "old": _estimate_json(ch.old),
+                "new": _estimate_json(ch.new),
+                "records_in": list(ch.entered),
+                "records_out": list(ch.left),
+                "records_edited": list(ch.edited),
+                "reason": ch.reason or None,
+            }
+            for ch in diff.estimates
+            if ch.status != "unchanged"
+        ],
         "unchanged": [key(ch.key) for ch in diff.unchanged],
         "crossings": [
-            {**key(c.key), "threshold_percent": c.threshold, "kind": c.kind, "old": c.old,
-             "new": c.new, "message": c.message} for c in diff.crossings],
+            {
+                **key(c.key),
+                "threshold_percent": c.threshold,
+                "kind": c.kind,
+                "old": c.old,
+                "new": c.new,
+                "message": c.message,
+            }
+            for c in diff.crossings
+        ],
         "changelog": changelog(diff),
     }
-

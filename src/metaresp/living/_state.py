@@ -66,8 +66,6 @@ TEXT_FIELDS: tuple[str, ...] = digest_fields()
 an edit there moves no estimate, and shows as a text edit."""
 
 
-
-
 def _plain(value: Any) -> Any:
     """A frame cell as a JSON value (``None`` for NA)."""
     if value is None:
@@ -100,15 +98,17 @@ def record_table(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         cells = dict(zip(columns, row, strict=True))
         entry = {name: _plain(cells.get(name)) for name in RECORD_FIELDS}
         values = {name: _plain(cells.get(name)) for name in TEXT_FIELDS}
-        text = json.dumps({k: v for k, v in values.items() if v is not None},
-                          ensure_ascii=False, sort_keys=True)
+        text = json.dumps(
+            {k: v for k, v in values.items() if v is not None}, ensure_ascii=False, sort_keys=True
+        )
         entry["digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         out[str(cells["record"])] = entry
     return dict(sorted(out.items()))
 
 
-def build_state(results: Sequence[AnalysisResult], frame: pd.DataFrame,
-                **meta: Any) -> dict[str, Any]:
+def build_state(
+    results: Sequence[AnalysisResult], frame: pd.DataFrame, **meta: Any
+) -> dict[str, Any]:
     """The state of a run: :func:`metaresp.analysis.summary` plus the record fingerprints."""
     from metaresp.analysis import summary
 
@@ -117,15 +117,22 @@ def build_state(results: Sequence[AnalysisResult], frame: pd.DataFrame,
     return state
 
 
-def state_meta(plan_path: Path, title: str, extractions: Path, n_studies: int,
-               n_records: int) -> dict[str, Any]:
+def state_meta(
+    plan_path: Path, title: str, extractions: Path, n_studies: int, n_records: int
+) -> dict[str, Any]:
     """The descriptive fields of a state, as ``metaresp run`` writes them."""
+
     def shown(path: Path) -> str:
         return str(path) if not path.is_absolute() else path.name
 
-    return {"title": title, "plan": shown(plan_path), "extractions": shown(extractions),
-            "corpus_version": corpus_version(extractions), "studies": n_studies,
-            "records": n_records}
+    return {
+        "title": title,
+        "plan": shown(plan_path),
+        "extractions": shown(extractions),
+        "corpus_version": corpus_version(extractions),
+        "studies": n_studies,
+        "records": n_records,
+    }
 
 
 def corpus_version(folder: Path) -> str:
@@ -153,14 +160,16 @@ def current_state(plan_path: Path, extractions: Path) -> dict[str, Any]:
     frame = corpus.to_frame()
     records = records_from_corpus(corpus)
     results = [run_analysis(a, records) for a in plan.expanded()]
-    return build_state(results, frame, **state_meta(plan_path, plan.title, extractions,
-                                                   len(corpus.studies), len(frame)))
+    return build_state(
+        results,
+        frame,
+        **state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame)),
+    )
 
 
 def state_text(state: Mapping[str, Any]) -> str:
     """The state as written to disk (indented JSON, UTF-8, final newline)."""
     return json.dumps(state, indent=2, ensure_ascii=False) + "\n"
-
 
 
 def publish(state: Mapping[str, Any], path: Path = PUBLISHED_PATH) -> Path:
@@ -173,10 +182,15 @@ def check_state(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("analyses"), list):
         raise InputError(f"{source}: not a metaresp summary (no 'analyses' list)")
     for i, analysis in enumerate(data["analyses"]):
-        if (not isinstance(analysis, dict) or not isinstance(analysis.get("analysis"), str)
-                or not isinstance(analysis.get("estimates"), list)):
-            raise InputError(f"{source}: analyses[{i}]: not a metaresp analysis summary "
-                             "(needs 'analysis' and 'estimates')")
+        if (
+            not isinstance(analysis, dict)
+            or not isinstance(analysis.get("analysis"), str)
+            or not isinstance(analysis.get("estimates"), list)
+        ):
+            raise InputError(
+                f"{source}: analyses[{i}]: not a metaresp analysis summary "
+                "(needs 'analysis' and 'estimates')"
+            )
     records = data.get(RECORDS_KEY)
     if records is not None and not isinstance(records, dict):
         raise InputError(f"{source}: {RECORDS_KEY}: expected a mapping of record ids")
@@ -201,8 +215,9 @@ def _git(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     git = shutil.which("git")
     if git is None:
         raise FileNotFoundError("git")
-    return subprocess.run([git, *args], cwd=cwd, capture_output=True, text=True,
-                          encoding="utf-8", check=False)
+    return subprocess.run(
+        [git, *args], cwd=cwd, capture_output=True, text=True, encoding="utf-8", check=False
+    )
 
 
 def read_state_at_ref(ref: str, path: Path = PUBLISHED_PATH) -> dict[str, Any]:
@@ -217,26 +232,31 @@ def read_state_at_ref(ref: str, path: Path = PUBLISHED_PATH) -> dict[str, Any]:
     try:
         top = _git(["rev-parse", "--show-toplevel"], folder)
     except FileNotFoundError:
-        raise InputError(f"{where}: no such file, and git is not installed to read it as a "
-                         "revision") from None
+        raise InputError(
+            f"{where}: no such file, and git is not installed to read it as a revision"
+        ) from None
     if top.returncode != 0:
         raise InputError(f"{where}: no such file, and {folder} is not in a git repository")
     root = Path(top.stdout.strip()).resolve()
     try:
         relative = target.relative_to(root).as_posix()
     except ValueError:
-        raise InputError(f"{where}: the published state {path} is outside the git "
-                         f"repository {root}") from None
+        raise InputError(
+            f"{where}: the published state {path} is outside the git repository {root}"
+        ) from None
     shown = _git(["show", f"{ref}:{relative}"], root)
     if shown.returncode != 0:
         first = (shown.stderr.strip().splitlines() or ["git show failed"])[0]
-        raise InputError(f"{where}: not a file, nor a git revision holding {relative} "
-                         f"({first.removeprefix('fatal: ')})")
+        raise InputError(
+            f"{where}: not a file, nor a git revision holding {relative} "
+            f"({first.removeprefix('fatal: ')})"
+        )
     return parse_state(shown.stdout, f"{ref}:{relative}")
 
 
-def load_previous(against: str | None, published: Path = PUBLISHED_PATH
-                  ) -> tuple[dict[str, Any] | None, str]:
+def load_previous(
+    against: str | None, published: Path = PUBLISHED_PATH
+) -> tuple[dict[str, Any] | None, str]:
     """The state to compare with, and a label naming it.
 
     ``against`` is a summary file or a git revision (read as the published state file at
@@ -253,8 +273,6 @@ def load_previous(against: str | None, published: Path = PUBLISHED_PATH
     return read_state_at_ref(against, published), f"{against}:{published.as_posix()}"
 
 
-
-
 def finish_run(out: Path, published: Path | None = PUBLISHED_PATH) -> list[str]:
     """What ``metaresp run`` does after the results folder is in place: copy its
     ``summary.json`` (which already carries the record fingerprints) to ``published`` as
@@ -264,4 +282,3 @@ def finish_run(out: Path, published: Path | None = PUBLISHED_PATH) -> list[str]:
         return []
     publish(read_state_file(out / SUMMARY_NAME), published)
     return [f"published state written to {published}"]
-

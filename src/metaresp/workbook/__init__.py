@@ -91,5 +91,3 @@ __all__ = [
     "write_template",
     "write_workbook",
 ]
-
-

@@ -20,8 +20,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from openpyxl.workbook.workbook import Workbook
     from openpyxl.worksheet.worksheet import Worksheet
 
-__all__ = ["Book", "CellReader", "cell_ref", "data_rows", "find_columns", "find_sheet",
-           "parse_cell"]
+__all__ = [
+    "Book",
+    "CellReader",
+    "cell_ref",
+    "data_rows",
+    "find_columns",
+    "find_sheet",
+    "parse_cell",
+]
+
 
 def cell_ref(sheet: str, column: int, row: int) -> str:
     from openpyxl.utils import get_column_letter
@@ -268,4 +276,3 @@ def data_rows(ws: Worksheet) -> Iterator[int]:
             for c in ws[row]
         ):
             yield row
-

@@ -24,4 +24,3 @@ def unescape_text(text: str) -> str:
     if "_x" not in text:
         return text
     return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
-

@@ -69,8 +69,10 @@ def import_workbook(
             replaced |= {(folder / f"{i}.yaml").as_posix() for i in incoming}
         folder_errors = [p for p in report.errors if p.file not in replaced]
 
-    items = [Incoming(study, dump_study(study), cells[("id",)])
-             for study, cells in zip(parsed.studies, parsed.cells, strict=True)]
+    items = [
+        Incoming(study, dump_study(study), cells[("id",)])
+        for study, cells in zip(parsed.studies, parsed.cells, strict=True)
+    ]
     problems: list[str] = list(parsed.problems)
     placements = []
     try:

@@ -53,7 +53,6 @@ EXCEL_CELL_CHARS = 32_767
 EXAMPLE_ID = "example-2024"
 
 
-
 @dataclass(frozen=True)
 class Column:
     """One workbook column: header, how its cells are read, and its README line."""
@@ -99,17 +98,44 @@ _RECORD_DOCS: dict[str, str] = {
 }
 # Column widths (Excel character units); other columns get the width of their kind.
 _STUDY_WIDTHS: dict[str, float] = {
-    "id": 24, "citation": 60, "doi": 28, "year": 8, "published": 12, "design": 22,
-    "centres": 9, "population": 24, "cohort": 26, "source": 36, "via_review_authors": 20,
-    "via_review_year": 10, "via_review_reference": 12, "notes": 60,
+    "id": 24,
+    "citation": 60,
+    "doi": 28,
+    "year": 8,
+    "published": 12,
+    "design": 22,
+    "centres": 9,
+    "population": 24,
+    "cohort": 26,
+    "source": 36,
+    "via_review_authors": 20,
+    "via_review_year": 10,
+    "via_review_reference": 12,
+    "notes": 60,
 }
 _GROUP_WIDTHS: dict[str, float] = {
-    "study": 24, "group_id": 22, "name": 30, "agents": 24, "modality": 16, "target": 14,
-    "setting": 14, "unit": 10, "population": 24, "cohort": 22, "components": 18,
+    "study": 24,
+    "group_id": 22,
+    "name": 30,
+    "agents": 24,
+    "modality": 16,
+    "target": 14,
+    "setting": 14,
+    "unit": 10,
+    "population": 24,
+    "cohort": 22,
+    "components": 18,
 }
 _RECORD_WIDTHS: dict[str, float] = {
-    "outcome": 10, "responders": 11, "evaluable": 11, "percent": 10, "derived": 9,
-    "derivation": 30, "note": 30, "quote": 60, "location": 22,
+    "outcome": 10,
+    "responders": 11,
+    "evaluable": 11,
+    "percent": 10,
+    "derived": 9,
+    "derivation": 30,
+    "note": 30,
+    "quote": 60,
+    "location": 22,
 }
 _KIND_WIDTHS: dict[str, float] = {"text": 30, "list": 18, "slug": 22, "term": 16}
 GROUP_ID = "group_id"
@@ -122,18 +148,29 @@ def _doc(field: Field, wording: Mapping[str, str]) -> str:
     return text.replace("null", "empty")
 
 
-def columns_for(fields: Sequence[Field], wording: Mapping[str, str],
-                widths: Mapping[str, float], rename: Mapping[str, str] | None = None
-                ) -> tuple[Column, ...]:
+def columns_for(
+    fields: Sequence[Field],
+    wording: Mapping[str, str],
+    widths: Mapping[str, float],
+    rename: Mapping[str, str] | None = None,
+) -> tuple[Column, ...]:
     """One column per schema field, in the model's order (``rename``: header names that
     differ from the field's flat name)."""
     names = rename or {}
     out: list[Column] = []
     for f in fields:
         name = names.get(f.name, f.name)
-        out.append(Column(name, f.kind, f.required,
-                          widths.get(name, _KIND_WIDTHS.get(f.kind, 11)),
-                          _doc(f, wording), f.vocabulary, f))
+        out.append(
+            Column(
+                name,
+                f.kind,
+                f.required,
+                widths.get(name, _KIND_WIDTHS.get(f.kind, 11)),
+                _doc(f, wording),
+                f.vocabulary,
+                f,
+            )
+        )
     return tuple(out)
 
 
@@ -142,15 +179,19 @@ STUDY_COLUMNS: tuple[Column, ...] = columns_for(study_fields(), _STUDY_DOCS, _ST
 flattened."""
 
 GROUP_COLUMNS: tuple[Column, ...] = (
-    Column("study", "slug", True, _GROUP_WIDTHS["study"],
-           "id of the study (a row of the Studies sheet)"),
+    Column(
+        "study",
+        "slug",
+        True,
+        _GROUP_WIDTHS["study"],
+        "id of the study (a row of the Studies sheet)",
+    ),
     *columns_for(group_fields(), _GROUP_DOCS, _GROUP_WIDTHS, {"id": GROUP_ID}),
 )
 """The group's columns of the Outcomes sheet: the study id, then every field of
 :class:`~metaresp.schema.Group` (its ``id`` as ``group_id``)."""
 
-RECORD_COLUMNS: tuple[Column, ...] = columns_for(outcome_fields(), _RECORD_DOCS,
-                                                 _RECORD_WIDTHS)
+RECORD_COLUMNS: tuple[Column, ...] = columns_for(outcome_fields(), _RECORD_DOCS, _RECORD_WIDTHS)
 """The record's columns of the Outcomes sheet: every field of
 :class:`~metaresp.schema.Outcome`."""
 
@@ -158,7 +199,8 @@ OUTCOME_COLUMNS: tuple[Column, ...] = GROUP_COLUMNS + RECORD_COLUMNS
 
 _UNWRAPPED = frozenset({"doi", "design", "source", "via_review_authors"})
 _WRAPPED = frozenset(
-    c.name for c in (*STUDY_COLUMNS, *OUTCOME_COLUMNS)
+    c.name
+    for c in (*STUDY_COLUMNS, *OUTCOME_COLUMNS)
     if c.kind == "text" and c.name not in _UNWRAPPED
 )
 """Free-text columns shown wrapped (short one-line texts are not)."""
@@ -188,4 +230,3 @@ _CONVENTIONS: tuple[str, ...] = (
     "(importing them is refused).",
     f"Limits: {MAX_ROWS} data rows per sheet, {MAX_FILE_BYTES // 2**20} MB per file.",
 )
-

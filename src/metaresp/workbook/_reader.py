@@ -131,10 +131,12 @@ class _Sheets:
     study_cols: dict[str, int]
     outcome_cols: dict[str, int]
 
-    def row_values(self, ws: Worksheet, cols: Mapping[str, int],
-                   columns: Sequence[Column], row: int) -> dict[str, object]:
-        return {c.name: self.reader.value(ws, row, cols[c.name], c)
-                for c in columns if c.name in cols}
+    def row_values(
+        self, ws: Worksheet, cols: Mapping[str, int], columns: Sequence[Column], row: int
+    ) -> dict[str, object]:
+        return {
+            c.name: self.reader.value(ws, row, cols[c.name], c) for c in columns if c.name in cols
+        }
 
     def study_ref(self, column: str, row: int) -> str:
         return cell_ref(self.studies.title, self.study_cols[column], row)
@@ -209,8 +211,10 @@ def _group_rows(sheets: _Sheets, order: Sequence[str]) -> dict[str, dict[str, li
         if sid not in groups:
             known = vocab.suggest(sid, order)
             hint = f"; did you mean {known!r}?" if known else ""
-            problems.append(f"{sheets.outcome_ref('study', row)}: study {sid!r} has no row on "
-                            f"the {STUDIES} sheet{hint}")
+            problems.append(
+                f"{sheets.outcome_ref('study', row)}: study {sid!r} has no row on "
+                f"the {STUDIES} sheet{hint}"
+            )
             continue
         if not sheets.required(sheets.outcome_ref(GROUP_ID, row), GROUP_ID, gid):
             continue
@@ -234,8 +238,9 @@ def _study_cells(sheets: _Sheets, row: int) -> dict[PathKey, str]:
     return cells
 
 
-def _check_group_rows(sheets: _Sheets, sid: str, gid: str, rows: Sequence[Row],
-                      cells: dict[PathKey, str]) -> None:
+def _check_group_rows(
+    sheets: _Sheets, sid: str, gid: str, rows: Sequence[Row], cells: dict[PathKey, str]
+) -> None:
     """A group's columns must be the same on all its rows; each difference is a problem."""
     first_row, first = rows[0]
     for column in GROUP_COLUMNS:
@@ -255,16 +260,16 @@ def _check_group_rows(sheets: _Sheets, sid: str, gid: str, rows: Sequence[Row],
                 cells[("mismatch", row, sheets.outcome_cols[column.name])] = ref
 
 
-def _group_data(sheets: _Sheets, gi: int, rows: Sequence[Row],
-                cells: dict[PathKey, str]) -> dict[str, object]:
+def _group_data(
+    sheets: _Sheets, gi: int, rows: Sequence[Row], cells: dict[PathKey, str]
+) -> dict[str, object]:
     """The model data of one group (from its first row) with its outcome records; the
     cell of every path is noted in ``cells``."""
     first_row, first = rows[0]
     cells[("groups", gi)] = sheets.outcome_ref(GROUP_ID, first_row)
     for column in GROUP_COLUMNS:
         if column.name in sheets.outcome_cols and column.field is not None:
-            cells[("groups", gi, *column.field.path)] = sheets.outcome_ref(column.name,
-                                                                           first_row)
+            cells[("groups", gi, *column.field.path)] = sheets.outcome_ref(column.name, first_row)
     data = _nested_dict(first, GROUP_COLUMNS)
     cells[("groups", gi, "outcomes")] = cells[("groups", gi)]
     records: list[dict[str, object]] = []
@@ -279,8 +284,9 @@ def _group_data(sheets: _Sheets, gi: int, rows: Sequence[Row],
     return data
 
 
-def _validate(data: Mapping[str, object], cells: Mapping[PathKey, str],
-              sheets: _Sheets) -> Study | None:
+def _validate(
+    data: Mapping[str, object], cells: Mapping[PathKey, str], sheets: _Sheets
+) -> Study | None:
     """The study, or ``None`` with its schema problems located at their cells."""
     try:
         return Study.model_validate(data)
@@ -374,4 +380,3 @@ def read_workbook(path: str | os.PathLike[str]) -> Corpus:
         files=tuple(f"{name}!{parsed.cells[i][()]}" for i in range(len(parsed.studies))),
         warnings=tuple(parsed.warnings + warnings),
     )
-

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["example_study", "write_template", "write_workbook"]
 
+
 def _list_text(items: Sequence[str]) -> str:
     if not any(";" in item for item in items):
         return "; ".join(items)
@@ -163,7 +164,6 @@ def _validations(ws: Worksheet, columns: Sequence[Column], ranges: Mapping[str, 
         if dv is not None:
             dv.add(f"{letter}2:{letter}{last}")
             ws.add_data_validation(dv)
-
 
 
 def _readme(wb: Workbook) -> None:
@@ -331,4 +331,3 @@ def example_study() -> Study:
 def write_template(path: str | os.PathLike[str]) -> None:
     """Write an empty extraction workbook with one example study (``example-2024``)."""
     _save(_build([example_study()]), path)
-
