@@ -174,3 +174,22 @@ def test_an_edit_of_a_study_text_field_shows_in_the_diff() -> None:
     (change,) = living.compare(state, new).records
     assert change.kind == "edited"
     assert [f.field for f in change.fields] == ["text"]
+
+
+def test_digests_of_another_fingerprint_scheme_are_not_compared() -> None:
+    table = living.record_table(Corpus.from_studies([_study(["x"])]).to_frame())
+    (rid,) = table
+    older = {rid: {**table[rid], "digest": "written-by-an-older-scheme"}}
+    old = {"analyses": [], living.RECORDS_KEY: older}  # no scheme key: an older state
+    new = {
+        "analyses": [],
+        living.RECORDS_KEY: table,
+        living.FINGERPRINT_KEY: living.FINGERPRINT_VERSION,
+    }
+    diff = living.compare(old, new)
+    assert diff.records == ()
+    assert any("fingerprint their records differently" in n for n in diff.notes)
+    # a count edit is still found across schemes
+    edited = {rid: {**older[rid], "responders": 2}}
+    (change,) = living.compare({**old, living.RECORDS_KEY: edited}, new).records
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("responders", 2, 3)]

@@ -34,6 +34,8 @@ from metaresp.living._diff import (
 )
 from metaresp.living._render import changelog, diff_dict, format_diff
 from metaresp.living._state import (
+    FINGERPRINT_KEY,
+    FINGERPRINT_VERSION,
     PUBLISHED_PATH,
     RECORD_FIELDS,
     RECORDS_KEY,
@@ -55,6 +57,8 @@ from metaresp.living._state import (
 )
 
 __all__ = [
+    "FINGERPRINT_KEY",
+    "FINGERPRINT_VERSION",
     "PUBLISHED_PATH",
     "RECORDS_KEY",
     "RECORD_FIELDS",

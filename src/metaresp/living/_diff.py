@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from metaresp.living._state import RECORD_FIELDS, RECORDS_KEY
+from metaresp.living._state import FINGERPRINT_KEY, RECORD_FIELDS, RECORDS_KEY
 
 __all__ = [
     "TOLERANCE",
@@ -321,13 +321,15 @@ def _crossings(change: EstimateChange) -> list[Crossing]:
     return out
 
 
-def _field_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+def _field_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], digests: bool = True
+) -> tuple[FieldChange, ...]:
     out = [
         FieldChange(name, old.get(name), new.get(name))
         for name in RECORD_FIELDS
         if old.get(name) != new.get(name)
     ]
-    if old.get("digest") != new.get("digest"):
+    if digests and old.get("digest") != new.get("digest"):
         out.append(FieldChange("text", None, None))
     return tuple(out)
 
@@ -349,7 +351,11 @@ def compare(
     notes: list[str] = []
     if old is None:
         notes.append("no earlier state: every estimate is new")
-        old = {"analyses": [], RECORDS_KEY: _records_of(new) or {}}
+        old = {
+            "analyses": [],
+            RECORDS_KEY: _records_of(new) or {},
+            FINGERPRINT_KEY: new.get(FINGERPRINT_KEY),
+        }
     before, after = estimates_of(old), estimates_of(new)
     recs_old, recs_new = _records_of(old), _records_of(new)
 
@@ -360,8 +366,16 @@ def compare(
     elif recs_old is not None and recs_new is not None:
         added = sorted(set(recs_new) - set(recs_old))
         removed = sorted(set(recs_old) - set(recs_new))
+        digests = old.get(FINGERPRINT_KEY) == new.get(FINGERPRINT_KEY)
+        if not digests:
+            notes.append(
+                "the two states fingerprint their records differently "
+                f"({FINGERPRINT_KEY} {old.get(FINGERPRINT_KEY)} and "
+                f"{new.get(FINGERPRINT_KEY)}): edits of counts and fields are found, edits "
+                "of the text fields are not"
+            )
         for rid in sorted(set(recs_old) & set(recs_new)):
-            found = _field_changes(recs_old[rid], recs_new[rid])
+            found = _field_changes(recs_old[rid], recs_new[rid], digests)
             if found:
                 edited_fields[rid] = found
     else:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import AnalysisResult
 
 __all__ = [
+    "FINGERPRINT_KEY",
+    "FINGERPRINT_VERSION",
     "PUBLISHED_PATH",
     "RECORDS_KEY",
     "RECORD_FIELDS",
@@ -54,6 +56,14 @@ PUBLISHED_PATH = Path("published") / "summary.json"
 
 RECORDS_KEY = "corpus_records"
 """Key of the record fingerprints in a state."""
+
+FINGERPRINT_KEY = "corpus_records_version"
+"""Key of the fingerprint scheme in a state (absent in states written before it)."""
+
+FINGERPRINT_VERSION = 2
+"""The fingerprint scheme: version 2 digests the fields with a value, by name, so that a
+new optional field left empty changes no digest. Digests of different schemes are not
+compared (a text edit cannot be seen across them; counts and fields still are)."""
 
 SUMMARY_NAME = "summary.json"
 """The state's file name in a results folder."""
@@ -114,6 +124,7 @@ def build_state(
 
     state = summary(results, **meta)
     state[RECORDS_KEY] = record_table(frame)
+    state[FINGERPRINT_KEY] = FINGERPRINT_VERSION
     return state
 
 
