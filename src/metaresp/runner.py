@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
-from metaresp.living._state import SUMMARY_NAME, build_state, corpus_version, state_text
+from metaresp.living._state import (
+    SUMMARY_NAME,
+    build_state,
+    corpus_version,
+    state_meta,
+    state_text,
+)
 from metaresp.plan import Plan, load_plan
 from metaresp.records import records_from_corpus
 
@@ -69,11 +75,6 @@ class RunOutput:
             f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
             f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s"
         )
-
-
-def _display_path(path: Path) -> str:
-    """A path as written in outputs: relative when given relative, else just its name."""
-    return str(path) if not path.is_absolute() else path.name
 
 
 def check_out_folder(out: Path) -> None:
@@ -219,15 +220,8 @@ def _run_into(
             from metaresp.tables import write_tables
 
             write_tables(results, tmp)
-            version = corpus_version(extractions)
-            meta: dict[str, Any] = {
-                "title": plan.title,
-                "plan": _display_path(plan_path),
-                "extractions": _display_path(extractions),
-                "corpus_version": version,
-                "studies": len(corpus.studies),
-                "records": len(frame),
-            }
+            meta = state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame))
+            version = str(meta["corpus_version"])
             state = build_state(results, frame, **meta)
             (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
             bar.step("writing the report")

@@ -152,7 +152,8 @@ def _ids_used(state: Mapping[str, Any]) -> set[str]:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One field of an edited record (``field == "text"``: quote, location or citation)."""
+    """One field of an edited record (``field == "text"``: one of the text fields, such as
+    the quote, location or citation, whose values the state keeps only as a digest)."""
 
     field: str
     old: Any

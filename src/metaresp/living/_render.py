@@ -45,7 +45,7 @@ def _label(key: tuple[str, str]) -> str:
 
 def _field_text(f: FieldChange) -> str:
     if f.field == "text":
-        return "text (quote, location or citation) edited"
+        return "text (quote, location, citation or another text field) edited"
     return f"{f.field} {f.old} → {f.new}"
 
 
