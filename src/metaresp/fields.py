@@ -99,6 +99,10 @@ class Field:
     required: bool
     description: str
     vocabulary: str | None = None
+    minimum: int | None = None
+    """The smallest allowed value of a whole-number field (``None``: no bound)."""
+    maximum: int | None = None
+    """The largest allowed value of a whole-number field (``None``: no bound)."""
 
 
 def _branch(prop: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -180,6 +184,8 @@ def fields_of(model: type[BaseModel], level: Level) -> tuple[Field, ...]:
                     required=info.is_required() and not optional,
                     description=info.description or "",
                     vocabulary=vocabulary,
+                    minimum=_branch(prop).get("minimum"),
+                    maximum=_branch(prop).get("maximum"),
                 )
             )
 

@@ -142,12 +142,14 @@ def _validations(ws: Worksheet, columns: Sequence[Column], ranges: Mapping[str, 
                 error=f"{column.name}: choose a value from the list (see README)",
             )
         elif column.kind == "count":
-            low = {"evaluable": 1, "centres": 1, "via_review_reference": 1}.get(column.name, 0)
+            bounds = column.field
+            low = bounds.minimum if bounds is not None and bounds.minimum is not None else 0
+            high = bounds.maximum if bounds is not None and bounds.maximum is not None else 10**7
             dv = DataValidation(
                 type="whole",
                 operator="between",
-                formula1=str(1900 if "year" in column.name else low),
-                formula2=str(2100 if "year" in column.name else 10**7),
+                formula1=str(low),
+                formula2=str(high),
                 allow_blank=True,
                 showErrorMessage=True,
                 errorTitle=column.name,
