@@ -80,3 +80,6 @@ def simulate(
     for path in (written.csv, written.heatmap, written.summary):
         typer.echo(str(path))
     console.print(f"done in {seconds:.1f} s")
+
+
+__all__ = ["simulate"]
