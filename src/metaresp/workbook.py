@@ -130,7 +130,7 @@ STUDY_COLUMNS: tuple[Column, ...] = (
     Column("doi", "text", False, 28, "the report's DOI, e.g. 10.1182/blood.2022017848"),
     Column("year", "count", True, 8, "year of the report (1900-2100)"),
     Column("published", "published", False, 12, _doc(Study, "published")),
-    Column("design", "text", True, 22, "study design, e.g. retrospective cohort, phase 1 trial"),
+    Column("design", "term", True, 22, "study design", "design"),
     Column("centres", "count", False, 9, "number of centres (whole number >= 1)"),
     Column("population", "term", True, 24, "who was treated", "population"),
     Column("cohort", "slug", True, 26, _doc(Study, "cohort")),
@@ -145,6 +145,7 @@ STUDY_COLUMNS: tuple[Column, ...] = (
     Column("via_review_year", "count", False, 10, _doc(ViaReview, "year")),
     Column("via_review_reference", "count", False, 12, _doc(ViaReview, "reference")),
     Column("notes", "text", False, 60, "free text about the study"),
+    Column("design_detail", "text", False, 30, _doc(Study, "design_detail")),
 )
 
 GROUP_COLUMNS: tuple[Column, ...] = (
@@ -175,6 +176,14 @@ GROUP_COLUMNS: tuple[Column, ...] = (
     Column("components", "list", False, 18, _doc(Group, "components") + "; separated by ';'"),
 )
 
+# Group columns added with the study-design fields; they stand after the record columns so
+# that the older columns keep their letters.
+_GROUP_EXTRA: tuple[Column, ...] = (
+    Column("mixed", "term", False, 16, _doc(Group, "mixed"), "mixed"),
+    Column("shares_patients_with", "list", False, 24,
+           _doc(Group, "shares_patients_with") + "; separated by ';'"),
+)
+
 RECORD_COLUMNS: tuple[Column, ...] = (
     Column("outcome", "term", True, 10, "which response", "outcome"),
     Column("responders", "count", False, 11, _doc(Outcome, "responders")),
@@ -187,7 +196,8 @@ RECORD_COLUMNS: tuple[Column, ...] = (
     Column("location", "text", True, 22, _doc(Outcome, "location")),
 )
 
-OUTCOME_COLUMNS: tuple[Column, ...] = GROUP_COLUMNS + RECORD_COLUMNS
+OUTCOME_COLUMNS: tuple[Column, ...] = GROUP_COLUMNS + RECORD_COLUMNS + _GROUP_EXTRA
+GROUP_COLUMNS = GROUP_COLUMNS + _GROUP_EXTRA
 
 _WRAPPED = frozenset({"citation", "notes", "name", "derivation", "note", "quote", "location"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
