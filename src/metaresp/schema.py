@@ -213,7 +213,8 @@ class Outcome(_Model):
     alternatives: tuple[Count, ...] = Field(
         default=(),
         description="for a derived count: the other whole counts that also reproduce the "
-        "printed percent (pooled in a sensitivity analysis that asks for them)",
+        "printed percent, or, where none does, the other count next to it (pooled in a "
+        "sensitivity analysis that asks for them)",
     )
     quote: Text = Field(description="the source sentence or table row, verbatim")
     location: Text = Field(description="where the quote stands (table, section, page)")
@@ -459,6 +460,11 @@ def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
                         "denominator they reproduce")]
     found: list[Finding] = []
     fits = matching_counts(rec.evaluable, rec.percent)
+    if not fits:
+        # No whole count reproduces the percent: the two counts either side of it are the
+        # candidates (e.g. "64" of 37: 23 or 24).
+        exact = Fraction(Decimal(rec.percent)) * rec.evaluable / 100
+        fits = sorted({math.floor(exact), math.ceil(exact)} & set(range(rec.evaluable + 1)))
     for k, count in enumerate(rec.alternatives):
         if count == rec.responders:
             found.append(Finding((*where, k), f"alternative {count} is the recorded count"))
@@ -466,7 +472,8 @@ def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
             found.append(Finding(
                 (*where, k),
                 f"alternative {count}/{rec.evaluable} = {_pct(count, rec.evaluable)} does not "
-                f"reproduce the printed {rec.percent}%"))
+                f"reproduce the printed {rec.percent}% (candidates: "
+                f"{', '.join(map(str, fits))})"))
     return found
 
 
