@@ -353,3 +353,18 @@ def test_alternative_counts_are_checked(tmp_path: Path, x: int, n: int, percent:
         metaresp.load_extractions(tmp_path)
     assert message in str(info.value)
     assert "groups[0].outcomes[0].alternatives[0]" in str(info.value)
+
+
+def test_linked_groups_keep_the_larger_denominator_not_the_later_report(tmp_path: Path) -> None:
+    """Linked groups of two cohorts are not versions of one report: the trial's 7 of 10 is
+    kept over the later series' 5 of 6 drawn from it."""
+    write(tmp_path, "trial-2022", [grp("cart", 7, 10, modality="CAR-T")],
+          design="single-arm-trial", year=2022)
+    write(tmp_path, "series-2023", [grp("cart", 5, 6, modality="CAR-T",
+                                        shares_patients_with=["trial-2022/cart"])],
+          design="retrospective-cohort")
+    result = run(tmp_path, "first-orr")
+    assert entries(result) == {"CAR-T": [("trial-2022/cart/ORR", 7, 10)]}
+    why = reasons(result)["series-2023/cart/ORR"]
+    assert "shares patients with trial-2022/cart/ORR" in why
+    assert "smaller denominator" in why

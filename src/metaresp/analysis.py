@@ -617,7 +617,9 @@ def _one_vote(records: Sequence[Record], subgroup: str
     Records that may hold the same patients (one cohort, or a ``shares_patients_with``
     link) form a cluster. Within a cluster, each study's disjoint groups are first combined
     into one entry (:func:`_disjoint_entries`); then a single entry is kept: the latest
-    report, then the largest evaluable denominator, then the study and group ids.
+    report, then the largest evaluable denominator, then the study and group ids; where the
+    cluster joins different cohorts by a link (not versions of one report), the largest
+    denominator comes first.
     """
     keep: list[Record] = []
     dropped: list[SetAside] = []
@@ -633,15 +635,25 @@ def _one_vote(records: Sequence[Record], subgroup: str
             candidates.extend(entries)
             dropped.extend(aside)
             combined.update(said)
-        ranked = sorted(candidates, key=lambda r: (tuple(-d for d in r.date), -(r.total or 0),
-                                                   r.study, r.group_id))
+        linked_only = len({r.cohort for r in candidates}) > 1
+        if linked_only:
+            # groups of different cohorts that share some patients (a trial inside a
+            # centre's series) are not versions of one report: the larger denominator wins
+            ranked = sorted(candidates, key=lambda r: (-(r.total or 0),
+                                                       tuple(-d for d in r.date),
+                                                       r.study, r.group_id))
+        else:
+            ranked = sorted(candidates, key=lambda r: (tuple(-d for d in r.date),
+                                                       -(r.total or 0), r.study, r.group_id))
         kept = ranked[0]
         keep.append(kept)
         if kept.record_id in combined:
             notes.append(combined[kept.record_id])
         for r in ranked[1:]:
-            why = ("an earlier report" if r.date < kept.date else
-                   "a smaller denominator" if (r.total or 0) < (kept.total or 0) else
+            smaller = (r.total or 0) < (kept.total or 0)
+            why = ("a smaller denominator" if linked_only and smaller else
+                   "an earlier report" if r.date < kept.date else
+                   "a smaller denominator" if smaller else
                    "the same date and denominator")
             if r.cohort == kept.cohort:
                 link = f"same cohort ({r.cohort}) as {kept.record_id}"
