@@ -368,3 +368,21 @@ def test_linked_groups_keep_the_larger_denominator_not_the_later_report(tmp_path
     why = reasons(result)["series-2023/cart/ORR"]
     assert "shares patients with trial-2022/cart/ORR" in why
     assert "smaller denominator" in why
+
+
+def test_versions_are_settled_before_a_link(tmp_path: Path) -> None:
+    """Two versions of a series (the later one smaller) and a trial linked to it: the
+    later version stands for the series, then the larger of series and trial is kept."""
+    write(tmp_path, "series-2021", [grp("cart", 6, 10, modality="CAR-T")],
+          design="retrospective-cohort", cohort="series", year=2021)
+    write(tmp_path, "series-2023", [grp("cart", 5, 8, modality="CAR-T",
+                                        shares_patients_with=["trial-2022/cart"])],
+          design="retrospective-cohort", cohort="series", year=2023)
+    write(tmp_path, "trial-2022", [grp("cart", 7, 9, modality="CAR-T")],
+          design="single-arm-trial", year=2022)
+    result = run(tmp_path, "first-orr")
+    assert entries(result) == {"CAR-T": [("trial-2022/cart/ORR", 7, 9)]}
+    why = reasons(result)
+    assert "earlier report" in why["series-2021/cart/ORR"]
+    assert "series-2023/cart/ORR" in why["series-2021/cart/ORR"]
+    assert "shares patients with trial-2022/cart/ORR" in why["series-2023/cart/ORR"]

@@ -15,9 +15,19 @@ lists what it sets aside and why (methods.md, "Evidence handling"):
    that sums groups of its own file (``components``) which the grouping places in other
    subgroups is set aside (its patients are counted through those groups); a record that
    matches no class goes to the grouping's ``other`` bucket, or is set aside.
-4. **One cohort, one vote**: within a subgroup, of several records of one cohort the
-   latest report is kept and, among reports of the same date, the one with the largest
-   evaluable denominator (then the study and group ids, so the choice is reproducible).
+   Records of an excluded design (``exclude_designs``, by default case reports) are set
+   aside at selection; groups marked ``mixed`` are kept out of a grouping's classes
+   (``several-classes`` may go to its ``other`` bucket when the grouping says
+   ``mixed: other``).
+4. **One cohort, one vote**: within a subgroup, records that may hold the same patients
+   (one cohort, or a ``shares_patients_with`` link between groups) form a cluster. Within a
+   study, groups counted in a total that is also in the subgroup are set aside, and the
+   other groups of one setting and unit, different patients given different regimens, are
+   combined into one entry by summing responders and evaluable (Cochrane Handbook
+   6.5.2.10). Of the cluster's entries the latest report is kept and, among reports of the
+   same date, the one with the largest evaluable denominator (then the study and group
+   ids, so the choice is reproducible); a cluster joined only by links keeps the largest
+   denominator first.
 5. **Pooling**: each subgroup with two or more records is pooled on its own (its own τ²)
    by :func:`metaresp.pool`; a subgroup with one record is shown, not pooled.
 6. **Subgroup differences**: the between-subgroup Q, a fixed-effect test on the pooled
@@ -616,10 +626,10 @@ def _one_vote(records: Sequence[Record], subgroup: str
 
     Records that may hold the same patients (one cohort, or a ``shares_patients_with``
     link) form a cluster. Within a cluster, each study's disjoint groups are first combined
-    into one entry (:func:`_disjoint_entries`); then a single entry is kept: the latest
-    report, then the largest evaluable denominator, then the study and group ids; where the
-    cluster joins different cohorts by a link (not versions of one report), the largest
-    denominator comes first.
+    into one entry (:func:`_disjoint_entries`); of the entries of one cohort (versions of
+    one report) the latest, then the largest evaluable denominator, then the study and
+    group ids is kept; of cohorts joined by a link (not versions of one report) the largest
+    denominator, then the latest report.
     """
     keep: list[Record] = []
     dropped: list[SetAside] = []
@@ -635,38 +645,47 @@ def _one_vote(records: Sequence[Record], subgroup: str
             candidates.extend(entries)
             dropped.extend(aside)
             combined.update(said)
-        linked_only = len({r.cohort for r in candidates}) > 1
-        if linked_only:
-            # groups of different cohorts that share some patients (a trial inside a
-            # centre's series) are not versions of one report: the larger denominator wins
-            ranked = sorted(candidates, key=lambda r: (-(r.total or 0),
-                                                       tuple(-d for d in r.date),
-                                                       r.study, r.group_id))
-        else:
-            ranked = sorted(candidates, key=lambda r: (tuple(-d for d in r.date),
-                                                       -(r.total or 0), r.study, r.group_id))
+        # versions of one report (one cohort): the latest, then the largest denominator
+        by_cohort: dict[str, list[Record]] = {}
+        for r in candidates:
+            by_cohort.setdefault(r.cohort, []).append(r)
+        winners: list[Record] = []
+        for versions in by_cohort.values():
+            ranked = sorted(versions, key=lambda r: (tuple(-d for d in r.date),
+                                                     -(r.total or 0), r.study, r.group_id))
+            winners.append(ranked[0])
+            for r in ranked[1:]:
+                dropped.extend(_lost(r, ranked[0], subgroup, linked=False))
+        # cohorts joined by a shared-patients link are not versions of one report: the
+        # larger denominator wins (a trial's own report over a series drawn from it)
+        ranked = sorted(winners, key=lambda r: (-(r.total or 0), tuple(-d for d in r.date),
+                                                r.study, r.group_id))
         kept = ranked[0]
+        for r in ranked[1:]:
+            dropped.extend(_lost(r, kept, subgroup, linked=True))
         keep.append(kept)
         if kept.record_id in combined:
             notes.append(combined[kept.record_id])
-        for r in ranked[1:]:
-            smaller = (r.total or 0) < (kept.total or 0)
-            why = ("a smaller denominator" if linked_only and smaller else
-                   "an earlier report" if r.date < kept.date else
-                   "a smaller denominator" if smaller else
-                   "the same date and denominator")
-            if r.cohort == kept.cohort:
-                link = f"same cohort ({r.cohort}) as {kept.record_id}"
-            else:
-                link = f"shares patients with {kept.record_id} (shares_patients_with)"
-            for rid in r.pooled_ids:
-                dropped.append(SetAside(
-                    rid, r.label, subgroup=subgroup,
-                    reason=(f"{link} in this subgroup; one cohort, one vote: set aside as "
-                            f"{why} ({r.events}/{r.total} vs {kept.events}/{kept.total})")))
     order = {r.record_id: i for i, r in enumerate(records)}
     keep.sort(key=lambda r: min(order.get(i, len(order)) for i in r.pooled_ids))
     return keep, dropped, notes
+
+
+def _lost(r: Record, kept: Record, subgroup: str, *, linked: bool) -> list[SetAside]:
+    """Set-aside entries for an entry that lost its vote to ``kept``."""
+    smaller = (r.total or 0) < (kept.total or 0)
+    why = ("a smaller denominator" if linked and smaller else
+           "an earlier report" if r.date < kept.date else
+           "a smaller denominator" if smaller else
+           "the same date and denominator")
+    if linked:
+        link = f"shares patients with {kept.record_id} (shares_patients_with)"
+    else:
+        link = f"same cohort ({r.cohort}) as {kept.record_id}"
+    return [SetAside(rid, r.label, subgroup=subgroup,
+                     reason=(f"{link} in this subgroup; one cohort, one vote: set aside as "
+                             f"{why} ({r.events}/{r.total} vs {kept.events}/{kept.total})"))
+            for rid in r.pooled_ids]
 
 
 def _design_reason(design: str) -> str:

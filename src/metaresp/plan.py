@@ -24,6 +24,14 @@ pydantic models below. Its parts:
     of outcomes expands into one analysis per outcome (pooling ORR with CR would make no
     sense); lists of populations, settings or units are pooled together. Patients and
     treatment lines are never pooled together unless the analysis says ``mix_units: true``.
+``exclude_designs``
+    Study designs (vocabulary ``design``) that analyses do not pool; by default case
+    reports. An analysis or a variant may give its own list (``[]``: every design).
+``sensitivity`` (inside an analysis)
+    Variants of that primary analysis, each with a name, a description and what differs
+    (``exclude_designs``, ``alternative_counts``, ``model``, ``grouping``). They expand
+    right after their primary, per outcome, with ``role`` "sensitivity" and
+    ``sensitivity_of`` naming the primary.
 
 :func:`load_plan` reads and validates a file; every problem becomes one line naming the
 file, the line and the field (:class:`metaresp.errors.InputError`).
