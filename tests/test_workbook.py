@@ -563,7 +563,8 @@ def test_missing_sheet(tmp_path: Path) -> None:
 
 def test_missing_required_column(tmp_path: Path) -> None:
     def edit(wb: openpyxl.Workbook) -> None:
-        wb["Outcomes"].delete_cols(OUTCOME_COLUMNS.index(workbook.RECORD_COLUMNS[-2]) + 1)
+        quote = next(c for c in workbook.RECORD_COLUMNS if c.name == "quote")
+        wb["Outcomes"].delete_cols(OUTCOME_COLUMNS.index(quote) + 1)
 
     assert problems_of(edited(tmp_path, edit)) == ("Outcomes!1: missing column 'quote'",)
 

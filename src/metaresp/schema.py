@@ -167,6 +167,13 @@ def _check_percent(value: str) -> str:
     return value
 
 
+def _count_items(value: object) -> object:
+    """Whole numbers written as text (a spreadsheet cell "23; 24") are read as numbers."""
+    if isinstance(value, list | tuple):
+        return [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in value]
+    return value
+
+
 def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
     # Checked after the items, so a list whose items fail is not also reported as empty.
     if not value:
@@ -210,7 +217,7 @@ class Outcome(_Model):
     note: Text | None = Field(
         default=None, description="e.g. which count was chosen when no whole count fits"
     )
-    alternatives: tuple[Count, ...] = Field(
+    alternatives: Annotated[tuple[Count, ...], BeforeValidator(_count_items)] = Field(
         default=(),
         description="for a derived count: the other whole counts that also reproduce the "
         "printed percent, or, where none does, the other count next to it (pooled in a "

@@ -196,8 +196,16 @@ RECORD_COLUMNS: tuple[Column, ...] = (
     Column("location", "text", True, 22, _doc(Outcome, "location")),
 )
 
-OUTCOME_COLUMNS: tuple[Column, ...] = GROUP_COLUMNS + RECORD_COLUMNS + _GROUP_EXTRA
+# Record column added with the sensitivity analyses; it stands last, so that the older
+# columns keep their letters.
+_RECORD_EXTRA: tuple[Column, ...] = (
+    Column("alternatives", "list", False, 12, _doc(Outcome, "alternatives") + "; separated by ';'"),
+)
+
+OUTCOME_COLUMNS: tuple[Column, ...] = (GROUP_COLUMNS + RECORD_COLUMNS + _GROUP_EXTRA
+                                       + _RECORD_EXTRA)
 GROUP_COLUMNS = GROUP_COLUMNS + _GROUP_EXTRA
+RECORD_COLUMNS = RECORD_COLUMNS + _RECORD_EXTRA
 
 _WRAPPED = frozenset({"citation", "notes", "name", "derivation", "note", "quote", "location"})
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
