@@ -56,6 +56,13 @@ _LAZY: dict[str, str] = {
 __all__ = [*sorted(_LAZY), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from metaresp.corpus import Corpus as Corpus
+    from metaresp.corpus import dump_study as dump_study
+    from metaresp.corpus import load_extractions as load_extractions
+    from metaresp.errors import ConvergenceError as ConvergenceError
+    from metaresp.errors import InputError as InputError
+    from metaresp.errors import MetarespError as MetarespError
+    from metaresp.errors import StatisticalWarning as StatisticalWarning
     from metaresp.forest import draw_forest as draw_forest
     from metaresp.forest import save_forest as save_forest
     from metaresp.living import changelog as changelog
@@ -66,19 +73,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from metaresp.models import ModelSpec as ModelSpec
     from metaresp.plan import Plan as Plan
     from metaresp.plan import load_plan as load_plan
+    from metaresp.pooling import PoolResult as PoolResult
+    from metaresp.pooling import pool as pool
     from metaresp.records import records_from_corpus as records_from_corpus
     from metaresp.runner import RunOutput as RunOutput
     from metaresp.runner import run_analyses as run_analyses
     from metaresp.runner import run_plan as run_plan
-    from metaresp.corpus import Corpus as Corpus
-    from metaresp.corpus import dump_study as dump_study
-    from metaresp.corpus import load_extractions as load_extractions
-    from metaresp.errors import ConvergenceError as ConvergenceError
-    from metaresp.errors import InputError as InputError
-    from metaresp.errors import MetarespError as MetarespError
-    from metaresp.errors import StatisticalWarning as StatisticalWarning
-    from metaresp.pooling import PoolResult as PoolResult
-    from metaresp.pooling import pool as pool
     from metaresp.workbook import read_workbook as read_workbook
     from metaresp.workbook import write_workbook as write_workbook
 
