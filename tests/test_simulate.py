@@ -94,6 +94,6 @@ def test_corpus_design_bayes_and_a_local_dask_cluster_agree(tmp_path: Path) -> N
     two = sim.run_grid(cells, 12, seed=9, jobs=2, corpus=corpus, methods=methods)
     pd.testing.assert_frame_equal(one, two)
     assert list(one["design"].unique()) == ["uniform", "corpus"]
-    x, n, _ = sim.draw(cells[0], 200, seed=9, corpus=corpus)
+    _, n, _ = sim.draw(cells[0], 200, seed=9, corpus=corpus)
     assert set(np.unique(n)) <= set(corpus)
     assert one["coverage"].between(0, 1).all()
