@@ -151,6 +151,7 @@ def test_prior_densities_integrate_to_one_and_describe() -> None:
 # --------------------------------------------------------------------------- accuracy
 
 
+@pytest.mark.slow  # the fine reference takes seconds of CPU per dataset
 @pytest.mark.parametrize("name", sorted(AWKWARD))
 def test_accuracy_against_fine_integration(name: str) -> None:
     x, n = AWKWARD[name]
