@@ -530,17 +530,23 @@ def _conditional(
 ) -> FloatArray:
     """log L(μ, τ) + log π(μ) at nodes mu_nodes (R, T, M) for τ (R, T)."""
     xs, ns, ls = (a[:, None, None, :] for a in (x, n, lc))
-    wide = np.any(tau >= WIDE_TAU, axis=0)
+    # Each row's node count depends on its own τ only, so a row's result does not depend
+    # on the other rows of a batch: columns where rows disagree are evaluated both ways.
+    is_wide = tau >= WIDE_TAU
     ll = np.empty(mu_nodes.shape)
     rows, _, n_mu = mu_nodes.shape
-    for cols, nagq in ((~wide, res.nagq), (wide, res.nagq_wide)):
+    for want_wide in (False, True):
+        nagq = res.nagq_wide if want_wide else res.nagq
+        cols = np.any(is_wide, axis=0) if want_wide else ~np.all(is_wide, axis=0)
         idx = np.flatnonzero(cols)
         block = max(1, _CHUNK_ELEMENTS // (rows * n_mu * x.shape[-1] * nagq))
         for start in range(0, idx.size, block):
             sel = idx[start : start + block]
-            ll[:, sel] = _study_loglik(
+            vals = _study_loglik(
                 xs, ns, ls, mu_nodes[:, sel, :, None], tau[:, sel, None, None], nagq, res
             )
+            mine = is_wide[:, sel] == want_wide
+            ll[:, sel] = np.where(mine[..., None], vals, ll[:, sel])
     out: FloatArray = ll + mu_prior.log_pdf(mu_nodes)
     return out
 
