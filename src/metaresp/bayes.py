@@ -152,7 +152,7 @@ class Resolution:
 DEFAULT_RESOLUTION = Resolution()
 DEFAULT_NAGQ = DEFAULT_RESOLUTION.nagq
 #: Cap on R·T·M·k·nagq elements in one likelihood evaluation (memory).
-_CHUNK_ELEMENTS = 3_000_000
+_CHUNK_ELEMENTS = 400_000
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -345,9 +345,21 @@ def _invert(
     hi: FloatArray,
     probs: FloatArray,
     res: Resolution,
+    centre: FloatArray | None = None,
+    scale: FloatArray | None = None,
 ) -> FloatArray:
-    """Solve cdf(c) = p per row for each p (rows of ``lo``/``hi``: the search range)."""
-    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, res.bracket_points)
+    """Solve cdf(c) = p per row for each p (rows of ``lo``/``hi``: the search range).
+
+    With ``centre``/``scale`` the bracketing points are spaced as centre + scale·sinh(u),
+    u equispaced: fine near the centre, geometric far out (for very wide ranges).
+    """
+    u = np.linspace(0.0, 1.0, res.bracket_points)
+    if centre is None or scale is None:
+        grid = lo[:, None] + (hi - lo)[:, None] * u
+    else:
+        ua = np.arcsinh((lo - centre) / scale)[:, None]
+        ub = np.arcsinh((hi - centre) / scale)[:, None]
+        grid = centre[:, None] + scale[:, None] * np.sinh(ua + (ub - ua) * u)
     vals = cdf(grid)
     vals = np.maximum.accumulate(vals, axis=1)
     idx = np.sum(vals[:, :, None] < probs[None, None, :], axis=1)
@@ -518,13 +530,23 @@ def _conditional(
 ) -> FloatArray:
     """log L(μ, τ) + log π(μ) at nodes mu_nodes (R, T, M) for τ (R, T)."""
     xs, ns, ls = (a[:, None, None, :] for a in (x, n, lc))
-    wide = np.any(tau >= WIDE_TAU, axis=0)
+    # Each row's node count depends on its own τ only, so a row's result does not depend
+    # on the other rows of a batch: columns where rows disagree are evaluated both ways.
+    is_wide = tau >= WIDE_TAU
     ll = np.empty(mu_nodes.shape)
-    for cols, nagq in ((~wide, res.nagq), (wide, res.nagq_wide)):
-        if np.any(cols):
-            ll[:, cols] = _study_loglik(
-                xs, ns, ls, mu_nodes[:, cols, :, None], tau[:, cols, None, None], nagq, res
+    rows, _, n_mu = mu_nodes.shape
+    for want_wide in (False, True):
+        nagq = res.nagq_wide if want_wide else res.nagq
+        cols = np.any(is_wide, axis=0) if want_wide else ~np.all(is_wide, axis=0)
+        idx = np.flatnonzero(cols)
+        block = max(1, _CHUNK_ELEMENTS // (rows * n_mu * x.shape[-1] * nagq))
+        for start in range(0, idx.size, block):
+            sel = idx[start : start + block]
+            vals = _study_loglik(
+                xs, ns, ls, mu_nodes[:, sel, :, None], tau[:, sel, None, None], nagq, res
             )
+            mine = is_wide[:, sel] == want_wide
+            ll[:, sel] = np.where(mine[..., None], vals, ll[:, sel])
     out: FloatArray = ll + mu_prior.log_pdf(mu_nodes)
     return out
 
@@ -654,7 +676,10 @@ def _summarise(
         res: FloatArray = _hermite(zero, v_step, table_v, c)
         return res
 
-    q_v = _invert(cdf_v_at, zero, v_step * (n_tau - 1), probs, res)
+    wide_probs = np.array([0.001, 0.999])
+    q_v = _invert(cdf_v_at, zero, v_step * (n_tau - 1), np.r_[probs, wide_probs[1]], res)
+    tau_far = grid.scale * np.sinh(q_v[:, 3])
+    q_v = q_v[:, :3]
     q_tau = np.minimum(grid.scale * np.sinh(q_v), grid.tau[:, -1:])
     out["tau2"] = q_tau[:, 1] ** 2
     out["tau2_ci_low"] = q_tau[:, 0] ** 2
@@ -731,11 +756,18 @@ def _summarise(
         res: FloatArray = np.einsum("rt,rtp->rp", mix, both)
         return res
 
-    tau_mean2 = np.sum(mix * grid.tau**2, axis=-1)
-    pred_sd = np.sqrt(var_mu + tau_mean2)
+    # Search range: P(θ_new < lo) <= P(μ < q_0.001) + P(τ > q_0.999) + Φ(-6) < (1-level)/2.
+    mu_far = _invert(cdf_mu, lo, hi, wide_probs, res)
+    reach = 6.0 * tau_far + 1.0
     pq = np.array([probs[0], probs[2]])
     q_pred = _invert(
-        cdf_pred, mean_mu - 12.0 * pred_sd - 1.0, mean_mu + 12.0 * pred_sd + 1.0, pq, res
+        cdf_pred,
+        mu_far[:, 0] - reach,
+        mu_far[:, 1] + reach,
+        pq,
+        res,
+        centre=q_mu[:, 1],
+        scale=sd_mu + np.sqrt(out["tau2"]) + 1e-3,
     )
     out["pi_low"] = special.expit(q_pred[:, 0])
     out["pi_high"] = special.expit(q_pred[:, 1])
