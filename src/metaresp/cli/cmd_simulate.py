@@ -44,6 +44,10 @@ def simulate(
         bool, typer.Option("--bayes/--no-bayes", help="Also fit the Bayesian model under its "
                            "three priors (slower).")
     ] = False,
+    ks: Annotated[
+        str | None, typer.Option("--k", help="Numbers of studies to simulate, comma-separated "
+                                 "(default 2,3,5,10).")
+    ] = None,
     min_total: Annotated[int, typer.Option("--min-total", help="Smallest study total.")] = 5,
     max_total: Annotated[int, typer.Option("--max-total", help="Largest study total.")] = 60,
 ) -> None:
@@ -77,6 +81,14 @@ def simulate(
         problems.append(f"--totals: must be uniform, corpus or both; got {totals!r}")
     if out.resolve().parts[-1:] == ("results",) or "results" in out.parts[:1]:
         problems.append(f"--out: {out}: metaresp run replaces results/; choose another folder")
+    k_values: tuple[int, ...] = sim.FULL_K
+    if ks is not None:
+        try:
+            k_values = tuple(int(v) for v in ks.split(","))
+        except ValueError:
+            k_values = ()
+        if not k_values or min(k_values) < 2:
+            problems.append(f"--k: give whole numbers of at least 2, comma-separated; got {ks!r}")
     if problems:
         raise InputError(problems)
     designs = ("uniform", "corpus") if totals == "both" else (totals,)
@@ -89,7 +101,7 @@ def simulate(
             corpus = sim.corpus_totals(extractions)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    base = sim.quick_grid() if quick else sim.grid()
+    base = sim.quick_grid() if quick else sim.grid(ks=k_values)
     cells = [sim.Cell(c.k, c.p, c.tau, d) for d in designs for c in base]
     methods = tuple(sim.METHODS) if bayes else tuple(sim.FREQUENTIST)
     console = Console(stderr=True)
