@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp import formatting as fmt
 from metaresp.analysis import (
     ALL_STUDIES,
     GroupedPool,
@@ -24,7 +25,8 @@ from metaresp.analysis import (
     pool_groups,
 )
 from metaresp.errors import InputError
-from metaresp.plan import ModelSettings, resolve_model
+from metaresp.estimates import estimate_row, text_lines
+from metaresp.plan import Model, ModelSettings, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -171,62 +173,46 @@ def _check_options(transform: str | None, estimator: str | None, ci: str | None,
 # --------------------------------------------------------------------------- output
 
 
-def _pc(p: float | None) -> str:
-    return "–" if p is None or not math.isfinite(p) else f"{100 * p:.1f}%"
-
-
-def _pval(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _group_text(g: GroupResult, level: float) -> list[str]:
+def _study_lines(g: GroupResult, level: float) -> list[str]:
+    """The per-study table: counts, proportion, exact interval, weight ("n/a" without)."""
     width = max(12, *(len(r.label) for r in g.records))
-    lvl = f"{100 * level:g}%"
-    lines = [f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>6}  "
-             f"{lvl + ' CI (exact)':<19}  {'weight':>6}"]
+    ci_head = fmt.ci_label(level) + " (exact)"
+    rows: list[tuple[str, str, str, str, str, str]] = []
     weights = g.result.weights if g.result is not None else None
     for i, r in enumerate(g.records):
         x, n = r.events or 0, r.total or 0
         low, high = exact_ci(x, n, level)
-        w = "" if weights is None else f"{weights[i]:.1f}%"
-        lines.append(f"{r.label:<{width}}  {x:>6}  {n:>6}  {_pc(x / n):>6}  "
-                     f"{_pc(low) + ' to ' + _pc(high):<19}  {w:>6}")
-    res = g.result
-    if res is None:
-        lines.append("one study: shown, not pooled")
-        return lines
-    lines.append(f"pooled (k = {res.k}, {g.events}/{g.patients}): {_pc(res.proportion)} "
-                 f"({lvl} CI {_pc(res.ci_low)} to {_pc(res.ci_high)})")
-    if res.pi_low is not None:
-        lines.append(f"prediction interval: {_pc(res.pi_low)} to {_pc(res.pi_high)}")
-    lines.append(f"heterogeneity: I² = {res.i2:.1f}%, τ² = {res.tau2:.4g}, "
-                 f"Q = {res.q:.2f} (df = {res.k - 1}), p = {_pval(res.q_pvalue)}")
-    lines.extend(f"warning: {w}" for w in res.warnings)
+        w = "n/a" if weights is None else f"{fmt.number(weights[i], 1)}%"
+        rows.append((r.label, str(x), str(n), fmt.percent(x / n), fmt.interval(low, high), w))
+    ci_w = max(len(ci_head), *(len(row[4]) for row in rows))
+    lines = [f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>7}  "
+             f"{ci_head:>{ci_w}}  {'weight':>6}"]
+    lines.extend(f"{a:<{width}}  {b:>6}  {c:>6}  {d:>7}  {e:>{ci_w}}  {f:>6}"
+                 for a, b, c, d, e, f in rows)
     return lines
+
+
+def _group_text(g: GroupResult, model: Model) -> list[str]:
+    row = estimate_row(g, level=model.level, requested=model)
+    return [*_study_lines(g, model.level), *text_lines(row),
+            *(f"warning: {w}" for w in row.warnings)]
 
 
 def pooled_text(pooled: GroupedPool, by: str | None) -> str:
     """Readable text: per-study tables, pooled lines, the subgroup test."""
-    level = pooled.model.level
     lines = [f"Model: {pooled.model.describe()}", ""]
     for g in pooled.groups:
         if by is not None:
             lines.append(f"{by} = {g.name}")
-        lines.extend(_group_text(g, level))
+        lines.extend(_group_text(g, pooled.model))
         lines.append("")
     if pooled.overall is not None and pooled.overall.result is not None:
-        res = pooled.overall.result
-        lines.append(f"overall (k = {res.k}, {pooled.overall.events}/"
-                     f"{pooled.overall.patients}): {_pc(res.proportion)} ({100 * level:g}% CI "
-                     f"{_pc(res.ci_low)} to {_pc(res.ci_high)})"
-                     + (f"; prediction interval {_pc(res.pi_low)} to {_pc(res.pi_high)}"
-                        if res.pi_low is not None else ""))
-        lines.append(f"heterogeneity: I² = {res.i2:.1f}%, τ² = {res.tau2:.4g}, "
-                     f"Q = {res.q:.2f} (df = {res.k - 1}), p = {_pval(res.q_pvalue)}")
+        row = estimate_row(pooled.overall, level=pooled.model.level, requested=pooled.model,
+                           kind="overall")
+        lines.extend(text_lines(row, "overall"))
     if pooled.test is not None:
         t = pooled.test
-        lines.append(f"test for subgroup differences: Q = {t.q:.2f}, df = {t.df}, "
-                     f"p = {_pval(t.pvalue)}")
+        lines.append(f"test for subgroup differences: {fmt.subgroup_test(t.q, t.df, t.pvalue)}")
     lines.extend(pooled.notes)
     return "\n".join(lines).rstrip()
 

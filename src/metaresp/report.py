@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp import formatting as fmt
+from metaresp.estimates import FEW_STUDIES, EstimateRow, few_studies_note
 from metaresp.files import write_text_atomic
-from metaresp.forestdata import FEW_STUDIES, ForestData, PooledRow, few_studies_note
+from metaresp.forestdata import ForestData
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -172,88 +174,47 @@ class ReportAnalysis:
 # --------------------------------------------------------------------------- tables
 
 
-def _pct(p: float | None) -> str:
-    return "" if p is None or not math.isfinite(p) else f"{100.0 * p:.1f}"
-
-
-def _interval(lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return ""
-    return f"{_pct(lo)}–{_pct(hi)}"
-
-
-def _p(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return ""
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-_POOLED_COLUMNS = (
-    "Subgroup",
-    "k",
-    "Events",
-    "Patients",
-    "Pooled %",
-    "95% CI",
-    "95% PI",
-    "I² %",
-    "τ²",
-    "Q (df)",
-    "p (Q)",
-    "Note",
-)
+def _columns(level: float) -> tuple[str, ...]:
+    return ("Subgroup", "k", "Events", "Patients", "Pooled %", fmt.ci_label(level),
+            fmt.ci_label(level, "PI"), "I²", "τ²", "Heterogeneity test", "Note")
 
 
 def pooled_table(forest: ForestData) -> pd.DataFrame:
     """One row per subgroup (and the overall estimate) from a forest plot's data.
 
     Columns: ``Subgroup``, ``k``, ``Events``, ``Patients``, ``Pooled %``, ``95% CI``,
-    ``95% PI``, ``I² %``, ``τ²``, ``Q (df)``, ``p (Q)``, ``Note``. Percentages to one
-    decimal; τ² on the model's (logit) scale.
+    ``95% PI`` (the headers name the plot's level), ``I²``, ``τ²``, ``Heterogeneity test``
+    (Cochran's or Wald Q with df and p), ``Note``; every value written by
+    :mod:`metaresp.formatting`. τ² on the model's (logit) scale.
     """
     import pandas as pd
 
+    columns = _columns(forest.level)
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, row: PooledRow, n_studies: int) -> None:
-        single = not row.pooled or row.k < 2
-        rows.append(
-            {
-                "Subgroup": name,
-                "k": row.k if row.k else n_studies,
-                "Events": row.events,
-                "Patients": row.total,
-                "Pooled %": _pct(row.proportion),
-                "95% CI": _interval(row.ci_low, row.ci_high),
-                "95% PI": _interval(row.pi_low, row.pi_high),
-                "I² %": "" if single or row.i2 is None else f"{row.i2:.0f}",
-                "τ²": "" if single or row.tau2 is None else f"{row.tau2:.4f}",
-                "Q (df)": ""
-                if single or row.q is None
-                else f"{row.q:.2f} ({'' if row.q_df is None else row.q_df})",
-                "p (Q)": "" if single else _p(row.q_pvalue),
-                "Note": ("one study: shown, not pooled (exact CI)" if single
-                         else f"† {row.k} studies: read with caution" if row.k <= FEW_STUDIES
-                         else ""),
-            }
-        )
+    def add(name: str, row: EstimateRow) -> None:
+        pooled = not row.single
+        rows.append(dict(zip(columns, (
+            name, row.k, row.events, row.total, fmt.percent(row.proportion, sign=False),
+            fmt.interval(row.ci_low, row.ci_high),
+            fmt.interval(row.pi_low, row.pi_high) if pooled else "",
+            fmt.i2(row.i2) if pooled else "",
+            fmt.tau2(row.tau2) if pooled else "",
+            fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind) if pooled else "",
+            ("one study: shown, not pooled (exact CI)" if not pooled
+             else f"† {row.k} studies: read with caution" if row.few_studies else ""),
+        ), strict=True)))
 
     for sub in forest.subgroups:
         if sub.pooled is not None:
-            add(sub.name, sub.pooled, len(sub.studies))
+            add(sub.name, sub.pooled)
     if forest.overall is not None:
-        add("Overall", forest.overall, sum(len(s.studies) for s in forest.subgroups))
+        add("Overall", forest.overall)
     if forest.subgroup_test is not None:
         t = forest.subgroup_test
-        rows.append(
-            {
-                "Subgroup": "Test for subgroup differences",
-                "Q (df)": f"{t.q:.2f} ({t.df})",
-                "p (Q)": _p(t.pvalue),
-            }
-        )
-    columns = list(_POOLED_COLUMNS)
-    return pd.DataFrame([[r.get(c, "") for c in columns] for r in rows], columns=columns)
+        rows.append({"Subgroup": "Test for subgroup differences",
+                     "Heterogeneity test": fmt.subgroup_test(t.q, t.df, t.pvalue)})
+    return pd.DataFrame([[r.get(c, "") for c in columns] for r in rows], columns=list(columns))
 
 
 def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
@@ -266,9 +227,9 @@ def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
             named.append(("Overall", forest.overall))
         for name, row in named:
             out.extend(f"{name}: {w}" for w in row.warnings)
-            if row.pooled and 2 <= row.k <= FEW_STUDIES:
+            if row.few_studies and not row.single:
                 out.append(f"{name}: {few_studies_note(row.k)}")
-            if not row.pooled or row.k < 2:
+            if row.single:
                 out.append(f"{name}: one study, shown, not pooled")
     return list(dict.fromkeys(out))
 
@@ -280,8 +241,8 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-_NUMBER_LIKE = re.compile(r"^[<>≤≥]?\s?[-+\d.,–() %]*\d[-+\d.,–() %]*$")
-"""Numbers, percentages, intervals like ``21.0–95.0`` and ``4.10 (1)``: right-aligned, unwrapped."""
+_NUMBER_LIKE = re.compile(r"^[<>≤≥]?\s?(?:[-+\d.,–() %]|\bto\b)*\d(?:[-+\d.,–() %]|\bto\b)*$")
+"""Numbers, percentages and intervals like ``21.0 to 95.0``: right-aligned, unwrapped."""
 
 
 def _cell(value: object) -> str:
@@ -344,12 +305,12 @@ def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Se
         if a.forest.overall is not None:
             rows.append(a.forest.overall)
         for row in rows:
-            if not row.pooled or row.k < 2:
+            if row.single:
                 single += 1
                 continue
             pooled += 1
-            few += row.k <= FEW_STUDIES
-            fallback += any("fell back" in w for w in row.warnings)
+            few += row.few_studies
+            fallback += row.fallback
     lines = list(dict.fromkeys(warnings))
     lines.append(
         f"{few} of {pooled} pooled estimates rest on {FEW_STUDIES} or fewer studies. With so "
@@ -359,9 +320,9 @@ def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Se
     if single:
         lines.append(f"{single} subgroup(s) hold a single study: shown, not pooled.")
     if fallback:
-        lines.append(f"{fallback} pooled estimate(s) could not be fitted with the mixed model "
-                     "(every study at 0% or 100%) and use the REML fallback (logit, HKSJ "
-                     "with the ad hoc floor).")
+        lines.append(f"{fallback} pooled estimate(s) could not be fitted with the requested "
+                     "model and use a fallback model; each such estimate names it, and the "
+                     "reasons are listed with its analysis' notes.")
     noted = sum(1 for notes in per_analysis if notes)
     if noted:
         lines.append(f"{noted} analyses carry notes and warnings: see each analysis.")
