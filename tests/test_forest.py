@@ -173,23 +173,32 @@ def all_text(ax: Axes) -> str:
     return "\n".join(t.get_text() for t in texts(ax))
 
 
+def row_text(ax: Axes, needle: str) -> str:
+    """The cells of the table row holding a cell equal to ``needle``, left to right."""
+    cell = next(t for t in ax.texts if t.get_text() == needle)
+    y = cell.get_position()[1]
+    same = [t for t in ax.texts if t.get_position()[1] == y and t.get_text().strip()]
+    return " ".join(t.get_text() for t in sorted(same, key=lambda t: t.get_position()[0]))
+
+
 # --------------------------------------------------------------------------- content
 
 
 def test_forest_shows_rows_columns_diamonds_pi_and_heterogeneity() -> None:
     ax = forest.draw_forest(make_data())
     text = all_text(ax)
-    for header in ("Study", "Events", "Total", "Proportion", "95% CI", "Weight"):
+    for header in ("Study", "Events", "Total", "Rate (%)", "95% CI", "Weight"):
         assert header in text
     # 5/7: 71.4% with exact CI 29.0-96.3 (beta quantiles above), weight as given.
-    row = next(t.get_text() for t in ax.texts if "71.4" in t.get_text())
-    assert " ".join(row.split()) == "71.4 (29.0–96.3) 18.2%"
+    assert row_text(ax, "71.4") == f"{LONG} 5 7 71.4 29.0 to 96.3 18.2%"
     assert LONG in text
-    assert "0.0 (0.0–52.2)" in " ".join(text.split())  # 0/5
-    assert "100.0 (39.8–100.0)" in " ".join(text.split())  # 4/4
-    assert "Heterogeneity: I² = 35%, τ² = 0.3100, p = 0.19" in text
-    assert "Heterogeneity: I² = 48%, τ² = 0.4500, p = 0.04" in text
-    assert "Test for subgroup differences: χ² = 5.21, df = 3 (p = 0.16)" in text
+    assert row_text(ax, "0.0 to 52.2") == (
+        "Van Oekelen 2023 · BCMA CAR T re-infusion 0 5 0.0 0.0 to 52.2 31.0%")  # 0/5
+    assert row_text(ax, "39.8 to 100.0") == (
+        "Reyes 2024 · teclistamab 4 4 100.0 39.8 to 100.0 9.1%")  # 4/4
+    assert "Heterogeneity: I² = 35.0%, τ² = 0.3100, Cochran's Q = 6.10, df = 4, p = 0.19" in text
+    assert "Heterogeneity: I² = 48.0%, τ² = 0.4500, Cochran's Q = 19.40, df = 10, p = 0.04" in text
+    assert "Test for subgroup differences: Q = 5.21, df = 3, p = 0.16" in text
     assert forest.NOT_POOLED_LABEL in text
     assert ax.get_xlim() == (0.0, 100.0)
     assert ax.get_xlabel() == "Overall response rate (%)"
@@ -358,7 +367,7 @@ def test_cumulative_plot(tmp_path: Path) -> None:
     ax = forest.draw_cumulative(rows, title="Cumulative", outcome="VGPR+")
     text = all_text(ax)
     assert f"+ {LONG}" in text
-    assert "55.0 (30.0–77.0)" in " ".join(text.split())
+    assert row_text(ax, "30.0 to 77.0") == f"+ {LONG} 3 55.0 30.0 to 77.0"
     assert len(markers(ax)) == 3
     assert overlaps(ax) == []
     forest.save_cumulative(rows, tmp_path / "c.png", tmp_path / "c.svg", dpi=150)

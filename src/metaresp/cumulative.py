@@ -129,10 +129,12 @@ def figure_stem(analysis: str, subgroup: str) -> str:
     return f"{analysis}--{slug(subgroup)}"
 
 
-def rows_for_plot(steps: Sequence[CumulativeStep]) -> list[CumulativeRow]:
+def rows_for_plot(steps: Sequence[CumulativeStep], level: float = 0.95
+                  ) -> list[CumulativeRow]:
     """Plot rows: the study added (with its date) and the estimate after it."""
     return [CumulativeRow(label=f"{s.label} ({s.date})" if s.date else s.label, k=s.k,
-                          proportion=s.proportion, ci_low=s.ci_low, ci_high=s.ci_high)
+                          proportion=s.proportion, ci_low=s.ci_low, ci_high=s.ci_high,
+                          level=level)
             for s in steps]
 
 
@@ -176,7 +178,7 @@ def write_cumulative(folder: Path, results: Sequence[AnalysisResult], *,
                      else f"{a.title}, {subgroup}: cumulative by publication date")
             figures.append(CumulativeFigure(
                 png=folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png",
-                rows=tuple(rows_for_plot(steps)), title=title, outcome=a.outcome,
+                rows=tuple(rows_for_plot(steps, a.model.level)), title=title, outcome=a.outcome,
                 model_note=a.model.describe()))
     (folder / FIGURE_FOLDER).mkdir(parents=True, exist_ok=True)
     (folder / CSV_NAME).write_text(csv_text(every), encoding="utf-8")

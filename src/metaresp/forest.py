@@ -27,6 +27,7 @@ subgroup; a "Prediction interval" row (Higgins, Thompson & Spiegelhalter 2009);
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
+from metaresp import formatting as fmt
 from metaresp.forestdata import CumulativeRow, ForestData, PooledRow, StudyRow, Subgroup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,9 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "draw_cumulative",
     "draw_forest",
-    "format_ci",
     "format_heterogeneity",
-    "format_pvalue",
     "format_subgroup_test",
     "outcome_axis_label",
     "save_cumulative",
@@ -73,6 +73,8 @@ MONO_ADVANCE_EM = 0.602
 """Advance width of every DejaVu Sans Mono glyph, in em."""
 TEXT_SLACK = 1.02
 
+RATE_HEADER = "Rate (%)"
+"""Header over the point estimates, which are printed in percent."""
 POOLED_LABEL = "Random effects model"
 PI_LABEL = "Prediction interval"
 NOT_POOLED_LABEL = "One study: shown, not pooled"
@@ -95,53 +97,27 @@ def outcome_axis_label(outcome: str) -> str:
     return _OUTCOME_AXIS.get(outcome, f"{outcome} (%)")
 
 
-def _pct(p: float) -> str:
-    return f"{100.0 * p:.1f}"
-
-
-def format_ci(low: float, high: float) -> str:
-    """A 0-1 interval as percent text, e.g. ``(29.0–96.3)``."""
-    return f"({_pct(low)}–{_pct(high)})"
-
-
-def format_pvalue(p: float) -> str:
-    """``p = 0.12``, ``p = 0.004``, ``p < 0.001`` (the style of R's ``meta``)."""
-    if not math.isfinite(p):
-        return "p = NA"
-    if p < 0.001:
-        return "p < 0.001"
-    if p < 0.01:
-        return f"p = {p:.3f}"
-    return f"p = {p:.2f}"
-
-
-def _format_tau2(tau2: float) -> str:
-    if tau2 <= 0.0:
-        return "0"
-    if tau2 < 0.0001:
-        return "< 0.0001"
-    return f"{tau2:.4f}"
-
-
 def format_heterogeneity(row: PooledRow) -> str:
-    """``Heterogeneity: I² = 45%, τ² = 0.2100, p = 0.12`` from the fields present; "" if none.
+    """``Heterogeneity: I² = 45.0%, τ² = 0.2100, Cochran's Q = 7.30, df = 4, p = 0.12``.
 
-    I² in percent and τ² on the model's (logit) scale, as ``meta`` prints them; p is
-    Cochran's Q test with k − 1 df.
+    I² in percent and τ² on the model's (logit) scale, as ``meta`` prints them; the Q
+    test is named (Cochran's, or the GLMM's Wald-type test); "" when nothing is given.
     """
     parts: list[str] = []
-    if row.i2 is not None and math.isfinite(row.i2):
-        parts.append(f"I² = {row.i2:.0f}%")
-    if row.tau2 is not None and math.isfinite(row.tau2):
-        parts.append(f"τ² = {_format_tau2(row.tau2)}")
-    if row.q_pvalue is not None:
-        parts.append(format_pvalue(row.q_pvalue))
+    if not fmt.is_missing(row.i2):
+        parts.append(f"I² = {fmt.i2(row.i2)}")
+    if not fmt.is_missing(row.tau2):
+        parts.append(f"τ² = {fmt.tau2(row.tau2)}")
+    if not fmt.is_missing(row.q):
+        parts.append(fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind))
+    elif not fmt.is_missing(row.q_pvalue):
+        parts.append(fmt.p_text(row.q_pvalue))
     return "Heterogeneity: " + ", ".join(parts) if parts else ""
 
 
 def format_subgroup_test(q: float, df: int, pvalue: float) -> str:
-    """``Test for subgroup differences: χ² = 5.20, df = 3 (p = 0.16)``."""
-    return f"Test for subgroup differences: χ² = {q:.2f}, df = {df} ({format_pvalue(pvalue)})"
+    """``Test for subgroup differences: Q = 5.21, df = 3, p = 0.16``."""
+    return f"Test for subgroup differences: {fmt.subgroup_test(q, df, pvalue)}"
 
 
 # --------------------------------------------------------------------------- containment
@@ -293,7 +269,7 @@ def _marker_areas(studies: Sequence[StudyRow]) -> dict[int, float]:
 
 
 def _weight_text(weight: float | None) -> str:
-    return "" if weight is None else f"{weight:.1f}%"
+    return "" if weight is None else f"{fmt.number(weight, 1)}%"
 
 
 def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
@@ -306,7 +282,8 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
             100 * row.ci_low,
             100 * row.ci_high,
             left=(str(row.events), str(row.total)),
-            right=(_pct(row.proportion), format_ci(row.ci_low, row.ci_high), weight_text),
+            right=(fmt.percent(row.proportion, sign=False),
+                   fmt.interval(row.ci_low, row.ci_high), weight_text),
             pooled=row,
         )
     ]
@@ -319,7 +296,7 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
                 100 * row.pi_low,
                 100 * row.pi_high,
                 left=("", ""),
-                right=("", format_ci(row.pi_low, row.pi_high), ""),
+                right=("", fmt.interval(row.pi_low, row.pi_high), ""),
                 pooled=row,
             )
         )
@@ -349,7 +326,7 @@ def _forest_table(data: ForestData) -> _Table:
         tail.append(_Row("text", "", left=("", ""), right=("", "", ""), text=text))
     footnotes = tuple(f for f in (data.model_note, *data.footnotes) if f.strip())
     reference = 100 * data.overall.proportion if data.overall is not None else None
-    right_headers: tuple[str, ...] = ("Proportion", "95% CI", "Weight")
+    right_headers: tuple[str, ...] = (RATE_HEADER, fmt.ci_label(data.level), "Weight")
     if all(s.weight is None for sub in data.subgroups for s in sub.studies):
         # a model without weights (the GLMM): no empty Weight column
         right_headers = right_headers[:2]
@@ -376,7 +353,8 @@ def _study_row(s: StudyRow, area: float) -> _Row:
         100 * s.ci_low,
         100 * s.ci_high,
         left=(str(s.events), str(s.total)),
-        right=(_pct(s.proportion), format_ci(s.ci_low, s.ci_high), _weight_text(s.weight)),
+        right=(fmt.percent(s.proportion, sign=False), fmt.interval(s.ci_low, s.ci_high),
+               _weight_text(s.weight)),
         marker_area=area,
     )
 
@@ -565,7 +543,72 @@ def _draw_table(table: _Table, ax: Axes | None) -> Axes:
             col_spacing=2,
         )
     _finish(table, ax, fig, prepared, by_key, own_figure)
+    _split_columns(ax, fig)
     return ax
+
+
+_RUN = re.compile(r"\S+(?: \S+)*")
+"""A cell of a space-padded table line: text whose words are one space apart (columns are
+at least two spaces apart; no-break spaces, which only make labels unique, count as blank)."""
+
+
+def _split_columns(ax: Axes, fig: Figure) -> None:
+    """Redraw every space-padded table line as one text per cell.
+
+    ``forestplot`` writes each row as one monospace string (label and left columns as a y
+    tick label, the right columns as one text) and aligns columns with runs of spaces.
+    SVG viewers collapse runs of spaces (SVG has no ``white-space: pre`` by default), so
+    in a browser the columns run together, and a reader without DejaVu Sans Mono gets
+    other glyph widths. Here each cell becomes its own text, anchored where the padded
+    string put it: the first cell of a tick label (the study label, a group header or
+    "Study") by its left edge, every other cell (numbers and their headers, which are
+    right-justified) by its right edge, so ``text-anchor: end`` keeps the columns aligned
+    whatever font the viewer substitutes. x is in inches from the figure's left edge and
+    y is the row's data coordinate, so the positions hold at any dpi.
+    """
+    from matplotlib.text import Text
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
+    to_inches = fig.dpi_scale_trans.inverted()
+
+    def redraw(t: Text, y_data: float, first_left: bool) -> None:
+        text = t.get_text()
+        if not text.strip():
+            return
+        anchor_px = t.get_transform().transform(t.get_unitless_position())
+        advance_px = MONO_ADVANCE_EM * float(t.get_fontsize()) * fig.dpi / 72.0
+        mono = MONO_FONT in t.get_fontfamily()
+        ha = t.get_horizontalalignment()
+        width_px = len(text) * advance_px if mono else 0.0
+        start_px = float(anchor_px[0]) - {"left": 0.0, "center": width_px / 2}.get(ha, width_px)
+        runs = list(_RUN.finditer(text)) if mono else []
+        if not runs:  # proportional text (group headers): one cell as it stands
+            runs = []
+            cells = [(text.strip(), start_px, "left")]
+        else:
+            cells = []
+            for i, m in enumerate(runs):
+                left = first_left and i == 0
+                edge = m.start() if left else m.end()
+                cells.append((m.group(), start_px + edge * advance_px,
+                              "left" if left else "right"))
+        for cell, x_px, align in cells:
+            x_in = float(to_inches.transform((x_px, 0.0))[0])
+            ax.text(x_in, y_data, cell, transform=trans, ha=align,
+                    va=t.get_verticalalignment(), fontsize=t.get_fontsize(),
+                    fontfamily=t.get_fontfamily(), fontweight=t.get_fontweight(),
+                    fontstyle=t.get_fontstyle(), color=t.get_color(), clip_on=False)
+
+    padded = [t for t in ax.texts if MONO_FONT in t.get_fontfamily()]
+    labels = [lab for lab in ax.get_yticklabels() if lab.get_visible()]
+    for lab in labels:
+        redraw(lab, float(lab.get_position()[1]), first_left=True)
+    for t in padded:
+        y = float(ax.yaxis.convert_units(t.get_position()[1]))  # type: ignore[no-untyped-call]
+        redraw(t, y, first_left=False)
+        t.remove()
+    ax.tick_params(axis="y", which="both", labelleft=False, labelright=False)
 
 
 def _finish(
@@ -807,7 +850,7 @@ def _cumulative_table(
             100 * r.ci_low,
             100 * r.ci_high,
             left=(str(r.k),),
-            right=(_pct(r.proportion), format_ci(r.ci_low, r.ci_high)),
+            right=(fmt.percent(r.proportion, sign=False), fmt.interval(r.ci_low, r.ci_high)),
             marker_area=4.5 * 4.5,
         )
         for r in items
@@ -817,7 +860,7 @@ def _cumulative_table(
         title=title,
         xlabel=outcome_axis_label(outcome),
         left_headers=("k",),
-        right_headers=("Proportion", "95% CI"),
+        right_headers=(RATE_HEADER, fmt.ci_label(items[0].level)),
         sections=[_Section("", table_rows)],
         footnotes=tuple(f for f in (model_note, *notes) if f.strip()),
         grouped=False,

@@ -102,6 +102,8 @@ class CumulativeRow:
     proportion: float
     ci_low: float
     ci_high: float
+    level: float = 0.95
+    """Confidence level of the interval; the plot's header names it."""
 
 
 _CI_WORDS = {"z": "normal (z) CI", "t": "t CI", "hksj": "Hartung-Knapp CI",
