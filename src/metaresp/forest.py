@@ -897,14 +897,14 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
     targets: list[tuple[Path, str]] = [(Path(png), "png")]
     if svg is not None:
         targets.append((Path(svg), "svg"))
-    for path, fmt in targets:
+    for path, kind in targets:
         # no timestamp in the SVG, so reruns give identical files
         # PNG: a fast zlib level (these are figures, not archives)
         extra: dict[str, Any] = (
-            {"metadata": {"Date": None}} if fmt == "svg"
+            {"metadata": {"Date": None}} if kind == "svg"
             else {"pil_kwargs": {"compress_level": 1}})
         with atomic_path(path) as tmp, tmp.open("wb") as fh, matplotlib.rc_context(RENDER_RC):
-            fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", **extra)
+            fig.savefig(fh, format=kind, dpi=dpi, facecolor="white", **extra)
 
 
 def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
