@@ -17,7 +17,8 @@ The conventions, each decided once:
 - **p-values**: ``< 0.001``; below 0.01 three decimals (``0.004``); otherwise two
   (``0.12``); above 0.99 ``> 0.99``. :func:`p_text` adds ``p = ``/``p < ``.
 - **τ² and τ**: ``0`` when zero, ``< 0.0001`` when below that, else four significant
-  digits with at most four decimals and no exponent (``0.2100``, ``1.234``, ``1235``).
+  digits with at most four decimals and no exponent (``0.2100``, ``1.234``); from 1000
+  on, the whole number (``98765``).
 - **I²**: one decimal with a percent sign (``85.3%``).
 - **Heterogeneity Q**: named by kind, with its df and p: ``Cochran's Q = 12.34, df = 4,
   p = 0.02``; the GLMM reports a Wald-type test (``Wald Q``), as metafor's ``rma.glmm``.
@@ -150,7 +151,8 @@ def p_text(p: float | None) -> str:
 
 
 def tau2(value: float | None) -> str:
-    """τ² (or τ): ``0``, ``< 0.0001``, else 4 significant digits, at most 4 decimals."""
+    """τ² (or τ): ``0``, ``< 0.0001``, else 4 significant digits, at most 4 decimals,
+    and whole numbers from 1000 on."""
     if value is None or is_missing(value):
         return MISSING
     if value <= 0.0:
@@ -158,6 +160,8 @@ def tau2(value: float | None) -> str:
     if value < 0.0001:
         return "< 0.0001"
     rounded = float(f"{value:.4g}")
+    if rounded >= 1000.0:
+        return f"{value:.0f}"
     decimals = min(4, max(0, 3 - math.floor(math.log10(rounded))))
     return f"{rounded:.{decimals}f}"
 
