@@ -141,3 +141,28 @@ def test_forest_pooled_row_is_the_estimate_row() -> None:
     assert PooledRow is EstimateRow
     row = PooledRow("Random effects model", 3, 10, 21, 0.44, 0.08, 0.88)
     assert (row.events, row.total, row.level, row.q_kind) == (10, 21, 0.95, "cochran")
+
+
+def test_plain_words_drop_internal_names() -> None:
+    from metaresp.estimates import plain_words
+
+    text = plain_words(
+        "GLMM: the optimiser stopped at tau² = 0; try nagq = 15 or an inverse-variance "
+        "model (estimator='REML'); the Wald heterogeneity statistic q_wald; HKSJ-ADHOC CI")
+    for internal in ("q_wald", "estimator=", "nagq", "HKSJ", "tau"):
+        assert internal not in text
+    assert "τ² = 0" in text
+    assert "(REML)" in text
+    assert "Hartung-Knapp CI" in text
+
+
+def test_each_note_is_said_once_naming_its_estimates() -> None:
+    from metaresp.estimates import plain_notes
+
+    warning = "GLMM with k = 2: tau² is estimated from two studies and is very imprecise"
+    rows = [PooledRow("Pooled", 2, 1, 9, 0.1, 0.0, 0.5, subgroup=name, warnings=(warning,))
+            for name in ("A", "B", "C")]
+    rows.append(PooledRow("Pooled", 4, 1, 9, 0.1, 0.0, 0.5, subgroup="D"))
+    notes = plain_notes(rows)
+    assert notes == ["GLMM with k = 2: τ² is estimated from two studies and is very "
+                     "imprecise (A; B; C)."]

@@ -221,6 +221,70 @@ def estimate_row(g: GroupResult, *, level: float, requested: Model | None = None
         fallback_reason=fallback_reason(res), **common)
 
 
+# --------------------------------------------------------------------------- plain words
+
+_PLAIN: tuple[tuple[str, str], ...] = (
+    (r"\btau\^?2\b|\btau²", "τ²"),
+    (r"\bmu\b", "the pooled logit"),
+    (r"\btau\b", "τ"),
+    (r"\s*\(?estimator\s*=\s*'(\w+)'\)?", r" (\1)"),
+    (r"[;,]?\s*(?:try|refit with)\s+nagq\s*=\s*(\d+)\s*(?:\(metafor: nAGQ\s*=\s*\d+\))?",
+     r"; a finer quadrature (\1 nodes) may help"),
+    (r"\bheterogeneity statistic q_wald\b", "heterogeneity test"),
+    (r"\bq_wald\b", "the Wald heterogeneity test"),
+    (r"\bHKSJ(?:-ADHOC| ad hoc)?\b", "Hartung-Knapp"),
+    (r"may help\s*or\b", "may help, or"),
+    (r'\bci="(\w[\w-]*)"', r"the \1 interval"),
+)
+
+
+def plain_words(text: str) -> str:
+    """An engine message for a reader of the figure: internal names (``q_wald``,
+    ``estimator='REML'``, ``nagq=15``, ``HKSJ-ADHOC``, ``tau²``) in words."""
+    import re
+
+    for pattern, repl in _PLAIN:
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE if "hksj" in pattern.lower()
+                      else 0)
+    text = re.sub(r"\ban Hartung", "a Hartung", text)
+    return re.sub(r"\s{2,}", " ", text).replace(" ;", ";").strip()
+
+
+def fallback_note(row: EstimateRow) -> str:
+    """What a fallback did, in plain words, e.g. "The requested model (GLMM logit, t CI)
+    could not be fitted: every study has 0 events, ...; pooled instead with REML logit,
+    Hartung-Knapp CI"; "" without a fallback."""
+    import re
+
+    if not row.fallback or row.fitted is None:
+        return ""
+    asked = "" if row.requested is None else f" ({plain_words(row.requested.label())})"
+    cause = plain_words(row.fallback_reason or "").split("; fell back")[0]
+    cause = re.sub(r"^\w+ did not converge \((?:\w+: )?", "", cause)
+    cause = re.sub(r";\s*(?:use|try)\b.*$", "", cause).strip().rstrip(")")
+    if cause.count("(") > cause.count(")"):
+        cause += ")"
+    because = f": {cause}" if cause and "fell back" not in cause else ""
+    return (f"The requested model{asked} could not be fitted{because}; pooled instead with "
+            f"{plain_words(row.fitted.label())}")
+
+
+def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
+    """Each distinct note of ``rows`` once, in plain words, naming the estimates it
+    concerns: "With two studies, ... (Bispecific antibodies; Other)"."""
+    where: dict[str, list[str]] = {}
+    for row in rows:
+        texts = [fallback_note(row)] if row.fallback else []
+        texts.extend(plain_words(w) for w in row.warnings if "fell back" not in w)
+        for text in texts:
+            if text:
+                names = where.setdefault(text[0].upper() + text[1:], [])
+                if row.subgroup not in names:
+                    names.append(row.subgroup)
+    return [f"{text} ({'; '.join(names)})." if any(names) else f"{text}."
+            for text, names in where.items()]
+
+
 # --------------------------------------------------------------------------- projections
 
 

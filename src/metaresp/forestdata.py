@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from metaresp.estimates import FEW_STUDIES, EstimateRow, estimate_row, few_studies_note
+from metaresp.estimates import (
+    FEW_STUDIES,
+    EstimateRow,
+    estimate_row,
+    few_studies_note,
+    plain_notes,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import GroupedPool
@@ -152,10 +158,9 @@ def build(pooled: GroupedPool, *, title: str, outcome: str,
                if pooled.overall is not None else None)
     test = (SubgroupTest(q=pooled.test.q, df=pooled.test.df, pvalue=pooled.test.pvalue)
             if pooled.test is not None else None)
-    notes = list(footnotes)
-    for g in pooled.groups:
-        if g.result is not None:
-            notes.extend(f"Note ({g.name}): {w}" for w in g.result.warnings)
+    notes = [f"Study intervals: exact (Clopper-Pearson) {100 * level:g}% CI.", *footnotes]
+    pooled_rows = [s.pooled for s in subgroups if s.pooled is not None and s.pooled.pooled]
+    notes.extend(plain_notes([*pooled_rows, *([overall] if overall is not None else [])]))
     return ForestData(title=title, outcome=outcome, subgroups=tuple(subgroups),
                       overall=overall, subgroup_test=test, model_note=pooled.model.describe(),
                       footnotes=tuple(notes), level=level)

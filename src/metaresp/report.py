@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import formatting as fmt
-from metaresp.estimates import FEW_STUDIES, EstimateRow, few_studies_note
+from metaresp.estimates import FEW_STUDIES, EstimateRow, few_studies_note, plain_words
 from metaresp.files import write_text_atomic
 from metaresp.forestdata import ForestData
 
@@ -226,7 +226,7 @@ def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
         if forest.overall is not None:
             named.append(("Overall", forest.overall))
         for name, row in named:
-            out.extend(f"{name}: {w}" for w in row.warnings)
+            out.extend(f"{name}: {plain_words(w)}" for w in row.warnings)
             if row.few_studies and not row.single:
                 out.append(f"{name}: {few_studies_note(row.k)}")
             if row.single:
