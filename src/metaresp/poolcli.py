@@ -217,8 +217,9 @@ def pooled_text(pooled: GroupedPool, by: str | None) -> str:
     return "\n".join(lines).rstrip()
 
 
-def _group_json(g: GroupResult, level: float) -> dict[str, Any]:
+def _group_json(g: GroupResult, model: Model) -> dict[str, Any]:
     studies = []
+    level = model.level
     weights = g.result.weights if g.result is not None else None
     for i, r in enumerate(g.records):
         x, n = r.events or 0, r.total or 0
@@ -226,10 +227,14 @@ def _group_json(g: GroupResult, level: float) -> dict[str, Any]:
         studies.append({"label": r.label, "events": x, "total": n, "proportion": x / n,
                         "ci_low": low, "ci_high": high,
                         "weight": None if weights is None else weights[i]})
+    row = estimate_row(g, level=level, requested=model)
     return {"name": g.name, "k": g.k, "events": g.events, "total": g.patients,
             "studies": studies, "pooled": None if g.result is None else _clean(
                 {k: v for k, v in g.result.to_dict().items()
                  if k not in ("yi", "vi", "events", "totals", "labels")}),
+            "fitted": None if row.fitted is None else row.fitted.as_dict(),
+            "fallback": row.fallback, "fallback_reason": row.fallback_reason,
+            "q_kind": None if row.single else row.q_kind,
             "note": g.note or None}
 
 
@@ -248,11 +253,12 @@ def pooled_json(pooled: GroupedPool, by: str | None) -> dict[str, Any]:
     model = {"transform": pooled.model.transform, "estimator": pooled.model.estimator,
              "ci": pooled.model.ci, "level": level}
     if by is None:
-        return {"model": model, **_group_json(pooled.groups[0], level)}
+        return {"model": model, **_group_json(pooled.groups[0], pooled.model)}
     return {
         "model": model, "by": by,
-        "subgroups": [_group_json(g, level) for g in pooled.groups],
-        "overall": None if pooled.overall is None else _group_json(pooled.overall, level),
+        "subgroups": [_group_json(g, pooled.model) for g in pooled.groups],
+        "overall": None if pooled.overall is None else _group_json(pooled.overall,
+                                                                    pooled.model),
         "subgroup_test": None if pooled.test is None else {
             "q": pooled.test.q, "df": pooled.test.df, "pvalue": pooled.test.pvalue},
         "notes": list(pooled.notes),
