@@ -460,3 +460,25 @@ def test_state_is_restored_in_process_too() -> None:
     assert {k: repr(v) for k, v in matplotlib.rcParams.items()} == {
         k: repr(v) for k, v in rc.items()
     }
+
+
+def test_without_weights_squares_show_study_size_and_say_so() -> None:
+    glmm = ForestData(
+        "t", "ORR",
+        (Subgroup("A", (study("Big", 10, 40), study("Small", 1, 10)),
+                  pooled(2, 11, 50, 0.22, 0.1, 0.5)),
+         Subgroup("B", (study("Mid", 9, 20, 60.0), study("Tiny", 3, 5, 40.0)),
+                  pooled(2, 12, 25, 0.48, 0.3, 0.7))))  # B fell back and has weights
+    ax = forest.draw_forest(glmm)
+    text = all_text(ax)
+    assert "Weight" not in text  # not a column filled for one subgroup only
+    assert forest.SIZE_NOTE in text
+    offsets = np.ma.filled(np.ma.asarray(ax.collections[-1].get_offsets()), np.nan)
+    areas = {round(float(x)): float(a) for (x, _), a in zip(
+        offsets, ax.collections[-1].get_sizes(), strict=True) if np.isfinite(x)}
+    # area proportional to the number of patients, side at least 2.5 pt (9 pt for 40):
+    # Big 25% of 40, Small 10% of 10, Mid 45% of 20, Tiny 60% of 5
+    assert areas == pytest.approx({x: max(2.5, 9 * math.sqrt(n / 40)) ** 2
+                                   for x, n in ((25, 40), (10, 10), (45, 20), (60, 5))})
+    weighted = forest.draw_forest(make_data())
+    assert forest.SIZE_NOTE not in all_text(weighted)

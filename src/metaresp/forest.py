@@ -250,20 +250,36 @@ def _check_pooled(row: PooledRow, where: str, problems: list[str]) -> None:
         _check_unit(row.pi_high, f"{where}.pi_high", problems)
 
 
-def _marker_areas(studies: Sequence[StudyRow]) -> dict[int, float]:
-    """Square marker area (pt²) per study, area proportional to weight as in ``meta``.
+SIZE_NOTE = ("Squares are sized by the number of patients: the model gives no study "
+             "weights.")
+"""Footnote of a plot whose pooled studies do not all carry a weight (the GLMM)."""
 
-    The heaviest study in the plot gets a 9 pt side; the side never falls below 2.5 pt;
-    studies without a weight get a 4.5 pt side.
+
+def _weighted(data: ForestData) -> bool:
+    """Whether every study of a pooled subgroup has a weight (then squares and a Weight
+    column show weights; otherwise squares show study size, for every subgroup alike)."""
+    pooled = [s for sub in data.subgroups
+              if sub.pooled is None or not sub.pooled.single for s in sub.studies]
+    return bool(pooled) and all(s.weight is not None for s in pooled)
+
+
+def _marker_areas(studies: Sequence[StudyRow], weighted: bool = True) -> dict[int, float]:
+    """Square marker area (pt²) per study, area proportional to weight as in ``meta``
+    (``weighted``), else to the number of patients.
+
+    The heaviest (or largest) study in the plot gets a 9 pt side; the side never falls
+    below 2.5 pt; with weights, a study without one gets a 4.5 pt side.
     """
-    weights = [s.weight for s in studies if s.weight is not None and s.weight > 0]
-    wmax = max(weights) if weights else 0.0
+    def size(s: StudyRow) -> float | None:
+        value = s.weight if weighted else float(s.total)
+        return value if value is not None and value > 0 else None
+
+    sizes = [v for v in map(size, studies) if v is not None]
+    vmax = max(sizes) if sizes else 0.0
     out: dict[int, float] = {}
     for s in studies:
-        if s.weight is not None and s.weight > 0 and wmax > 0:
-            side = max(2.5, 9.0 * math.sqrt(s.weight / wmax))
-        else:
-            side = 4.5
+        v = size(s)
+        side = max(2.5, 9.0 * math.sqrt(v / vmax)) if v is not None and vmax > 0 else 4.5
         out[id(s)] = side * side
     return out
 
@@ -308,7 +324,8 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
 
 def _forest_table(data: ForestData) -> _Table:
     all_studies = [s for sub in data.subgroups for s in sub.studies]
-    areas = _marker_areas(all_studies)
+    weighted = _weighted(data)
+    areas = _marker_areas(all_studies, weighted)
     grouped = len(data.subgroups) > 1 or bool(data.subgroups[0].name.strip())
     sections: list[_Section] = []
     for i, sub in enumerate(data.subgroups):
@@ -324,11 +341,13 @@ def _forest_table(data: ForestData) -> _Table:
         t = data.subgroup_test
         text = format_subgroup_test(t.q, t.df, t.pvalue)
         tail.append(_Row("text", "", left=("", ""), right=("", "", ""), text=text))
-    footnotes = tuple(f for f in (data.model_note, *data.footnotes) if f.strip())
+    notes = (data.model_note, *data.footnotes, *(() if weighted else (SIZE_NOTE,)))
+    footnotes = tuple(f for f in notes if f.strip())
     reference = 100 * data.overall.proportion if data.overall is not None else None
     right_headers: tuple[str, ...] = (RATE_HEADER, fmt.ci_label(data.level), "Weight")
-    if all(s.weight is None for sub in data.subgroups for s in sub.studies):
-        # a model without weights (the GLMM): no empty Weight column
+    if not weighted:
+        # a model without weights (the GLMM), also beside a fallback that has them:
+        # no Weight column at all rather than one filled for some subgroups only
         right_headers = right_headers[:2]
         for section in sections:
             for row in section.rows:
