@@ -166,3 +166,28 @@ def test_each_note_is_said_once_naming_its_estimates() -> None:
     notes = plain_notes(rows)
     assert notes == ["GLMM with k = 2: τ² is estimated from two studies and is very "
                      "imprecise (A; B; C)."]
+
+
+def test_forest_lists_studies_by_date_then_author_with_their_weights() -> None:
+    from dataclasses import replace
+
+    from metaresp.forestdata import build
+
+    dated = [replace(record(0, 5, 10), label="Zed 2024", year=2024, date=(2024, 3, 0)),
+             replace(record(1, 2, 9), label="Undated"),
+             replace(record(2, 4, 8), label="Bal 2021", year=2021, date=(2021, 0, 0)),
+             replace(record(3, 6, 12), label="Abe 2021", year=2021, date=(2021, 0, 0))]
+    m = resolve_model(ModelSettings.model_validate({"estimator": "REML", "ci": "z"}))
+    pooled = pool_groups({"A": dated}, m)
+    data = build(pooled, title="t", outcome="ORR")
+    studies = data.subgroups[0].studies
+    assert [s.label for s in studies] == ["Abe 2021", "Bal 2021", "Zed 2024", "Undated"]
+    res = pooled.groups[0].result
+    assert res is not None
+    assert res.weights is not None
+    # each study keeps its own counts and weight after the reordering
+    assert [(s.events, s.total, s.weight) for s in studies] == [
+        (6, 12, res.weights[3]), (4, 8, res.weights[2]), (5, 10, res.weights[0]),
+        (2, 9, res.weights[1])]
+    assert data.level == 0.95
+    assert data.footnotes[0] == "Study intervals: exact (Clopper-Pearson) 95% CI."

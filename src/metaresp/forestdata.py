@@ -20,7 +20,7 @@ from metaresp.estimates import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from metaresp.analysis import GroupedPool
+    from metaresp.analysis import GroupedPool, GroupResult
 
 __all__ = [
     "FEW_STUDIES",
@@ -116,10 +116,21 @@ _CI_WORDS = {"z": "normal (z) CI", "t": "t CI", "hksj": "Hartung-Knapp CI",
              "hksj-adhoc": "Hartung-Knapp CI"}
 
 
+def study_order(g: GroupResult) -> list[int]:
+    """Indices of ``g.records`` in the order a forest plot lists them: by report date
+    (undated last), then label (author first), then the order pooled."""
+    def key(i: int) -> tuple[tuple[int, int, int], str, int]:
+        r = g.records[i]
+        date = r.date if r.date[0] else ((r.year, 0, 0) if r.year else (9999, 0, 0))
+        return date, r.label.casefold(), i
+
+    return sorted(range(len(g.records)), key=key)
+
+
 def build(pooled: GroupedPool, *, title: str, outcome: str,
           footnotes: Sequence[str] = ()) -> ForestData:
     """Fill :class:`ForestData` from pooled subgroups: per-study rows (exact intervals at
-    the model's level, labels made unique per plot), one
+    the model's level, by date then label, labels made unique per plot), one
     :func:`~metaresp.estimates.estimate_row` per diamond, the overall row and the test."""
     from metaresp.analysis import exact_ci
 
@@ -137,7 +148,8 @@ def build(pooled: GroupedPool, *, title: str, outcome: str,
     for g in pooled.groups:
         weights = g.result.weights if g.result is not None else None
         rows: list[StudyRow] = []
-        for i, r in enumerate(g.records):
+        for i in study_order(g):
+            r = g.records[i]
             events, total = r.events or 0, r.total or 0
             low, high = exact_ci(events, total, level)
             rows.append(StudyRow(
