@@ -482,3 +482,16 @@ def test_without_weights_squares_show_study_size_and_say_so() -> None:
                                    for x, n in ((25, 40), (10, 10), (45, 20), (60, 5))})
     weighted = forest.draw_forest(make_data())
     assert forest.SIZE_NOTE not in all_text(weighted)
+
+
+def test_long_titles_wrap_inside_the_figure() -> None:
+    title = ("CAR-T retreatment by target, any prior BCMA-directed therapy: overall response "
+             "(≥PR), BCMA: cumulative by publication date")
+    ax = forest.draw_cumulative([("A 2021", 1, 0.2, 0.1, 0.4), ("B 2022", 2, 0.5, 0.2, 0.8)],
+                                title=title)
+    assert outside(ax) == []
+    assert overlaps(ax) == []
+    shown = [t.get_text() for t in texts(ax) if "CAR-T retreatment" in t.get_text()]
+    assert len(shown) == 1
+    assert shown[0].count("\n") == 1
+    assert " ".join(shown[0].split()) == title

@@ -470,10 +470,29 @@ def _n_rows(table: _Table) -> int:
 
 
 def _height(table: _Table) -> float:
-    top = 0.38 if table.title else 0.12
+    top = _top(table)
     foot_lines = sum(len(_wrap(f)) for f in table.footnotes)
     bottom = 0.46 + 0.13 * foot_lines + (0.06 if foot_lines else 0.0)
     return top + ROW_HEIGHT_IN * _n_rows(table) + bottom
+
+
+TITLE_LINE_IN = 0.17
+"""Height of a second (third, ...) title line: 8.5 pt bold at 1.25 line spacing, plus air."""
+
+
+def _title_lines(table: _Table) -> list[str]:
+    """The title wrapped to the page width (bold DejaVu Sans averages about 0.63 em)."""
+    if not table.title:
+        return []
+    size = table.fontsize + 1.5
+    chars = max(20, int((FIG_WIDTH_IN - 2 * MARGIN_IN) * 72 / (0.63 * size)))
+    return textwrap.wrap(table.title, chars) or [table.title]
+
+
+def _top(table: _Table) -> float:
+    """Inches above the column headers: the title's lines, or a small margin."""
+    lines = len(_title_lines(table))
+    return 0.38 + TITLE_LINE_IN * (lines - 1) if lines else 0.12
 
 
 def _wrap(text: str, width_in: float = FIG_WIDTH_IN - 2 * MARGIN_IN) -> list[str]:
@@ -777,7 +796,7 @@ def _layout(table: _Table, ax: Axes, fig: Figure) -> None:
     plot_w = width - 2 * MARGIN_IN - left_w - right_w - LEFT_GAP_IN - GAP_IN
     height = _height(table)
     fig.set_size_inches(width, height)
-    top = 0.38 if table.title else 0.12
+    top = _top(table)
     rows_h = ROW_HEIGHT_IN * _n_rows(table)
     bottom = height - top - rows_h
     left = MARGIN_IN + left_w + LEFT_GAP_IN
@@ -797,9 +816,10 @@ def _layout(table: _Table, ax: Axes, fig: Figure) -> None:
         fig.text(
             MARGIN_IN / width,
             1 - 0.1 / height,
-            table.title,
+            "\n".join(_title_lines(table)),
             ha="left",
             va="top",
+            linespacing=1.25,
             fontsize=table.fontsize + 1.5,
             fontweight="bold",
             fontfamily=SANS_FONT,
