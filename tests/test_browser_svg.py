@@ -152,3 +152,26 @@ def test_svgs_embedded_in_the_report_render_with_separate_columns(
     assert overlapping_cells(boxes) == []
     assert [b[0].strip() for b in row_of(boxes, "71.4")][1:] == [
         "5", "7", "71.4", "29.0 to 96.3", "18.2%"]
+
+
+def test_report_does_not_overflow_at_800_px(browser: Any, tmp_path: Path) -> None:
+    data = test_forest.make_data()
+    png, svg = tmp_path / "f.png", tmp_path / "f.svg"
+    forest.save_forest(data, png, svg, dpi=100)
+    html = tmp_path / "report.html"
+    report.write_report(html, title="t", corpus_version="v", analyses=[report.ReportAnalysis(
+        "a", forest=data, figures=(report.ReportFigure.from_files("f", png, svg),))])
+    page = browser.new_page(viewport={"width": 800, "height": 1000})
+    try:
+        page.goto(html.resolve().as_uri())
+        page_width, view_width = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        tables = page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(
+            t => [t.getBoundingClientRect().right, t.parentElement.clientWidth,
+                  t.parentElement.getBoundingClientRect().right])""")
+    finally:
+        page.close()
+    assert page_width <= view_width
+    assert tables
+    for right, _, parent_right in tables:  # the pooled table fits: no scrolling inside
+        assert right <= parent_right + 0.5

@@ -128,7 +128,13 @@ h3 { font-size: 1.08em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left;
          vertical-align: top; }
-th { border-bottom: 2px solid #888; background: #f4f4f4; white-space: nowrap; }
+th { border-bottom: 2px solid #888; background: #f4f4f4; }
+.wide { max-width: 100%; overflow-x: auto; }
+@media (max-width: 900px) {
+  body { padding: 0 0.5em; }
+  table { font-size: 0.78em; }
+  th, td { padding: 0.2em 0.35em; }
+}
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: 1em 0; }
 figure img { width: 100%; max-width: 1000px; height: auto; border: 1px solid #eee; }
@@ -264,7 +270,8 @@ def _frame_html(frame: pd.DataFrame) -> str:
         "<tr>" + "".join(_cell(v) for v in row) + "</tr>"
         for row in frame.itertuples(index=False, name=None)
     )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    return (f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+            "</tbody>\n</table></div>")
 
 
 def _figure_html(fig: ReportFigure) -> str:
