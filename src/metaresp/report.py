@@ -142,6 +142,13 @@ figcaption { font-size: 0.9em; color: #444; }
 .warnings li { color: #8a4b00; }
 .methods { background: #fafafa; border-left: 3px solid #999; padding: 0.6em 1em; }
 ol.refs { font-size: 0.9em; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  figure, tr, .methods { break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  .wide { overflow: visible; }
+  figure img { border: none; }
+}
 """
 
 
