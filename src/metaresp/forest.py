@@ -18,10 +18,16 @@ Agg canvas. Labels are made unique (identical labels would collapse onto one row
 appending no-break spaces, which render as blanks.
 
 Layout follows ``forest.meta`` of R's ``meta`` (Schwarzer): columns Study, Events,
-Total, the plot, Proportion, 95% CI, Weight; a "Random effects model" diamond per
-subgroup; a "Prediction interval" row (Higgins, Thompson & Spiegelhalter 2009);
-"Heterogeneity: I² = …, τ² = …, p = …"; "Test for subgroup differences: χ² = …, df = …
-(p = …)".
+Total, the plot, Rate (%), the CI at the plot's level, Weight; a diamond per subgroup; a
+"Prediction interval" row (Higgins, Thompson & Spiegelhalter 2009); "Heterogeneity:
+I² = …, τ² = …, Cochran's Q = …, df = …, p = …" (a Wald Q for the GLMM); "Test for
+subgroup differences: Q = …, df = …, p = …". Every number is written by
+:mod:`metaresp.formatting`. Without study weights (the GLMM) the squares show study size
+and the footnote says so.
+
+SVG: ``forestplot`` aligns columns by padding one string per row with spaces, which SVG
+viewers collapse. After drawing, :func:`_split_columns` replaces each padded string by one
+text per cell, anchored at its column's edge, so a browser shows what the PNG shows.
 """
 
 from __future__ import annotations
