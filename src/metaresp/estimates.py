@@ -32,10 +32,14 @@ __all__ = [
     "FittedModel",
     "RowKind",
     "estimate_row",
+    "fallback_note",
     "fallback_reason",
     "few_studies_note",
     "fitted_model",
+    "heterogeneity_text",
     "is_fallback",
+    "plain_notes",
+    "plain_words",
     "q_kind",
     "summary_dict",
     "text_lines",
@@ -47,9 +51,6 @@ project's coverage simulation (docs/simulation) no interval method kept 93-97% c
 in every scenario with k <= 3."""
 
 RowKind = Literal["subgroup", "overall"]
-
-_CI_NAMES = {"z": "z", "t": "t", "hksj": "Hartung-Knapp", "hksj-adhoc": "Hartung-Knapp"}
-
 
 def few_studies_note(k: int) -> str:
     """The flag a pooled estimate from ``k <= FEW_STUDIES`` studies carries."""
@@ -317,12 +318,19 @@ def summary_dict(row: EstimateRow) -> dict[str, Any]:
 
 
 def heterogeneity_text(row: EstimateRow) -> str:
-    """``I² = 45.0%, τ² = 0.2100, Cochran's Q = 7.30, df = 4, p = 0.12``; "" for one study."""
+    """``I² = 45.0%, τ² = 0.2100, Cochran's Q = 7.30, df = 4, p = 0.12`` from the values
+    present (a Wald Q for the GLMM); "" for a single study or when none is given."""
     if row.single:
         return ""
-    parts = [f"I² = {fmt.i2(row.i2)}", f"τ² = {fmt.tau2(row.tau2)}"]
-    if row.q is not None and not fmt.is_missing(row.q):
+    parts: list[str] = []
+    if not fmt.is_missing(row.i2):
+        parts.append(f"I² = {fmt.i2(row.i2)}")
+    if not fmt.is_missing(row.tau2):
+        parts.append(f"τ² = {fmt.tau2(row.tau2)}")
+    if not fmt.is_missing(row.q):
         parts.append(fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind))
+    elif not fmt.is_missing(row.q_pvalue):
+        parts.append(fmt.p_text(row.q_pvalue))
     return ", ".join(parts)
 
 
@@ -336,14 +344,8 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
                                      level=row.level)]
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
-    lines.append(f"heterogeneity: {heterogeneity_text(row)}")
+    lines.append(f"heterogeneity: {heterogeneity_text(row) or fmt.MISSING}")
     if row.fallback and row.fitted is not None:
         asked = "" if row.requested is None else f" from {row.requested.label()}"
         lines.append(f"model fitted: {row.fitted.label()} (fallback{asked}; see the warning)")
     return lines
-
-
-def rows_of(groups: Sequence[GroupResult], *, level: float,
-            requested: Model | None = None) -> list[EstimateRow]:
-    """:func:`estimate_row` of each group, in order."""
-    return [estimate_row(g, level=level, requested=requested) for g in groups]

@@ -44,6 +44,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
 from metaresp import formatting as fmt
+from metaresp.estimates import heterogeneity_text
 from metaresp.forestdata import CumulativeRow, ForestData, PooledRow, StudyRow, Subgroup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,19 +107,11 @@ def outcome_axis_label(outcome: str) -> str:
 def format_heterogeneity(row: PooledRow) -> str:
     """``Heterogeneity: I² = 45.0%, τ² = 0.2100, Cochran's Q = 7.30, df = 4, p = 0.12``.
 
-    I² in percent and τ² on the model's (logit) scale, as ``meta`` prints them; the Q
-    test is named (Cochran's, or the GLMM's Wald-type test); "" when nothing is given.
+    I² in percent and τ² on the model's (logit) scale, as ``meta`` prints them
+    (:func:`metaresp.estimates.heterogeneity_text`); "" when nothing is given.
     """
-    parts: list[str] = []
-    if not fmt.is_missing(row.i2):
-        parts.append(f"I² = {fmt.i2(row.i2)}")
-    if not fmt.is_missing(row.tau2):
-        parts.append(f"τ² = {fmt.tau2(row.tau2)}")
-    if not fmt.is_missing(row.q):
-        parts.append(fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind))
-    elif not fmt.is_missing(row.q_pvalue):
-        parts.append(fmt.p_text(row.q_pvalue))
-    return "Heterogeneity: " + ", ".join(parts) if parts else ""
+    text = heterogeneity_text(row)
+    return f"Heterogeneity: {text}" if text else ""
 
 
 def format_subgroup_test(q: float, df: int, pvalue: float) -> str:

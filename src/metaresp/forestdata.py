@@ -17,6 +17,7 @@ from metaresp.estimates import (
     estimate_row,
     few_studies_note,
     plain_notes,
+    plain_words,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,10 +113,6 @@ class CumulativeRow:
     """Confidence level of the interval; the plot's header names it."""
 
 
-_CI_WORDS = {"z": "normal (z) CI", "t": "t CI", "hksj": "Hartung-Knapp CI",
-             "hksj-adhoc": "Hartung-Knapp CI"}
-
-
 def study_order(g: GroupResult) -> list[int]:
     """Indices of ``g.records`` in the order a forest plot lists them: by report date
     (undated last), then label (author first), then the order pooled."""
@@ -162,8 +159,8 @@ def build(pooled: GroupedPool, *, title: str, outcome: str,
             row = replace(row, label="One study, not pooled")
         elif row.fallback and row.fitted is not None:
             fitted = row.fitted
-            row = replace(row, label=f"Pooled (fallback: {fitted.estimator}, "
-                                     f"{_CI_WORDS.get(fitted.ci, fitted.ci)})")
+            row = replace(row, label="Pooled (fallback: "
+                                     + plain_words(f"{fitted.estimator}, {fitted.ci} CI)"))
         subgroups.append(Subgroup(name=g.name, studies=tuple(rows), pooled=row))
     overall = (estimate_row(pooled.overall, level=level, requested=pooled.model,
                             kind="overall", label="Overall")
