@@ -152,3 +152,18 @@ def test_json_and_text_say_which_model_was_fitted(tmp_path: Path,
     code, out, _ = run(capsys, str(glmm), "--events", "responders", "--totals", "evaluable")
     assert "Wald Q = " in out
     assert " n/a" in out  # the GLMM gives no weights: said, not left blank
+
+
+def test_plot_takes_a_title_and_an_axis_label(tmp_path: Path) -> None:
+    from metaresp.poolcli import run_pool
+
+    table = write_csv(tmp_path / "my-table.csv")
+    svg = tmp_path / "forest.svg"
+    run_pool(table, events="responders", totals="evaluable", labels="study", plot=svg,
+             title="Response to talquetamab", xlabel="Responders (%)")
+    text = svg.read_text(encoding="utf-8")
+    assert "Response to talquetamab" in text
+    assert "Responders (%)" in text
+    assert "my-table" not in text  # the file name is not a title
+    run_pool(table, events="responders", totals="evaluable", plot=svg)
+    assert "Proportion (%)" in svg.read_text(encoding="utf-8")

@@ -353,7 +353,7 @@ def _forest_table(data: ForestData) -> _Table:
                 row.right = row.right[:2]
     return _Table(
         title=data.title,
-        xlabel=outcome_axis_label(data.outcome),
+        xlabel=data.xlabel or outcome_axis_label(data.outcome),
         left_headers=("Events", "Total"),
         right_headers=right_headers,
         sections=sections,

@@ -93,6 +93,8 @@ class ForestData:
     footnotes: tuple[str, ...] = field(default_factory=tuple)
     level: float = 0.95
     """Confidence level of every interval drawn (studies, diamonds); headers name it."""
+    xlabel: str = ""
+    """The x-axis title; "" for the outcome's (e.g. "Overall response rate (%)")."""
 
 
 @dataclass(frozen=True)

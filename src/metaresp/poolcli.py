@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -269,8 +270,11 @@ def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None
              by: str | None = None, transform: str | None = None,
              estimator: str | None = None, ci: str | None = None, level: float = 0.95,
              sheet: str | None = None, overall: bool = True, plot: Path | None = None,
-             as_json: bool = False) -> str:
-    """Everything ``metaresp pool`` does; returns the text to print."""
+             as_json: bool = False, title: str | None = None,
+             xlabel: str | None = None) -> str:
+    """Everything ``metaresp pool`` does; returns the text to print.
+
+    ``title`` and ``xlabel`` name the plot (default: no title, "Proportion (%)")."""
     settings = _check_options(transform, estimator, ci, level)
     try:
         model = resolve_model(settings)
@@ -280,20 +284,21 @@ def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None
     groups = table_records(frame, str(table), events, totals, labels, by)
     pooled = pool_groups(groups, model, overall=overall and by is not None)
     if plot is not None:
-        _plot(pooled, plot, title=table.stem)
+        _plot(pooled, plot, title=title or "", xlabel=xlabel or "Proportion (%)")
     if as_json:
         return json.dumps(pooled_json(pooled, by), indent=2, ensure_ascii=False)
     return pooled_text(pooled, by)
 
 
-def _plot(pooled: GroupedPool, path: Path, title: str) -> None:
+def _plot(pooled: GroupedPool, path: Path, title: str, xlabel: str) -> None:
     from metaresp.forest import save_forest
 
     if path.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--plot: {path}: give a .png or .svg file name")
     if not path.parent.exists():
         raise InputError(f"--plot: {path.parent}: folder not found")
-    data = forest_data(pooled, title=title, outcome="Proportion", footnotes=_notes(pooled))
+    data = replace(forest_data(pooled, title=title, outcome="Proportion",
+                               footnotes=_notes(pooled)), xlabel=xlabel)
     if path.suffix.lower() == ".svg":
         png = path.with_suffix(".png")
         save_forest(data, png, path)
