@@ -126,10 +126,10 @@ def test_prediction_interval_is_nan_for_two_studies() -> None:
 
 def test_bad_arguments_raise_value_error_naming_them() -> None:
     x, n = _datasets(8, 3, 3, 0.5, 0.5)
-    with pytest.raises(ValueError, match="ci must be one of"):
+    with pytest.raises(ValueError, match="ci: must be one of"):
         batch.pool_iv(x, n, ci="knha")
-    with pytest.raises(ValueError, match="estimator must be one of"):
-        batch.pool_batch(x, n, estimator="PM")
+    with pytest.raises(ValueError, match="estimator: must be one of"):
+        batch.pool_batch(x, n, estimator="MCMC")
     with pytest.raises(ValueError, match="events must lie in"):
         batch.pool_iv(n + 1, n)
     with pytest.raises(ValueError, match="2-D arrays"):

@@ -95,7 +95,8 @@ def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
          ["--transform: 'probit' is not one of logit, freeman-tukey, arcsine, raw, log"]),
         (["--events", "responders", "--totals", "evaluable", "--transform", "arcsine",
           "--estimator", "GLMM"], ROWS,
-         ["model options: estimator GLMM needs transform 'logit', not 'arcsine'"]),
+         ['model options: estimator: "GLMM" is a logit model and needs transform="logit"; '
+          "got transform='arcsine'"]),
     ],
 )
 def test_bad_input_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -119,7 +119,7 @@ def test_bad_plan_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert code == 1
     (line,) = err.splitlines()
     assert line.startswith(f"error: {plan}:")
-    assert "model.estimator: Input should be" in line
+    assert "model.estimator: must be one of" in line
     assert not (tmp_path / "out").exists()
 
 

@@ -63,7 +63,7 @@ def test_pooled_row_carries_the_fit_unchanged() -> None:
     assert row.fallback_reason is None
     assert row.fitted is not None
     assert row.fitted.estimator == "REML"
-    assert row.model_text == "REML logit, hksj CI"
+    assert row.model_text == "REML (logit), Hartung-Knapp CI"
     assert not row.few_studies
     assert row.pooled
     assert not row.single
@@ -109,22 +109,23 @@ def test_glmm_fallback_is_recorded_with_the_model_fitted() -> None:
     assert any(line.startswith("model fitted: ") for line in text_lines(row))
 
 
-def test_result_fields_win_over_warning_text() -> None:
-    """Once PoolResult records its fallback, the warning text is no longer searched."""
+def test_the_fit_is_read_from_the_result_fields_not_its_warnings() -> None:
+    """A warning that mentions a fallback does not make one: the result's fields decide."""
     spec = SimpleNamespace(transform="logit", estimator="PM", ci="z", level=0.9)
     fake = cast(PoolResult, SimpleNamespace(
-        warnings=("the model fell back",), fallback=False, fallback_reason=None,
+        warnings=("the model fell back",), fallback=False, fallback_reason="stale",
         fitted=spec, q_kind="wald", transform="logit", estimator="REML", ci="t", level=0.95))
     assert not is_fallback(fake)
     assert fallback_reason(fake) is None
     assert fitted_model(fake).estimator == "PM"
     assert fitted_model(fake).level == 0.9
     assert q_kind(fake) == "wald"
-    older = cast(PoolResult, SimpleNamespace(
-        warnings=("GLMM did not converge; fell back to REML",), transform="logit",
-        estimator="REML", ci="hksj-adhoc", level=0.95))
-    assert is_fallback(older)
-    assert fallback_reason(older) == "GLMM did not converge; fell back to REML"
+    silent = cast(PoolResult, SimpleNamespace(
+        warnings=(), fallback=True, fallback_reason="GLMM did not converge", fitted=spec,
+        q_kind="none"))
+    assert is_fallback(silent)
+    assert fallback_reason(silent) == "GLMM did not converge"
+    assert q_kind(silent) == "none"
 
 
 def test_summary_keys_are_those_of_summary_json() -> None:

@@ -24,5 +24,5 @@ def test_getting_started_notebook_executes() -> None:
     assert errors == []
     text = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for o in cell.get("outputs", []))
-    assert "Pooled proportion: GLMM model" in text
+    assert "Pooled proportion: Random effects, binomial-normal GLMM" in text
     assert "BCMA: k = " in text

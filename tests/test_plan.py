@@ -107,8 +107,8 @@ def test_outcome_list_expands() -> None:
          "plan.yaml:10: analyses[0] (one).colour: unknown field (allowed: description, "
          "grouping, mix_units, model, name, overall, selection, thresholds, title)"),
         (("grouping: cls", "grouping: cls\n    model: {transform: arcsine, estimator: GLMM}"),
-         "plan.yaml:8: analyses[0] (one).model: estimator GLMM needs transform 'logit', "
-         "not 'arcsine'"),
+         "plan.yaml:8: analyses[0] (one).model: estimator: \"GLMM\" is a logit model and "
+         "needs transform=\"logit\"; got transform='arcsine'"),
         (("outcome: ORR}", "outcome: ORR, unit: [patients, lines]}"),
          "plan.yaml:8: analyses[0] (one): selection.unit lists patients and lines: they are "
          "never pooled together unless the analysis says mix_units: true"),

@@ -18,12 +18,13 @@ from scipy import stats
 
 import metaresp.glmm
 from metaresp.errors import ConvergenceError, InputError
+from metaresp.models import ESTIMATORS as MODEL_REGISTRY
 from metaresp.pooling import CIS, ESTIMATORS, pool
 from metaresp.transforms import TRANSFORMS, effect_sizes
 
 EVENTS = [3, 6, 10, 1, 0, 12]
 TOTALS = [11, 17, 21, 6, 9, 12]
-IV = [e for e in ESTIMATORS if e != "GLMM"]
+IV = [e for e in ESTIMATORS if MODEL_REGISTRY[e].family == "iv"]
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -33,7 +34,7 @@ IV = [e for e in ESTIMATORS if e != "GLMM"]
     ("kwargs", "argument", "allowed"),
     [
         ({"transform": "probit"}, "transform", '"logit"'),
-        ({"estimator": "BAYES"}, "estimator", '"REML"'),
+        ({"estimator": "MCMC"}, "estimator", '"REML"'),
         ({"estimator": "dl"}, "estimator", '"DL"'),
         ({"ci": "wald"}, "ci", '"hksj-adhoc"'),
         ({"estimator": "GLMM", "transform": "raw"}, "estimator", 'transform="logit"'),

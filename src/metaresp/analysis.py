@@ -324,10 +324,17 @@ def exact_ci(events: int, total: int, level: float = 0.95) -> tuple[float, float
 
 
 def _fit(records: Sequence[Record], model: Model) -> PoolResult:
+    """Pool one subgroup. Its notes are kept in the result (and shown in every output), so
+    they are not issued again as Python warnings here."""
+    import warnings
+
+    from metaresp.errors import StatisticalWarning
     from metaresp.pooling import pool
 
-    return pool([r.events or 0 for r in records], [r.total or 0 for r in records],
-                labels=[r.label for r in records], **model.as_kwargs())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StatisticalWarning)
+        return pool([r.events or 0 for r in records], [r.total or 0 for r in records],
+                    labels=[r.label for r in records], **model.as_kwargs())
 
 
 def difference_test(groups: Sequence[GroupResult]) -> DifferenceTest | None:

@@ -8,7 +8,7 @@ JSON of ``metaresp pool`` (:mod:`metaresp.poolcli`) and the estimates of
 :class:`~metaresp.analysis.GroupResult`; the projections (:func:`summary_dict`,
 :func:`text_lines`) only read it.
 
-What the fit did is asked of the result in one place: :func:`is_fallback`,
+What the fit did is read from the result's fields in one place: :func:`is_fallback`,
 :func:`fallback_reason`, :func:`fitted_model` and :func:`q_kind`.
 All proportions are on the 0-1 scale; I² is in percent; τ² on the model's scale.
 """
@@ -23,13 +23,12 @@ from metaresp import formatting as fmt
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import GroupResult
-    from metaresp.plan import Model
+    from metaresp.models import ModelSpec
     from metaresp.pooling import PoolResult
 
 __all__ = [
     "FEW_STUDIES",
     "EstimateRow",
-    "FittedModel",
     "RowKind",
     "estimate_row",
     "fallback_note",
@@ -38,6 +37,7 @@ __all__ = [
     "fitted_model",
     "heterogeneity_text",
     "is_fallback",
+    "model_dict",
     "plain_notes",
     "plain_words",
     "q_kind",
@@ -59,60 +59,29 @@ def few_studies_note(k: int) -> str:
             "either too wide to inform or may be too narrow. Interpret with caution")
 
 
-@dataclass(frozen=True)
-class FittedModel:
-    """The model a result was fitted with: option codes as the engine names them."""
-
-    transform: str
-    estimator: str
-    ci: str
-    level: float
-
-    def label(self) -> str:
-        """``GLMM logit, t CI``: the CSV's ``model`` column."""
-        return f"{self.estimator} {self.transform}, {self.ci} CI"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"transform": self.transform, "estimator": self.estimator, "ci": self.ci,
-                "level": self.level}
-
-
 # --------------------------------------------------------------------------- the fit
 
 
-def fitted_model(res: PoolResult) -> FittedModel:
+def fitted_model(res: PoolResult) -> ModelSpec:
     """The model ``res`` was actually fitted with (after a fallback, the fallback's)."""
-    spec = getattr(res, "fitted", None)
-    if spec is not None:
-        return FittedModel(str(spec.transform), str(spec.estimator), str(spec.ci),
-                           float(spec.level))
-    return FittedModel(res.transform, res.estimator, res.ci, res.level)
+    return res.fitted
 
 
 def is_fallback(res: PoolResult) -> bool:
     """Whether the requested model could not be fitted and another one was."""
-    flag = getattr(res, "fallback", None)
-    if isinstance(flag, bool):
-        return flag
-    return any("fell back" in w for w in res.warnings)
+    return res.fallback
 
 
 def fallback_reason(res: PoolResult) -> str | None:
     """Why the fit fell back, in the engine's words; ``None`` when it did not."""
-    if not is_fallback(res):
-        return None
-    reason = getattr(res, "fallback_reason", None)
-    if isinstance(reason, str) and reason:
-        return reason
-    return next((w for w in res.warnings if "fell back" in w), "fell back to another model")
+    return res.fallback_reason if res.fallback else None
 
 
 def q_kind(res: PoolResult) -> fmt.QKind:
-    """``"wald"`` for the GLMM's Wald-type test of heterogeneity, else ``"cochran"``."""
-    kind = getattr(res, "q_kind", None)
-    if kind in ("cochran", "wald"):
-        return "wald" if kind == "wald" else "cochran"
-    return "wald" if fitted_model(res).estimator == "GLMM" else "cochran"
+    """Which heterogeneity statistic ``res.q`` is: ``"cochran"`` (inverse variance),
+    ``"wald"`` (the GLMM's Wald-type test) or ``"none"`` (no Q, the Bayesian model)."""
+    kind = res.q_kind
+    return "wald" if kind == "wald" else "none" if kind == "none" else "cochran"
 
 
 # --------------------------------------------------------------------------- the row
@@ -152,9 +121,9 @@ class EstimateRow:
     kind: RowKind = "subgroup"
     level: float = 0.95
     q_kind: fmt.QKind = "cochran"
-    fitted: FittedModel | None = None
+    fitted: ModelSpec | None = None
     """The model fitted; ``None`` for a single study."""
-    requested: FittedModel | None = None
+    requested: ModelSpec | None = None
     """The model the plan or the command asked for."""
     fallback: bool = False
     fallback_reason: str | None = None
@@ -185,24 +154,22 @@ class EstimateRow:
 
     @property
     def model_text(self) -> str:
-        """The model actually fitted, e.g. ``GLMM logit, t CI`` or ``REML logit,
-        hksj-adhoc CI (fallback)``; ``not pooled (one study)`` for a single study."""
+        """The model actually fitted, e.g. ``GLMM (logit), t CI`` or ``REML (logit),
+        Hartung-Knapp CI (fallback)``; ``not pooled (one study)`` for a single study."""
         if self.fitted is None:
             return "not pooled (one study)"
         return self.fitted.label() + (" (fallback)" if self.fallback else "")
 
 
-def estimate_row(g: GroupResult, *, level: float, requested: Model | None = None,
+def estimate_row(g: GroupResult, *, level: float, requested: ModelSpec | None = None,
                  analysis: str = "", kind: RowKind = "subgroup", label: str | None = None,
                  set_aside: int | None = None) -> EstimateRow:
     """The one row of subgroup ``g``: its pooled result, or its single study (exact CI)."""
     from metaresp.analysis import exact_ci
 
-    wanted = None if requested is None else FittedModel(
-        requested.transform, requested.estimator, requested.ci, requested.level)
     common: dict[str, Any] = {
         "label": g.name if label is None else label, "analysis": analysis,
-        "subgroup": g.name, "kind": kind, "level": level, "requested": wanted,
+        "subgroup": g.name, "kind": kind, "level": level, "requested": requested,
         "set_aside": set_aside, "records": tuple(r.record_id for r in g.records),
         "notes": (g.note,) if g.note else (),
     }
@@ -216,7 +183,7 @@ def estimate_row(g: GroupResult, *, level: float, requested: Model | None = None
     return EstimateRow(
         k=res.k, events=g.events, total=g.patients, proportion=res.proportion,
         ci_low=res.ci_low, ci_high=res.ci_high, pi_low=res.pi_low, pi_high=res.pi_high,
-        i2=res.i2, tau2=res.tau2, q=res.q, q_df=res.k - 1, q_pvalue=res.q_pvalue,
+        i2=res.i2, tau2=res.tau2, q=res.q, q_df=res.q_df, q_pvalue=res.q_pvalue,
         pooled=True, warnings=tuple(res.warnings), q_kind=q_kind(res),
         fitted=fitted_model(res), fallback=is_fallback(res),
         fallback_reason=fallback_reason(res), **common)
@@ -293,6 +260,12 @@ def _num(value: float | None) -> float | None:
     return None if value is None or fmt.is_missing(value) else float(value)
 
 
+def model_dict(spec: ModelSpec) -> dict[str, Any]:
+    """The four options that name a model in ``summary.json`` and ``metaresp pool --json``."""
+    return {"transform": spec.transform, "estimator": spec.estimator, "ci": spec.ci,
+            "level": spec.level}
+
+
 def summary_dict(row: EstimateRow) -> dict[str, Any]:
     """The row as one estimate of ``summary.json`` (keys fixed; proportions 0-1)."""
     return {
@@ -311,7 +284,7 @@ def summary_dict(row: EstimateRow) -> dict[str, Any]:
         "q": _num(row.q),
         "q_df": row.q_df,
         "q_pvalue": _num(row.q_pvalue),
-        "model": None if row.fitted is None else row.fitted.as_dict(),
+        "model": None if row.fitted is None else model_dict(row.fitted),
         "warnings": list(row.warnings),
         "records": list(row.records),
     }

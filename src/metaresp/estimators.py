@@ -26,7 +26,8 @@ for step, including its stopping rule (absolute change below 1e-5): this iterati
 converges linearly, and stopping elsewhere moves τ² by up to a few 1e-4 relative from
 metafor's value. PM and the Q-profile bounds are roots of Q(τ²) = c that metafor finds with
 ``uniroot(tol = eps^0.25)``, an absolute tolerance that is coarse where τ² is small (raw
-and arcsine scales); :func:`brent_root` repeats that search step for step.
+and arcsine scales); :func:`brent_roots` repeats that search step for step, on every row
+at once.
 """
 
 from __future__ import annotations
@@ -34,18 +35,29 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-Estimator = Literal["FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS"]
+__all__ = [
+    "IV_ESTIMATORS",
+    "TAU2_ROWS",
+    "Tau2Estimate",
+    "Tau2Rows",
+    "brent_roots",
+    "estimate_tau2",
+    "q_generalised",
+    "q_profile_ci",
+    "q_profile_rows",
+    "q_rows",
+    "tau2_rows",
+    "typical_variance",
+    "typical_variance_rows",
+]
 
-#: Inverse-variance estimators (metafor ``rma.uni`` method codes; FE is metafor "FE"/"EE").
-IV_ESTIMATORS: Final[tuple[str, ...]] = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS")
-
-#: Maximum number of Fisher-scoring / Newton steps.
+#: Maximum number of Fisher-scoring steps.
 MAXITER: Final[int] = 1000
 #: metafor's iteration limit for Fisher scoring (``control=list(maxiter=100)``).
 METAFOR_MAXITER: Final[int] = 100
@@ -53,13 +65,58 @@ METAFOR_MAXITER: Final[int] = 100
 METAFOR_TOL: Final[float] = float(np.finfo(np.float64).eps ** 0.25)
 #: metafor's Fisher-scoring threshold, used by its ll0check.
 METAFOR_THRESHOLD: Final[float] = 1e-5
+_EPS: Final[float] = float(np.finfo(np.float64).eps)
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Tau2Rows:
+    """τ² per row (truncated at 0) with how it was reached.
+
+    ``converged``: the iteration (ML, REML, EB) stopped by its rule; ``iterations``: steps
+    taken (0 for closed forms); ``slow``: converged only after more steps than metafor allows
+    (it stops with an error there); ``reset``: ML/REML stopped at a local maximum and τ² was
+    set to 0 (metafor's ll0check); ``extended``: PM searched beyond metafor's interval.
+    """
+
+    tau2: FloatArray
+    converged: BoolArray
+    iterations: IntArray
+    slow: BoolArray
+    reset: BoolArray
+    extended: BoolArray
+
+    def notes(self, row: int, method: str) -> tuple[str, ...]:
+        """The warnings of one row, in words."""
+        out: list[str] = []
+        if not self.converged[row]:
+            out.append(
+                f"{method} Fisher scoring did not converge in {MAXITER} iterations "
+                f"(last tau2 = {self.tau2[row]:.6g})"
+            )
+        elif self.slow[row]:
+            out.append(
+                f"{method} Fisher scoring needed {int(self.iterations[row])} iterations "
+                f"(metafor stops with an error after {METAFOR_MAXITER})"
+            )
+        if self.reset[row]:
+            out.append(
+                f"{method} Fisher scoring stopped at a local maximum; tau2 set to 0 (as metafor)"
+            )
+        if self.extended[row]:
+            out.append(
+                "PM: Q(tau2) > k-1 up to the end of metafor's search interval; searched further "
+                "(metafor stops with an error)"
+            )
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
 class Tau2Estimate:
-    """A τ² estimate with how it was reached."""
+    """A τ² estimate of one dataset with how it was reached."""
 
     tau2: float
     converged: bool
@@ -67,48 +124,64 @@ class Tau2Estimate:
     warnings: tuple[str, ...] = ()
 
 
-def _moments_matrix(yi: FloatArray) -> FloatArray:
-    """Rows 1, yc, yc² with yc = yi - mean(yi): ``M @ w`` gives Σw, Σw·yc, Σw·yc² in one
-    product. Centring (as metafor's ``Ymc``) keeps Σw·yc² - (Σw·yc)²/Σw accurate."""
-    yc = yi - yi.mean()
-    return np.vstack((np.ones_like(yc), yc, yc * yc))
+# --------------------------------------------------------------------------- building blocks
 
 
-def q_function(yi: FloatArray, vi: FloatArray) -> Callable[[float], float]:
-    """Q(τ²) as a fast closure over ``yi, vi`` (three array operations per call)."""
-    m = _moments_matrix(yi)
+def _centred(yi: FloatArray) -> FloatArray:
+    """yi minus its row mean: sums of w·yc and w·yc² then stay accurate (metafor's ``Ymc``)."""
+    out: FloatArray = yi - yi.mean(axis=1, keepdims=True)
+    return out
+
+
+def _moments(yc: FloatArray) -> FloatArray:
+    """Rows 1, yc, yc² per dataset ((R, 3, k)): ``M @ w`` gives Σw, Σw·yc, Σw·yc² at once."""
+    out: FloatArray = np.stack([np.ones_like(yc), yc, yc * yc], axis=1)
+    return out
+
+
+def _q_moments(m: FloatArray, vi: FloatArray, tau2: FloatArray) -> FloatArray:
+    """Q(τ²) per row from the moments of :func:`_moments`."""
+    s = np.matmul(m, (1.0 / (vi + tau2[:, None]))[:, :, None])[:, :, 0]
+    out: FloatArray = np.maximum(0.0, s[:, 2] - s[:, 1] * s[:, 1] / s[:, 0])
+    return out
+
+
+def _q_centred(yc: FloatArray, vi: FloatArray, tau2: FloatArray) -> FloatArray:
+    return _q_moments(_moments(yc), vi, tau2)
+
+
+def _q_of_row(m: FloatArray, vi: FloatArray, target: float) -> Callable[[float], float]:
+    """Q(τ²) - target of one dataset as a function of a float (moments ``m``: (3, k))."""
 
     def q(tau2: float) -> float:
         s0, s1, s2 = (m @ (1.0 / (vi + tau2))).tolist()
-        return max(0.0, float(s2 - s1 * s1 / s0))
+        return float(max(0.0, s2 - s1 * s1 / s0) - target)
 
     return q
 
 
-def q_generalised(yi: FloatArray, vi: FloatArray, tau2: float) -> float:
-    """Generalised Cochran Q(τ²) = Σ w (yi - μ̂)², w = 1/(vi + τ²); Q(0) is Cochran's Q."""
-    return q_function(yi, vi)(tau2)
+def q_rows(yi: FloatArray, vi: FloatArray, tau2: FloatArray | float = 0.0) -> FloatArray:
+    """Generalised Cochran Q(τ²) = Σ w (yi - μ̂)², w = 1/(vi + τ²), per row; Q(0) is Cochran's Q."""
+    t = np.broadcast_to(np.asarray(tau2, dtype=np.float64), (yi.shape[0],))
+    return _q_centred(_centred(yi), vi, t)
 
 
-def brent_root(
-    f: Callable[[float], float],
-    a: float,
-    b: float,
-    fa: float,
-    fb: float,
-    tol: float = METAFOR_TOL,
-    maxiter: int = 1000,
+def typical_variance_rows(vi: FloatArray) -> FloatArray:
+    """Typical within-study variance ṽ = (k-1)/(S1 - S2/S1) per row (Higgins & Thompson 2002,
+    eq. 9; metafor's ``vt`` for I² and H²)."""
+    w = 1.0 / vi
+    sw = w.sum(axis=1)
+    out: FloatArray = (vi.shape[1] - 1) / (sw - (w * w).sum(axis=1) / sw)
+    return out
+
+
+def _brent_one(
+    f: Callable[[float], float], a: float, b: float, fa: float, fb: float, tol: float,
+    maxiter: int,
 ) -> float:
-    """Brent's (1973) root finder, step for step as R's ``uniroot`` (``zeroin``).
-
-    metafor finds the PM estimate and the Q-profile bounds with ``uniroot(tol =
-    eps^0.25)``, an *absolute* tolerance of about 1.2e-4 on τ². On scales where τ² is
-    small (raw, arcsine) its answer can differ from the exact root by a few percent, so the
-    same search is repeated here (same interval, tolerance and steps: bisection, secant and
-    inverse quadratic interpolation as in Brent, Algorithms for Minimization without
-    Derivatives, 1973, ch. 4) to give metafor's value rather than a different rounding.
-    """
-    eps = float(np.finfo(np.float64).eps)
+    """One row of :func:`brent_roots` in Python floats: the same steps, without NumPy's
+    per-call cost on one-element arrays (a single fit spends most of its time here
+    otherwise). ``tests/test_estimators_rows.py`` checks that both give the same roots."""
     c, fc = a, fa
     if fa == 0.0:
         return a
@@ -116,20 +189,20 @@ def brent_root(
         return b
     for _ in range(maxiter + 1):
         prev_step = b - a
-        if abs(fc) < abs(fb):  # keep b the best guess, c on the other side of the root
+        if abs(fc) < abs(fb):
             a, b, c = b, c, b
             fa, fb, fc = fb, fc, fb
-        tol_act = 2.0 * eps * abs(b) + tol / 2.0
+        tol_act = 2.0 * _EPS * abs(b) + tol / 2.0
         new_step = (c - b) / 2.0
         if abs(new_step) <= tol_act or fb == 0.0:
             return b
         if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
             cb = c - b
-            if a == c:  # secant
+            if a == c:
                 t1 = fb / fa
                 p = cb * t1
                 q = 1.0 - t1
-            else:  # inverse quadratic interpolation
+            else:
                 q = fa / fc
                 t1 = fb / fc
                 t2 = fb / fa
@@ -151,194 +224,424 @@ def brent_root(
     return b
 
 
-def _mad(x: FloatArray) -> float:
-    """R's ``mad``: 1.4826 times the median absolute deviation from the median."""
-    med = float(np.median(x))
-    return 1.4826 * float(np.median(np.abs(x - med)))
+def _row_of(f: Callable[[IntArray, FloatArray], FloatArray], i: int) -> Callable[[float], float]:
+    idx = np.array([i])
+
+    def f_row(x: float) -> float:
+        return float(f(idx, np.array([x]))[0])
+
+    return f_row
 
 
-def _he(yi: FloatArray, vi: FloatArray) -> float:
-    k = yi.size
-    r = yi - yi.mean()
-    return (float(r @ r) - float(vi.sum()) * (k - 1) / k) / (k - 1)
+#: Up to this many rows, :func:`brent_roots` runs row by row in Python floats.
+_SCALAR_ROWS: Final[int] = 4
 
 
-def _loglik(yi: FloatArray, vi: FloatArray, tau2: float, reml: bool) -> float:
-    """(Restricted) log-likelihood of the intercept-only model, as metafor's ll0check."""
-    w = 1.0 / (vi + tau2)
-    s0, s1, s2 = (_moments_matrix(yi) @ w).tolist()
-    rss = float(s2 - s1 * s1 / s0)
-    k = yi.size
-    log_det = float(np.log(vi + tau2).sum())
-    if reml:
-        return (
-            -0.5 * (k - 1) * math.log(2 * math.pi)
-            - 0.5 * log_det
-            - 0.5 * math.log(float(s0))
-            - (0.5 * rss)
-        )
-    return -0.5 * k * math.log(2 * math.pi) - 0.5 * log_det - 0.5 * rss
+def brent_roots(
+    f: Callable[[IntArray, FloatArray], FloatArray],
+    a: FloatArray,
+    b: FloatArray,
+    fa: FloatArray,
+    fb: FloatArray,
+    tol: float = METAFOR_TOL,
+    maxiter: int = 1000,
+    row_function: Callable[[int], Callable[[float], float]] | None = None,
+) -> FloatArray:
+    """Brent's (1973) root finder on every row at once, step for step as R's ``uniroot``.
 
-
-def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Estimate:
-    """ML, REML or EB by Fisher scoring, step for step as metafor 3.8 ``rma.uni``.
-
-    Start at the truncated HE value; step ``adj`` (ML: (Σw²r² - Σw)/Σw²; REML:
-    (y'PPy - tr P)/tr(PP); EB: (Q(τ²) k/(k-1) - k)/Σw), halved while it would make τ²
-    negative; stop when the absolute change is below 1e-5. Fisher scoring converges
-    linearly, so the exact root can differ from this value by a few times 1e-5 relative;
-    the stopping rule is kept so that results agree with metafor to rounding error.
-    Where metafor gives up (100 steps) iteration continues up to 1000 steps and the
-    result is flagged. With r = yi - μ̂: Σw²r² = Σw²yc² - 2μ Σw²yc + μ² Σw², μ = Σw yc/Σw.
+    ``f(rows, x)`` evaluates the function of the given rows at ``x``. metafor finds the PM
+    estimate and the Q-profile bounds with ``uniroot(tol = eps^0.25)``, an *absolute*
+    tolerance of about 1.2e-4 on τ²; on scales where τ² is small (raw, arcsine) its answer
+    can differ from the exact root by a few percent, so the same search is repeated here
+    (bisection, secant and inverse quadratic interpolation as in Brent, Algorithms for
+    Minimization without Derivatives, 1973, ch. 4) to give metafor's value. Rows advance
+    together; each row follows its own sequence of steps and stops by its own test. With
+    few rows, each is solved in Python floats (``row_function(i)`` gives row i's function
+    of a float, if the caller has a faster one than ``f``).
     """
-    k = yi.size
-    m = _moments_matrix(yi)
-    tau2 = max(0.0, _he(yi, vi))
-    converged = False
+    a, b, fa, fb = (np.array(v, dtype=np.float64) for v in (a, b, fa, fb))
+    if a.size <= _SCALAR_ROWS:
+        out_rows = []
+        for i in range(a.size):
+            f_row = row_function(i) if row_function is not None else _row_of(f, i)
+            out_rows.append(
+                _brent_one(f_row, float(a[i]), float(b[i]), float(fa[i]), float(fb[i]), tol,
+                           maxiter)
+            )
+        return np.array(out_rows, dtype=np.float64)
+    c, fc = a.copy(), fa.copy()
+    out = b.copy()
+    out[fa == 0.0] = a[fa == 0.0]
+    active = np.flatnonzero((fa != 0.0) & (fb != 0.0))
+    for _ in range(maxiter + 1):
+        if active.size == 0:
+            break
+        A, B, C = a[active], b[active], c[active]
+        FA, FB, FC = fa[active], fb[active], fc[active]
+        prev_step = B - A
+        swap = np.abs(FC) < np.abs(FB)
+        A, B, C = np.where(swap, B, A), np.where(swap, C, B), np.where(swap, B, C)
+        FA, FB, FC = np.where(swap, FB, FA), np.where(swap, FC, FB), np.where(swap, FB, FC)
+        tol_act = 2.0 * _EPS * np.abs(B) + tol / 2.0
+        new_step = (C - B) / 2.0
+        done = (np.abs(new_step) <= tol_act) | (FB == 0.0)
+        out[active[done]] = B[done]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cb = C - B
+            secant = A == C
+            t1s = FB / FA
+            q_i = FA / FC
+            t1 = FB / FC
+            t2 = FB / FA
+            p = np.where(secant, cb * t1s, t2 * (cb * q_i * (q_i - t1) - (B - A) * (t1 - 1.0)))
+            q = np.where(secant, 1.0 - t1s, (q_i - 1.0) * (t1 - 1.0) * (t2 - 1.0))
+            q = np.where(p > 0.0, -q, q)
+            p = np.abs(p)
+            interp = (np.abs(prev_step) >= tol_act) & (np.abs(FA) > np.abs(FB))
+            accept = (p < 0.75 * cb * q - np.abs(tol_act * q) / 2.0) & (
+                p < np.abs(prev_step * q / 2.0)
+            )
+            new_step = np.where(interp & accept, p / q, new_step)
+        small = np.abs(new_step) < tol_act
+        new_step = np.where(small, np.where(new_step > 0.0, tol_act, -tol_act), new_step)
+        keep = ~done
+        rows = active[keep]
+        A_new, FA_new = B[keep], FB[keep]
+        B_new = B[keep] + new_step[keep]
+        FB_new = f(rows, B_new)
+        C_k, FC_k = C[keep], FC[keep]
+        same = ((FB_new > 0.0) & (FC_k > 0.0)) | ((FB_new < 0.0) & (FC_k < 0.0))
+        a[rows], fa[rows] = A_new, FA_new
+        b[rows], fb[rows] = B_new, FB_new
+        c[rows] = np.where(same, A_new, C_k)
+        fc[rows] = np.where(same, FA_new, FC_k)
+        out[rows] = B_new
+        active = rows
+    return out
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def _he(yi: FloatArray, vi: FloatArray) -> FloatArray:
+    """Hedges' moment estimator (untruncated)."""
+    k = yi.shape[1]
+    r = _centred(yi)
+    out: FloatArray = ((r * r).sum(axis=1) - vi.sum(axis=1) * (k - 1) / k) / (k - 1)
+    return out
+
+
+def _loglik(yc: FloatArray, vi: FloatArray, tau2: FloatArray, reml: bool) -> FloatArray:
+    """(Restricted) log-likelihood of the intercept-only model per row, as metafor's ll0check."""
+    k = yc.shape[1]
+    v = vi + tau2[:, None]
+    w = 1.0 / v
+    s0 = w.sum(axis=1)
+    s1 = (w * yc).sum(axis=1)
+    rss = (w * yc * yc).sum(axis=1) - s1 * s1 / s0
+    log_det = np.log(v).sum(axis=1)
+    if reml:
+        out: FloatArray = (
+            -0.5 * (k - 1) * math.log(2 * math.pi) - 0.5 * log_det - 0.5 * np.log(s0) - 0.5 * rss
+        )
+        return out
+    out = -0.5 * k * math.log(2 * math.pi) - 0.5 * log_det - 0.5 * rss
+    return out
+
+
+def _scoring_adj(method: str, k: int, s: Any) -> Any:
+    """The Fisher-scoring step from the weighted moments ``s`` (``s[i][j]`` = Σ w^(j+1) yc^i,
+    i = 0..2, j = 0..2; floats of one dataset or arrays of many): ML (Σw²r² - Σw)/Σw², REML
+    (y'PPy - tr P)/tr(PP), EB (Q k/(k-1) - k)/Σw, with r = yc - μ̂, μ̂ = Σw yc/Σw."""
+    s0, s1, s2 = s[0][0], s[1][0], s[2][0]
+    t0, t1, t2 = s[0][1], s[1][1], s[2][1]
+    mu = s1 / s0
+    w2r2 = t2 - 2.0 * mu * t1 + mu * mu * t0
+    if method == "ML":
+        return (w2r2 - s0) / t0
+    if method == "REML":
+        tr_p = s0 - t0 / s0
+        tr_pp = t0 - 2.0 * s[0][2] / s0 + (t0 / s0) ** 2
+        return (w2r2 - tr_p) / tr_pp
+    return ((s2 - s1 * mu) * k / (k - 1) - k) / s0  # EB
+
+
+def _scoring_one(
+    method: str, k: int, mom: FloatArray, vi: FloatArray, tau2: float
+) -> tuple[float, bool, int]:
+    """Fisher scoring of one dataset (the steps of :func:`_scoring_rows`, in floats)."""
     it = 0
-    for it in range(1, MAXITER + 1):  # noqa: B007 - iteration count is reported
+    for it in range(1, MAXITER + 1):
         w = 1.0 / (vi + tau2)
         w2 = w * w
-        s0, s1, s2 = (m @ w).tolist()
-        t0, t1, t2 = (m @ w2).tolist()
-        mu = s1 / s0
-        w2r2 = t2 - 2.0 * mu * t1 + mu * mu * t0
-        if method == "ML":
-            adj = (w2r2 - s0) / t0
-        elif method == "REML":
-            tr_p = s0 - t0 / s0
-            tr_pp = t0 - 2.0 * float(w2 @ w) / s0 + (t0 / s0) ** 2
-            adj = (w2r2 - tr_p) / tr_pp
-        else:  # EB
-            adj = ((s2 - s1 * mu) * k / (k - 1) - k) / s0
-        if not math.isfinite(adj):
+        sums = (mom @ np.stack([w, w2, w2 * w], axis=1)).tolist()
+        try:
+            adj = float(_scoring_adj(method, k, sums))
+        except ZeroDivisionError:
             adj = 0.0
-        if tau2 == 0.0 and adj < 0.0:
-            adj = 0.0  # metafor halves it until it underflows to -0: the same result
+        if not math.isfinite(adj) or (tau2 == 0.0 and adj < 0.0):
+            adj = 0.0
         while tau2 + adj < 0.0:
             adj /= 2.0
         old = tau2
         tau2 = tau2 + adj
         if abs(old - tau2) <= METAFOR_THRESHOLD:
-            converged = True
+            return tau2, True, it
+    return tau2, False, it
+
+
+def _scoring_rows(
+    method: str, k: int, mom: FloatArray, vi: FloatArray, tau2: FloatArray,
+    converged: BoolArray, iterations: IntArray,
+) -> None:
+    """Fisher scoring of every row (updates ``tau2``, ``converged``, ``iterations``)."""
+    active = np.arange(tau2.size)
+    for it in range(1, MAXITER + 1):
+        if active.size == 0:
             break
-    notes: list[str] = []
-    if not converged:
-        notes.append(
-            f"{method} Fisher scoring did not converge in {MAXITER} iterations "
-            f"(last tau2 = {tau2:.6g})"
-        )
-    elif it > METAFOR_MAXITER:
-        notes.append(
-            f"{method} Fisher scoring needed {it} iterations (metafor stops with an error "
-            f"after {METAFOR_MAXITER})"
-        )
-    tau2 = max(0.0, tau2)
-    if converged and method in ("ML", "REML"):
-        reml = method == "REML"
-        if (
-            _loglik(yi, vi, 0.0, reml) - _loglik(yi, vi, tau2, reml) > METAFOR_TOL
-            and tau2 > METAFOR_THRESHOLD
-        ):
-            notes.append(
-                f"{method} Fisher scoring stopped at a local maximum; tau2 set to 0 (as metafor)"
-            )
-            tau2 = 0.0
-    return Tau2Estimate(tau2, converged, it, tuple(notes))
+        t2 = tau2[active]
+        w = 1.0 / (vi[active] + t2[:, None])
+        w2 = w * w
+        sums = np.matmul(mom[active], np.stack([w, w2, w2 * w], axis=2))  # (r, 3, 3)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            adj = _scoring_adj(method, k, sums.transpose(1, 2, 0))
+        adj = np.where(np.isfinite(adj), adj, 0.0)
+        # metafor halves a negative step at 0 until it underflows to -0: the same result
+        adj = np.where((t2 == 0.0) & (adj < 0.0), 0.0, adj)
+        crossing = t2 + adj < 0.0
+        while crossing.any():
+            adj = np.where(crossing, adj / 2.0, adj)
+            crossing = t2 + adj < 0.0
+        new = t2 + adj
+        tau2[active] = new
+        iterations[active] = it
+        done = np.abs(t2 - new) <= METAFOR_THRESHOLD
+        converged[active[done]] = True
+        active = active[~done]
 
 
-def estimate_tau2(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Estimate:
-    """τ² by ``method`` (see the module docstring), truncated at 0; needs k ≥ 2."""
-    k = yi.size
-    if method == "FE":
-        return Tau2Estimate(0.0, True, 0)
-    if method in ("ML", "REML", "EB"):
-        return _fisher_scoring(method, yi, vi)
-    w = 1.0 / vi
-    sw = float(w.sum())
-    if method == "DL":
-        q0 = q_generalised(yi, vi, 0.0)
-        tau2 = (q0 - (k - 1)) / (sw - float(w @ w) / sw)
-    elif method == "HS":
-        tau2 = (q_generalised(yi, vi, 0.0) - k) / sw
-    elif method == "HE":
-        tau2 = _he(yi, vi)
-    elif method == "SJ":
-        r = yi - yi.mean()
-        tau0 = float(r @ r) / k
-        tau2 = tau0 * q_generalised(yi, vi, tau0) / (k - 1) if tau0 > 0 else 0.0
-    elif method == "PM":
-        # metafor: 0 if Q(0) < k-1, else uniroot on [0, max(100, 10 mad(yi)^2)]
-        target = float(k - 1)
-        qf = q_function(yi, vi)
-        q0 = qf(0.0)
-        if q0 < target:
-            tau2 = 0.0
-        else:
-            hi = max(100.0, 10.0 * _mad(yi) ** 2)
-            q_hi = qf(hi)
-            notes: tuple[str, ...] = ()
-            if q_hi > target:
-                while q_hi > target:
-                    hi *= 10.0
-                    q_hi = qf(hi)
-                notes = (
-                    f"PM: Q(tau2) > k-1 up to tau2 = {hi / 10:g}; searched further "
-                    "(metafor stops with an error)",
-                )
-            tau2 = brent_root(
-                lambda t: qf(t) - target,
-                0.0,
-                hi,
-                q0 - target,
-                q_hi - target,
-                maxiter=METAFOR_MAXITER,
-            )
-            return Tau2Estimate(max(0.0, tau2), True, 1, notes)
+def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """ML, REML or EB by Fisher scoring, step for step as metafor 3.8 ``rma.uni``, all rows.
+
+    Start at the truncated HE value; step ``adj`` (ML: (Σw²r² - Σw)/Σw²; REML:
+    (y'PPy - tr P)/tr(PP); EB: (Q(τ²) k/(k-1) - k)/Σw), halved while it would make τ²
+    negative; stop when the absolute change is below 1e-5. Fisher scoring converges
+    linearly, so the exact root can differ from this value by a few times 1e-5 relative;
+    the stopping rule is kept so that results agree with metafor to rounding error. Where
+    metafor gives up (100 steps) iteration continues up to 1000 steps and the row is
+    flagged ``slow``. With r = yi - μ̂: Σw²r² = Σw²yc² - 2μ Σw²yc + μ² Σw², μ = Σw yc/Σw.
+    """
+    r_count, k = yi.shape
+    yc = _centred(yi)
+    mom = _moments(yc)
+    tau2 = np.maximum(0.0, _he(yi, vi))
+    converged = np.zeros(r_count, dtype=bool)
+    iterations = np.zeros(r_count, dtype=np.int64)
+    if r_count == 1:
+        t, ok, its = _scoring_one(method, k, mom[0], vi[0], float(tau2[0]))
+        tau2[0], converged[0], iterations[0] = t, ok, its
     else:
-        raise ValueError(f"estimator must be one of {', '.join(IV_ESTIMATORS)}; got {method!r}")
-    return Tau2Estimate(max(0.0, tau2), True, 0)
+        _scoring_rows(method, k, mom, vi, tau2, converged, iterations)
+    tau2 = np.maximum(0.0, tau2)
+    reset = np.zeros(r_count, dtype=bool)
+    if method in ("ML", "REML"):
+        reml = method == "REML"
+        gain0 = _loglik(yc, vi, np.zeros(r_count), reml) - _loglik(yc, vi, tau2, reml)
+        reset = converged & (gain0 > METAFOR_TOL) & (tau2 > METAFOR_THRESHOLD)
+        tau2 = np.where(reset, 0.0, tau2)
+    slow = converged & (iterations > METAFOR_MAXITER)
+    return Tau2Rows(tau2, converged, iterations, slow, reset, np.zeros(r_count, dtype=bool))
 
 
-def typical_variance(vi: FloatArray) -> float:
-    """Typical within-study variance ṽ = (k-1)/(S1 - S2/S1) (Higgins & Thompson 2002, eq. 9;
-    metafor's ``vt`` for I² and H²)."""
+def _mad(x: FloatArray) -> FloatArray:
+    """R's ``mad`` per row: 1.4826 times the median absolute deviation from the median."""
+    med = np.median(x, axis=1, keepdims=True)
+    out: FloatArray = 1.4826 * np.median(np.abs(x - med), axis=1)
+    return out
+
+
+def _closed(tau2: FloatArray) -> Tau2Rows:
+    r = tau2.shape[0]
+    no = np.zeros(r, dtype=bool)
+    return Tau2Rows(
+        np.maximum(0.0, tau2), np.ones(r, dtype=bool), np.zeros(r, dtype=np.int64), no, no, no
+    )
+
+
+def _tau2_fe(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    return _closed(np.zeros(yi.shape[0]))
+
+
+def _tau2_dl(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """DerSimonian & Laird (1986): (Q(0) - (k-1)) / (S1 - S2/S1)."""
+    k = yi.shape[1]
     w = 1.0 / vi
-    sw = float(w.sum())
-    return (vi.size - 1) / (sw - float(w @ w) / sw)
+    sw = w.sum(axis=1)
+    return _closed((q_rows(yi, vi) - (k - 1)) / (sw - (w * w).sum(axis=1) / sw))
 
 
-def q_profile_ci(
-    yi: FloatArray, vi: FloatArray, tau2_hat: float, level: float
-) -> tuple[float, float]:
-    """Q-profile confidence interval for τ² (Viechtbauer 2007, Stat Med 26:37).
+def _tau2_hs(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """Hunter & Schmidt (2004): (Q(0) - k) / S1."""
+    return _closed((q_rows(yi, vi) - yi.shape[1]) / (1.0 / vi).sum(axis=1))
+
+
+def _tau2_he(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """Hedges (1983), moments of the unweighted residuals."""
+    return _closed(_he(yi, vi))
+
+
+def _tau2_sj(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """Sidik & Jonkman (2005), one step from tau0 = Σ(yi - ȳ)²/k: tau0 Q(tau0) / (k-1)."""
+    k = yi.shape[1]
+    r = _centred(yi)
+    tau0 = (r * r).sum(axis=1) / k
+    q = q_rows(yi, vi, tau0)
+    return _closed(np.where(tau0 > 0.0, tau0 * q / (k - 1), 0.0))
+
+
+def _tau2_pm(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """Paule & Mandel (1982): the root of Q(τ²) = k - 1, as metafor: 0 if Q(0) < k - 1, else
+    ``uniroot`` on [0, max(100, 10 mad(yi)²)] (extended tenfold while Q is still above)."""
+    r_count, k = yi.shape
+    target = float(k - 1)
+    m = _moments(_centred(yi))
+    q0 = _q_moments(m, vi, np.zeros(r_count))
+    tau2 = np.zeros(r_count)
+    extended = np.zeros(r_count, dtype=bool)
+    rows = np.flatnonzero(q0 >= target)
+    if rows.size:
+        hi = np.maximum(100.0, 10.0 * _mad(yi[rows]) ** 2)
+        q_hi = _q_moments(m[rows], vi[rows], hi)
+        while (q_hi > target).any():
+            more = q_hi > target
+            extended[rows[more]] = True
+            hi = np.where(more, hi * 10.0, hi)
+            q_hi = np.where(more, _q_moments(m[rows], vi[rows], hi), q_hi)
+
+        def f(sub: IntArray, t: FloatArray) -> FloatArray:
+            idx = rows[sub]
+            return _q_moments(m[idx], vi[idx], t) - target
+
+        roots = brent_roots(
+            f, np.zeros(rows.size), hi, q0[rows] - target, q_hi - target, maxiter=METAFOR_MAXITER,
+            row_function=lambda i: _q_of_row(m[rows[i]], vi[rows[i]], target),
+        )
+        tau2[rows] = roots
+    out = _closed(tau2)
+    return Tau2Rows(out.tau2, out.converged, out.iterations, out.slow, out.reset, extended)
+
+
+def _tau2_ml(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    return _fisher_scoring("ML", yi, vi)
+
+
+def _tau2_reml(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    return _fisher_scoring("REML", yi, vi)
+
+
+def _tau2_eb(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    return _fisher_scoring("EB", yi, vi)
+
+
+#: The inverse-variance τ² estimators by metafor's method code (the names of
+#: :data:`metaresp.models.ESTIMATORS` whose family is "iv").
+TAU2_ROWS: Final[dict[str, Callable[[FloatArray, FloatArray], Tau2Rows]]] = {
+    "FE": _tau2_fe,
+    "DL": _tau2_dl,
+    "REML": _tau2_reml,
+    "ML": _tau2_ml,
+    "PM": _tau2_pm,
+    "SJ": _tau2_sj,
+    "HE": _tau2_he,
+    "EB": _tau2_eb,
+    "HS": _tau2_hs,
+}
+
+IV_ESTIMATORS: Final[tuple[str, ...]] = tuple(TAU2_ROWS)
+
+
+def tau2_rows(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
+    """τ² by ``method`` for every row of ``yi, vi`` (shape (R, k), k ≥ 2), truncated at 0."""
+    func = TAU2_ROWS.get(method)
+    if func is None:
+        raise ValueError(f"estimator must be one of {', '.join(IV_ESTIMATORS)}; got {method!r}")
+    return func(yi, vi)
+
+
+def q_profile_rows(
+    yi: FloatArray, vi: FloatArray, tau2_hat: FloatArray, level: float
+) -> tuple[FloatArray, FloatArray]:
+    """Q-profile confidence interval for τ² per row (Viechtbauer 2007, Stat Med 26:37).
 
     Bounds solve Q(τ²) = χ²_{k-1} quantiles (upper quantile for the lower bound, lower for
     the upper), searched on [0, max(100, 10 τ̂²)] as metafor's ``confint.rma.uni``: a bound
     beyond that range is reported as its end, and bounds below 0 as 0.
     """
-    k = yi.size
+    r_count, k = yi.shape
     alpha = 1.0 - level
-    df = k - 1
-    crit_u = float(special.chdtri(df, alpha / 2.0))  # upper alpha/2 quantile
-    crit_l = float(special.chdtri(df, 1.0 - alpha / 2.0))  # lower alpha/2 quantile
-    t_min = 0.0
-    t_max = max(100.0, 10.0 * tau2_hat)
-    qf = q_function(yi, vi)
-    q_min = qf(t_min)
-    q_max = qf(t_max)
-    if q_min < crit_l:
-        ub = t_min
-    elif q_max > crit_l:
-        ub = t_max
-    else:
-        ub = brent_root(lambda t: qf(t) - crit_l, t_min, t_max, q_min - crit_l, q_max - crit_l)
-    if q_max > crit_u:
-        lb = ub = t_max
-    elif q_min < crit_u:
-        lb = t_min
-    else:
-        lb = brent_root(lambda t: qf(t) - crit_u, t_min, t_max, q_min - crit_u, q_max - crit_u)
-    if q_min < crit_l:
-        lb = ub = t_min
+    crit_u = float(special.chdtri(k - 1, alpha / 2.0))
+    crit_l = float(special.chdtri(k - 1, 1.0 - alpha / 2.0))
+    m = _moments(_centred(yi))
+    t_max = np.maximum(100.0, 10.0 * tau2_hat)
+    q_min = _q_moments(m, vi, np.zeros(r_count))
+    q_max = _q_moments(m, vi, t_max)
+
+    def solve(crit: float, rows: IntArray) -> FloatArray:
+        def f(sub: IntArray, t: FloatArray) -> FloatArray:
+            idx = rows[sub]
+            return _q_moments(m[idx], vi[idx], t) - crit
+
+        return brent_roots(
+            f, np.zeros(rows.size), t_max[rows], q_min[rows] - crit, q_max[rows] - crit,
+            row_function=lambda i: _q_of_row(m[rows[i]], vi[rows[i]], crit),
+        )
+
+    ub = np.where(q_min < crit_l, 0.0, t_max)
+    search = np.flatnonzero(~(q_min < crit_l) & ~(q_max > crit_l))
+    if search.size:
+        ub[search] = solve(crit_l, search)
+    lb = np.zeros(r_count)
+    search = np.flatnonzero(~(q_max > crit_u) & ~(q_min < crit_u))
+    if search.size:
+        lb[search] = solve(crit_u, search)
+    beyond = q_max > crit_u
+    lb = np.where(beyond, t_max, lb)
+    ub = np.where(beyond, t_max, ub)
+    none = q_min < crit_l
+    lb = np.where(none, 0.0, lb)
+    ub = np.where(none, 0.0, ub)
     return lb, ub
+
+
+# --------------------------------------------------------------------------- one dataset
+
+
+def _row(values: FloatArray) -> FloatArray:
+    out: FloatArray = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    return out
+
+
+def estimate_tau2(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Estimate:
+    """τ² of one dataset by ``method``: the one-row case of :func:`tau2_rows`; needs k ≥ 2."""
+    res = tau2_rows(method, _row(yi), _row(vi))
+    return Tau2Estimate(
+        float(res.tau2[0]), bool(res.converged[0]), int(res.iterations[0]), res.notes(0, method)
+    )
+
+
+def q_generalised(yi: FloatArray, vi: FloatArray, tau2: float) -> float:
+    """Generalised Cochran Q(τ²) of one dataset; Q(0) is Cochran's Q."""
+    return float(q_rows(_row(yi), _row(vi), tau2)[0])
+
+
+def typical_variance(vi: FloatArray) -> float:
+    """Typical within-study variance ṽ of one dataset (see :func:`typical_variance_rows`)."""
+    return float(typical_variance_rows(_row(vi))[0])
+
+
+def q_profile_ci(
+    yi: FloatArray, vi: FloatArray, tau2_hat: float, level: float
+) -> tuple[float, float]:
+    """Q-profile CI for τ² of one dataset (see :func:`q_profile_rows`)."""
+    lb, ub = q_profile_rows(_row(yi), _row(vi), np.array([tau2_hat]), level)
+    return float(lb[0]), float(ub[0])

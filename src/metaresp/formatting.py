@@ -54,8 +54,9 @@ __all__ = [
 MISSING = "–"
 """What a missing value (``None`` or NaN) prints as."""
 
-QKind = Literal["cochran", "wald"]
-"""Which heterogeneity statistic a Q is: Cochran's (inverse variance) or Wald-type (GLMM)."""
+QKind = Literal["cochran", "wald", "none"]
+"""Which heterogeneity statistic a Q is: Cochran's (inverse variance), Wald-type (GLMM),
+or none (a model without a Q test)."""
 
 _Q_NAMES: dict[str, str] = {"cochran": "Cochran's Q", "wald": "Wald Q"}
 
@@ -183,7 +184,7 @@ def q_name(kind: str) -> str:
 
 def q_test(q: float | None, df: int | None, p: float | None, kind: str = "cochran") -> str:
     """``Cochran's Q = 12.34, df = 4, p = 0.02``; :data:`MISSING` when Q is missing."""
-    if q is None or is_missing(q):
+    if q is None or is_missing(q) or kind == "none":
         return MISSING
     df_text = MISSING if df is None else str(df)
     return f"{q_name(kind)} = {number(q, 2)}, df = {df_text}, {p_text(p)}"

@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -48,11 +49,9 @@ from pydantic import (
     model_validator,
 )
 
+from metaresp import models
 from metaresp.errors import InputError
 
-Transform = Literal["logit", "freeman-tukey", "arcsine", "raw", "log"]
-Estimator = Literal["FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM"]
-CIMethod = Literal["z", "t", "hksj", "hksj-adhoc"]
 Outcome = Literal["ORR", "VGPR+", "CR+"]
 Setting = Literal["first-salvage", "any-line"]
 Unit = Literal["patients", "lines"]
@@ -62,7 +61,7 @@ RuleField = Literal[
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 RULE_FIELDS: tuple[str, ...] = get_args(RuleField)
 
-DEFAULT_ESTIMATOR_IV = "REML"
+DEFAULT_ESTIMATOR_IV = models.DEFAULT_IV_ESTIMATOR
 """Estimator used when a plan names a non-logit transform but no estimator: REML
 (Veroniki et al. 2016, Res Synth Methods 7:55)."""
 
@@ -100,45 +99,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _choice(option: str) -> Any:
+    """A plan field whose values come from the model registries (:mod:`metaresp.models`)."""
+
+    def check(value: str) -> str:
+        choices = models.allowed(option)
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
 class ModelSettings(_Strict):
-    """How one analysis pools: transform, estimator, CI method and level.
+    """How one analysis pools: transform, estimator, CI method and level (and, for the GLMM,
+    quadrature nodes; for BAYES, the priors).
 
     Missing fields are filled by :meth:`Plan.model_for` from the plan's default model and,
     failing that, from the project's defaults: GLMM, logit, t interval; an inverse-variance
-    estimator gets ``hksj``.
+    estimator gets ``hksj`` (``z`` for FE).
     """
 
-    transform: Transform | None = None
-    estimator: Estimator | None = None
-    ci: CIMethod | None = None
+    transform: Annotated[str, _choice("transform")] | None = None
+    estimator: Annotated[str, _choice("estimator")] | None = None
+    ci: Annotated[str, _choice("ci")] | None = None
     level: float | None = Field(default=None, gt=0.5, lt=1.0)
+    nagq: int | None = Field(default=None, ge=1, le=models.MAX_NAGQ)
+    tau_prior: str | None = None
+    mu_prior: str | None = None
 
 
-@dataclass(frozen=True)
-class Model:
-    """A complete, checked set of model settings (what :func:`metaresp.pool` takes)."""
-
-    transform: str
-    estimator: str
-    ci: str
-    level: float
-
-    def describe(self) -> str:
-        """A footnote naming the model, e.g. "Random effects, binomial-normal GLMM (logit),
-        95% t CI (k-1 df)"."""
-        ci = {"z": "Wald z CI", "t": "t CI (k-1 df)", "hksj": "Hartung-Knapp (HKSJ) CI",
-              "hksj-adhoc": "HKSJ CI (ad hoc floor)"}[self.ci]
-        level = f"{self.level * 100:g}%"
-        if self.estimator == "GLMM":
-            return f"Random effects, binomial-normal GLMM ({self.transform}), {level} {ci}"
-        if self.estimator == "FE":
-            return f"Common effect, inverse variance ({self.transform}), {level} {ci}"
-        return (f"Random effects, inverse variance, {self.estimator} τ² "
-                f"({self.transform}), {level} {ci}")
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return {"transform": self.transform, "estimator": self.estimator, "ci": self.ci,
-                "level": self.level}
+#: A complete, checked set of model settings (what :func:`metaresp.pool` takes).
+Model = models.ModelSpec
 
 
 def resolve_model(*layers: ModelSettings | None) -> Model:
@@ -151,19 +143,22 @@ def resolve_model(*layers: ModelSettings | None) -> Model:
     for layer in layers:
         if layer is not None:
             merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
-    transform = merged.get("transform", "logit")
+    transform = merged.get("transform", models.DEFAULT_TRANSFORM)
     estimator = merged.get("estimator")
     if estimator is None:
-        estimator = "GLMM" if transform == "logit" else DEFAULT_ESTIMATOR_IV
-    ci = merged.get("ci")
-    if ci is None:
-        ci = "t" if estimator == "GLMM" else "hksj"
-    level = float(merged.get("level", 0.95))
-    if estimator == "GLMM" and transform != "logit":
-        raise ValueError(f"estimator GLMM needs transform 'logit', not {transform!r}")
-    if estimator == "GLMM" and ci not in ("z", "t"):
-        raise ValueError(f"estimator GLMM takes ci 'z' or 't', not {ci!r}")
-    return Model(transform=transform, estimator=estimator, ci=ci, level=level)
+        estimator = (models.DEFAULT_ESTIMATOR if transform == "logit"
+                     else models.DEFAULT_IV_ESTIMATOR)
+    ci = merged.get("ci") or models.default_ci(estimator)
+    spec = Model(
+        transform=transform, estimator=estimator, ci=ci,
+        level=float(merged.get("level", models.DEFAULT_LEVEL)),
+        nagq=int(merged.get("nagq", models.DEFAULT_NAGQ)),
+        tau_prior=merged.get("tau_prior"), mu_prior=merged.get("mu_prior"),
+    )
+    problems = spec.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    return spec
 
 
 class Condition(_Strict):

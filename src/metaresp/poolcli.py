@@ -26,16 +26,17 @@ from metaresp.analysis import (
     pool_groups,
 )
 from metaresp.errors import InputError
-from metaresp.estimates import estimate_row, text_lines
+from metaresp.estimates import estimate_row, model_dict, text_lines
+from metaresp.models import allowed
 from metaresp.plan import Model, ModelSettings, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 _OPTIONS = {
-    "--transform": ("logit", "freeman-tukey", "arcsine", "raw", "log"),
-    "--estimator": ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM"),
-    "--ci": ("z", "t", "hksj", "hksj-adhoc"),
+    "--transform": allowed("transform"),
+    "--estimator": allowed("estimator"),
+    "--ci": allowed("ci"),
 }
 
 
@@ -233,7 +234,7 @@ def _group_json(g: GroupResult, model: Model) -> dict[str, Any]:
             "studies": studies, "pooled": None if g.result is None else _clean(
                 {k: v for k, v in g.result.to_dict().items()
                  if k not in ("yi", "vi", "events", "totals", "labels")}),
-            "fitted": None if row.fitted is None else row.fitted.as_dict(),
+            "fitted": None if row.fitted is None else model_dict(row.fitted),
             "fallback": row.fallback, "fallback_reason": row.fallback_reason,
             "q_kind": None if row.single else row.q_kind,
             "note": g.note or None}
@@ -270,12 +271,15 @@ def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None
              by: str | None = None, transform: str | None = None,
              estimator: str | None = None, ci: str | None = None, level: float = 0.95,
              sheet: str | None = None, overall: bool = True, plot: Path | None = None,
-             as_json: bool = False, title: str | None = None,
+             as_json: bool = False, nagq: int | None = None, tau_prior: str | None = None,
+             mu_prior: str | None = None, title: str | None = None,
              xlabel: str | None = None) -> str:
     """Everything ``metaresp pool`` does; returns the text to print.
 
     ``title`` and ``xlabel`` name the plot (default: no title, "Proportion (%)")."""
     settings = _check_options(transform, estimator, ci, level)
+    settings = settings.model_copy(
+        update={"nagq": nagq, "tau_prior": tau_prior, "mu_prior": mu_prior})
     try:
         model = resolve_model(settings)
     except ValueError as exc:

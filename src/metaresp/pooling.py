@@ -30,50 +30,32 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from metaresp.errors import ConvergenceError, InputError
-from metaresp.estimators import (
-    IV_ESTIMATORS,
-    estimate_tau2,
-    q_generalised,
-    q_profile_ci,
-    typical_variance,
-)
-from metaresp.transforms import TRANSFORMS, back_transform, effect_sizes, harmonic_mean
+from metaresp import models
+from metaresp.errors import ConvergenceError, InputError, StatisticalWarning
+from metaresp.intervals import clopper_pearson
+from metaresp.models import ModelSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-ESTIMATORS: Final[tuple[str, ...]] = (*IV_ESTIMATORS, "GLMM")
-CIS: Final[tuple[str, ...]] = ("z", "t", "hksj", "hksj-adhoc")
-GLMM_CIS: Final[tuple[str, ...]] = ("z", "t")
+ESTIMATORS: Final[tuple[str, ...]] = tuple(models.ESTIMATORS)
+CIS: Final[tuple[str, ...]] = models.CIS
 #: Gauss-Hermite nodes for the GLMM (metafor ``rma.glmm`` default ``nAGQ=7``).
-GLMM_NAGQ: Final[int] = 7
-#: Model used when the GLMM fails (methods.md: REML, logit, HKSJ).
-FALLBACK: Final[tuple[str, str, str]] = ("logit", "REML", "hksj-adhoc")
-"""The model used when the GLMM cannot be fitted (methods.md: REML on the logit scale with
-the HKSJ interval). The GLMM fails exactly when every study has 0 or all events; the
-continuity-corrected logits of such studies are often identical (0/2 and 0/2), where the
-plain HKSJ interval has zero width. The ad hoc floor (Knapp & Hartung 2003; Jackson et al.
-2017) keeps it at least as wide as the standard REML interval."""
+GLMM_NAGQ: Final[int] = models.DEFAULT_NAGQ
+
+_DEFAULT_SPEC: Final[ModelSpec] = ModelSpec()
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
-
-
-def _z(level: float) -> float:
-    return float(-special.ndtri((1.0 - level) / 2.0))
-
-
-def _t(level: float, df: int) -> float:
-    return float(special.stdtrit(df, 1.0 - (1.0 - level) / 2.0))
 
 
 @dataclass(frozen=True)
@@ -90,8 +72,6 @@ class PoolResult:
     pi_low: float | None
     pi_high: float | None
     tau2: float
-    tau2_ci_low: float | None
-    tau2_ci_high: float | None
     i2: float
     h2: float
     q: float
@@ -115,6 +95,68 @@ class PoolResult:
     events: tuple[int, ...]
     totals: tuple[int, ...]
     labels: tuple[str, ...]
+    #: the model asked for, and the model actually fitted (they differ after a fallback)
+    requested: ModelSpec = _DEFAULT_SPEC
+    fitted: ModelSpec = _DEFAULT_SPEC
+    #: True when the requested model could not be fitted and ``fitted`` was used instead
+    fallback: bool = False
+    fallback_reason: str | None = None
+    #: which heterogeneity statistic ``q`` is: "cochran" (inverse-variance models, metafor
+    #: ``QE``) or "wald" (the GLMM's Wald test of the saturated model, metafor ``QE.Wld``);
+    #: "none" for the Bayesian model
+    q_kind: str = "cochran"
+    q_df: int = 0
+    #: GLMM: metafor's likelihood-ratio test of heterogeneity (``QE.LRT``, saturated vs
+    #: common-effect model, k-1 df)
+    q_lrt: float | None = None
+    q_lrt_pvalue: float | None = None
+    #: GLMM: likelihood-ratio test of τ² = 0 against the common-effect binomial model,
+    #: 2 (ℓ - ℓ_FE), with the boundary p-value ½ P(χ²₁ > LRT) (Self & Liang 1987)
+    tau2_lrt: float | None = None
+    tau2_lrt_pvalue: float | None = None
+    #: GLMM: marginal log-likelihood (binomial coefficients included) and quadrature nodes
+    loglik: float | None = None
+    nagq: int | None = None
+    #: GLMM and BAYES: the mean response rate across studies E[expit(μ + τz)] and its interval
+    mean_proportion: float | None = None
+    mean_ci_low: float | None = None
+    mean_ci_high: float | None = None
+    #: BAYES: posterior probability that the response rate exceeds ``threshold``
+    threshold: float | None = None
+    prob_above: float | None = None
+    prob_mean_above: float | None = None
+    #: computed-on-demand values (the Q-profile τ² CI); not part of equality or repr
+    _lazy: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def _tau2_ci(self) -> tuple[float | None, float | None]:
+        if "tau2_ci" not in self._lazy:
+            bounds: tuple[float | None, float | None] = (None, None)
+            if self.fitted.family == "iv" and self.fitted.estimator != "FE" and self.k >= 2:
+                from metaresp.estimators import q_profile_ci
+
+                lo, hi = q_profile_ci(
+                    np.asarray(self.yi), np.asarray(self.vi), self.tau2, self.level
+                )
+                bounds = (_opt(lo), _opt(hi))
+            self._lazy["tau2_ci"] = bounds
+        out: tuple[float | None, float | None] = self._lazy["tau2_ci"]
+        return out
+
+    @property
+    def tau2_ci_low(self) -> float | None:
+        """Lower bound of the Q-profile CI of τ² (Viechtbauer 2007; inverse-variance
+        random-effects models only, else None); computed when first asked for."""
+        return self._tau2_ci()[0]
+
+    @property
+    def tau2_ci_high(self) -> float | None:
+        """Upper bound of the Q-profile CI of τ² (see :attr:`tau2_ci_low`)."""
+        return self._tau2_ci()[1]
+
+    @property
+    def model(self) -> ModelSpec:
+        """The model actually fitted (``fitted``)."""
+        return self.fitted
 
     # -- tables -----------------------------------------------------------------------
 
@@ -125,10 +167,7 @@ class PoolResult:
 
         x = np.asarray(self.events, dtype=np.float64)
         n = np.asarray(self.totals, dtype=np.float64)
-        alpha = 1.0 - self.level
-        with np.errstate(invalid="ignore", divide="ignore"):
-            low = np.where(x > 0, special.betaincinv(x, n - x + 1.0, alpha / 2.0), 0.0)
-            high = np.where(x < n, special.betaincinv(x + 1.0, n - x, 1.0 - alpha / 2.0), 1.0)
+        low, high = clopper_pearson(x, n, self.level)
         return pd.DataFrame(
             {
                 "label": list(self.labels),
@@ -143,15 +182,15 @@ class PoolResult:
 
     def _refit(self, index: Sequence[int]) -> PoolResult:
         idx = list(index)
-        return pool(
-            [self.events[i] for i in idx],
-            [self.totals[i] for i in idx],
-            labels=[self.labels[i] for i in idx],
-            transform=self.transform,
-            estimator=self.estimator,
-            ci=self.ci,
-            level=self.level,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StatisticalWarning)
+            return pool(
+                [self.events[i] for i in idx],
+                [self.totals[i] for i in idx],
+                labels=[self.labels[i] for i in idx],
+                threshold=self.threshold,
+                **self.requested.as_kwargs(),
+            )
 
     @staticmethod
     def _row(res: PoolResult) -> dict[str, Any]:
@@ -272,24 +311,46 @@ class PoolResult:
         """All fields as plain Python values (floats, ints, strings, lists, None)."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if f.name.startswith("_"):
+                continue
             value = getattr(self, f.name)
+            if isinstance(value, ModelSpec):
+                # the fitted model is ``transform``/``estimator``/``ci``; the requested one
+                # is flattened beside it so that every value stays a plain scalar
+                if f.name == "requested":
+                    for part in ("transform", "estimator", "ci", "tau_prior", "mu_prior"):
+                        out[f"requested_{part}"] = getattr(value, part)
+                continue
             out[f.name] = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
+        out["tau2_ci_low"] = _plain(self.tau2_ci_low)
+        out["tau2_ci_high"] = _plain(self.tau2_ci_high)
         return out
 
     def summary(self) -> str:
-        """A short text report of the model and its results."""
-        pct = 100.0 * self.level
+        """A short text report: the model fitted (and the one asked for, after a fallback),
+        the pooled value with its interval, the prediction interval, τ², I², H² and the
+        heterogeneity test named by kind, and every warning."""
+        pct = f"{100.0 * self.level:g}%"
 
         def p(v: float | None) -> str:
             return "NA" if v is None or math.isnan(v) else f"{100.0 * v:.1f}%"
 
-        ci_name = {"z": "z", "t": f"t, {self.df} df", "hksj": "HKSJ", "hksj-adhoc": "HKSJ ad hoc"}
         lines = [
-            f"Pooled proportion: {self.estimator} model, {self.transform} transform, "
-            f"k = {self.k} studies, {sum(self.events)} events / {sum(self.totals)} total",
-            f"  proportion {p(self.proportion)}  ({pct:g}% CI {p(self.ci_low)} to "
-            f"{p(self.ci_high)}; {ci_name.get(self.ci, self.ci)})",
+            f"Pooled proportion: {self.fitted.describe()}; k = {self.k} studies, "
+            f"{sum(self.events)} events / {sum(self.totals)} total",
         ]
+        if self.fallback:
+            lines.append(
+                f"  fallback: {self.requested.label()} could not be fitted "
+                f"({self.fallback_reason}); this is {self.fitted.label()}"
+            )
+        lines.append(f"  proportion {p(self.proportion)}  ({pct} CI {p(self.ci_low)} to "
+                     f"{p(self.ci_high)})")
+        if self.mean_proportion is not None and self.mean_ci_low is not None:
+            lines.append(
+                f"  mean response rate across studies {p(self.mean_proportion)} ({pct} CI "
+                f"{p(self.mean_ci_low)} to {p(self.mean_ci_high)})"
+            )
         if self.pi_low is not None:
             lines.append(
                 f"  prediction interval {p(self.pi_low)} to {p(self.pi_high)} (t, {self.k - 2} df)"
@@ -301,12 +362,19 @@ class PoolResult:
         )
         tau_ci = ""
         if self.tau2_ci_low is not None and self.tau2_ci_high is not None:
-            tau_ci = f" ({pct:g}% CI {self.tau2_ci_low:.4g} to {self.tau2_ci_high:.4g})"
-        lines.append(f"  tau^2 = {self.tau2:.4g}{tau_ci}")
+            tau_ci = f" ({pct} CI {self.tau2_ci_low:.4g} to {self.tau2_ci_high:.4g})"
+        lines.append(f"  tau^2 = {self.tau2:.4g}{tau_ci}, tau = {math.sqrt(self.tau2):.4g}")
+        q_name = {"cochran": "Cochran's Q", "wald": "Wald test (QE.Wld)"}.get(self.q_kind, "Q")
         lines.append(
-            f"  I^2 = {self.i2:.1f}%, H^2 = {self.h2:.2f}, "
-            f"Q = {self.q:.2f} on {max(self.k - 1, 0)} df (p = {self.q_pvalue:.3g})"
+            f"  I^2 = {self.i2:.1f}%, H^2 = {self.h2:.2f}; heterogeneity: {q_name} = "
+            f"{self.q:.2f} on {self.q_df} df (p = {self.q_pvalue:.3g})"
         )
+        if self.q_lrt is not None and self.q_lrt_pvalue is not None:
+            lines.append(f"  likelihood-ratio test (QE.LRT) = {self.q_lrt:.2f} on {self.q_df} df "
+                         f"(p = {self.q_lrt_pvalue:.3g})")
+        if self.tau2_lrt is not None and self.tau2_lrt_pvalue is not None:
+            lines.append(f"  likelihood-ratio test of tau^2 = 0: {self.tau2_lrt:.2f} "
+                         f"(p = {self.tau2_lrt_pvalue:.3g}, half chi-square on 1 df)")
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
@@ -342,63 +410,55 @@ def _counts(name: str, values: Any, problems: list[str]) -> IntArray | None:
         else:
             try:
                 arr = np.asarray(seq)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 arr = np.asarray(seq, dtype=object)
     if arr.ndim != 1:
         problems.append(f"{name}: must be one-dimensional; got shape {arr.shape}")
         return None
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
-    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.floor(arr)).all():
+    if (
+        arr.dtype.kind == "f"
+        and np.isfinite(arr).all()
+        and (arr == np.floor(arr)).all()
+        and (np.abs(arr) < MAX_COUNT).all()
+    ):
         return arr.astype(np.int64)
     out: list[int] = []
     for i, v in enumerate(arr.tolist()):
         if isinstance(v, bool | np.bool_):
             problems.append(f"{name}[{i}]: must be a whole number, not a boolean ({v!r})")
         elif isinstance(v, numbers.Integral):
-            out.append(int(v))
+            if abs(int(v)) >= MAX_COUNT:
+                problems.append(f"{name}[{i}]: {int(v)} is beyond any study size (at most "
+                                f"{MAX_COUNT - 1:,})")
+            else:
+                out.append(int(v))
         elif isinstance(v, numbers.Real) and math.isnan(float(v)):
             problems.append(f"{name}[{i}]: is missing (NaN); must be a whole number")
         elif isinstance(v, numbers.Real) and math.isfinite(float(v)) and float(v).is_integer():
-            out.append(int(float(v)))
+            if abs(float(v)) >= MAX_COUNT:
+                problems.append(f"{name}[{i}]: {v!r} is beyond any study size (at most "
+                                f"{MAX_COUNT - 1:,})")
+            else:
+                out.append(int(float(v)))
         else:
             problems.append(f"{name}[{i}]: must be a whole number; got {v!r}")
     return np.asarray(out, dtype=np.int64) if len(out) == arr.size else None
 
 
-def _check_option(name: str, value: Any, allowed: Sequence[str], problems: list[str]) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        choices = ", ".join(f'"{a}"' for a in allowed)
-        problems.append(f"{name}: must be one of {choices}; got {value!r}")
+#: Counts at or above this are refused: no study has a billion patients, and the arithmetic
+#: stays exact in double precision well below it.
+MAX_COUNT: Final[int] = 10**9
 
 
 def _validate(
     events: Any,
     totals: Any,
     labels: Any,
-    transform: Any,
-    estimator: Any,
-    ci: Any,
-    level: Any,
+    spec_problems: list[str],
 ) -> tuple[IntArray, IntArray, tuple[str, ...]]:
-    problems: list[str] = []
-    _check_option("transform", transform, TRANSFORMS, problems)
-    _check_option("estimator", estimator, ESTIMATORS, problems)
-    _check_option("ci", ci, CIS, problems)
-    if estimator == "GLMM":
-        if transform in TRANSFORMS and transform != "logit":
-            problems.append(
-                f'estimator: "GLMM" is a logit model and needs transform="logit"; '
-                f"got transform={transform!r}"
-            )
-        if ci in CIS and ci not in GLMM_CIS:
-            problems.append(f'ci: with estimator="GLMM" must be "z" or "t"; got {ci!r}')
-    if (
-        isinstance(level, bool)
-        or not isinstance(level, numbers.Real)
-        or not (0.0 < float(level) < 1.0)
-    ):
-        problems.append(f"level: must be a number strictly between 0 and 1; got {level!r}")
+    problems = list(spec_problems)
     xi = _counts("events", events, problems)
     ni = _counts("totals", totals, problems)
     n_ev = len(events) if hasattr(events, "__len__") and not isinstance(events, str) else None
@@ -436,150 +496,42 @@ def _validate(
 # -- fitting --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Fit:
-    estimate: float
-    se: float
-    ci: tuple[float, float]
-    pi: tuple[float, float] | None
-    df: int | None
-    tau2: float
-    tau2_ci: tuple[float, float] | None
-    i2: float
-    h2: float
-    q: float
-    q_pvalue: float
-    weights: tuple[float, ...] | None
-    converged: bool
-    warnings: tuple[str, ...]
+def _opt(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
 
 
-def _heterogeneity(yi: FloatArray, vi: FloatArray) -> tuple[float, float]:
-    """Cochran's Q from fixed-effect weights and its chi-square p-value (k-1 df)."""
-    k = yi.size
-    if k < 2:
-        return 0.0, 1.0
-    q = max(0.0, q_generalised(yi, vi, 0.0))
-    return q, float(special.chdtrc(k - 1, q))
+def _fit_frequentist(
+    xi: IntArray, ni: IntArray, spec: ModelSpec, notes: list[str]
+) -> tuple[Any, ModelSpec, str | None, Any]:
+    """One row of the engine: the rows fit, the model fitted, the fallback reason (None
+    without a fallback) and, for the GLMM, its single-fit report (:class:`GlmmFit`)."""
+    from metaresp import engine, glmm
 
-
-def _interval(
-    estimate: float, se: float, tau2: float, k: int, ci: str, level: float, notes: list[str]
-) -> tuple[tuple[float, float], tuple[float, float] | None, int | None]:
-    if ci == "z" or k < 2:
-        crit = _z(level)
-        df: int | None = None
-    else:
-        df = k - 1
-        crit = _t(level, df)
-    ci_bounds = (estimate - crit * se, estimate + crit * se)
-    pi = None
-    if k >= 3:
-        half = _t(level, k - 2) * math.sqrt(tau2 + se * se)
-        pi = (estimate - half, estimate + half)
-    return ci_bounds, pi, df
-
-
-def _fit_iv(yi: FloatArray, vi: FloatArray, estimator: str, ci: str, level: float) -> _Fit:
-    """Inverse-variance fit, metafor ``rma.uni(yi, vi, method, test)``."""
-    k = yi.size
-    notes: list[str] = []
-    if k == 1:
-        tau = estimate_tau2("FE", yi, vi)
-        if estimator != "FE":
-            notes.append("k = 1: between-study variance not estimable; tau2 set to 0")
-        if ci != "z":
-            notes.append(f'k = 1: ci="{ci}" needs k >= 2; a z interval is used (as metafor)')
-    else:
-        tau = estimate_tau2(estimator, yi, vi)
-        notes.extend(tau.warnings)
-    tau2 = tau.tau2
-    w = 1.0 / (vi + tau2)
-    sw = float(w.sum())
-    mu = float(w @ yi) / sw
-    se = math.sqrt(1.0 / sw)
-    if ci in ("hksj", "hksj-adhoc") and k >= 2:
-        r = yi - mu
-        rss = float(w @ (r * r))
-        s2 = 0.0 if rss <= np.finfo(np.float64).eps else rss / (k - 1)
-        if ci == "hksj-adhoc":
-            s2 = max(1.0, s2)
-        elif s2 == 0.0:
-            notes.append("HKSJ scale factor is 0 (identical estimates): the CI has zero width")
-        se = se * math.sqrt(s2)
-    ci_bounds, pi, df = _interval(mu, se, tau2, k, ci, level, notes)
-    q, q_p = _heterogeneity(yi, vi)
-    if k < 2:
-        i2, h2 = 0.0, 1.0
-    elif estimator == "FE":
-        i2 = max(0.0, 100.0 * (q - (k - 1)) / q) if q > 0 else 0.0
-        h2 = q / (k - 1)
-    else:
-        vt = typical_variance(vi)
-        i2 = 100.0 * tau2 / (vt + tau2)
-        h2 = tau2 / vt + 1.0
-    tau2_ci = None
-    if estimator != "FE" and k >= 2:
-        tau2_ci = q_profile_ci(yi, vi, tau2, level)
-    weights = tuple((100.0 * w / sw).tolist())
-    return _Fit(
-        mu,
-        se,
-        ci_bounds,
-        pi,
-        df,
-        tau2,
-        tau2_ci,
-        i2,
-        h2,
-        q,
-        q_p,
-        weights,
-        tau.converged,
-        tuple(notes),
+    if spec.family == "iv":
+        rows = engine.fit_rows(xi[None, :], ni[None, :], spec, tau2_ci=False)
+        return rows, spec, None, None
+    reason: str | None = None
+    try:
+        fit = glmm.fit_glmm(xi, ni, nagq=spec.nagq)
+        if not fit.converged:
+            reason = "the fit reports no convergence"
+    except ConvergenceError as exc:
+        reason = str(exc).removeprefix("GLMM: ").split("; try ")[0]
+    if reason is None:
+        info = None if getattr(fit, "info", None) is None else np.array([fit.info])
+        rows = engine.assemble_glmm(
+            xi[None, :], ni[None, :], spec, mu=np.array([fit.mu]), se=np.array([fit.se]),
+            tau2=np.array([fit.tau2]),
+            q=np.array([fit.q_wald]), converged=np.array([True]), info=info,
+        )
+        rows = replace(rows, q_pvalue=np.array([fit.q_wald_pvalue]))
+        return rows, spec, None, fit
+    fitted = engine.FALLBACK.with_(level=spec.level)
+    notes.append(
+        f"GLMM did not converge ({reason}); fell back to the REML model on the logit "
+        "scale with an HKSJ interval (ad hoc floor: never narrower than the z interval)"
     )
-
-
-def _fit_glmm(
-    events: IntArray, totals: IntArray, yi: FloatArray, vi: FloatArray, ci: str, level: float
-) -> _Fit:
-    """Binomial-normal GLMM (metafor ``rma.glmm(measure="PLO", nAGQ=7)``).
-
-    I² and H² use the typical variance of the continuity-corrected logit ``vi``, as
-    ``rma.glmm`` does; Q is the Wald-type test of heterogeneity (metafor ``QE.Wld``).
-    """
-    from metaresp.glmm import fit_glmm
-
-    k = events.size
-    fit = fit_glmm(events, totals, nagq=GLMM_NAGQ)
-    if not fit.converged:
-        raise ConvergenceError("the GLMM fit reports no convergence")
-    notes = list(fit.warnings)
-    if k == 1 and ci != "z":
-        notes.append(f'k = 1: ci="{ci}" needs k >= 2; a z interval is used')
-    ci_bounds, pi, df = _interval(fit.mu, fit.se, fit.tau2, k, ci, level, notes)
-    if k >= 2:
-        vt = typical_variance(vi)
-        i2 = 100.0 * fit.tau2 / (vt + fit.tau2)
-        h2 = fit.tau2 / vt + 1.0
-    else:
-        i2, h2 = 0.0, 1.0
-    return _Fit(
-        float(fit.mu),
-        float(fit.se),
-        ci_bounds,
-        pi,
-        df,
-        float(fit.tau2),
-        None,
-        i2,
-        h2,
-        float(fit.q_wald),
-        float(fit.q_wald_pvalue),
-        None,
-        bool(fit.converged),
-        tuple(notes),
-    )
+    return engine.fit_rows(xi[None, :], ni[None, :], fitted, tau2_ci=False), fitted, reason, None
 
 
 def pool(
@@ -587,96 +539,154 @@ def pool(
     totals: Sequence[int] | NDArray[np.integer[Any]],
     *,
     labels: Sequence[str] | None = None,
-    transform: str = "logit",
-    estimator: str = "GLMM",
-    ci: str = "t",
-    level: float = 0.95,
+    transform: str = models.DEFAULT_TRANSFORM,
+    estimator: str = models.DEFAULT_ESTIMATOR,
+    ci: str | None = None,
+    level: float = models.DEFAULT_LEVEL,
+    nagq: int = models.DEFAULT_NAGQ,
+    tau_prior: str | None = None,
+    mu_prior: str | None = None,
+    threshold: float | None = None,
 ) -> PoolResult:
     """Pool single proportions ``events/totals`` across studies.
 
     ``transform``: "logit", "freeman-tukey", "arcsine", "raw", "log" (metafor PLO, PFT,
     PAS, PR, PLN). ``estimator``: "FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS"
-    (inverse-variance, metafor ``rma.uni``) or "GLMM" (binomial-normal, ML, logit only;
-    metafor ``rma.glmm``). ``ci``: "z", "t" (k-1 df), "hksj", "hksj-adhoc" (GLMM: "z" or
-    "t"). Raises :class:`~metaresp.errors.InputError` (a ``ValueError``) naming each bad
-    argument and its allowed values. When the GLMM does not converge the result is the
-    REML logit model with an HKSJ interval, and ``warnings`` says so (methods.md).
-    """
-    xi, ni, labs = _validate(events, totals, labels, transform, estimator, ci, level)
-    level = float(level)
-    notes: list[str] = []
-    fit: _Fit | None = None
-    if estimator == "GLMM":
-        yi, vi = effect_sizes("logit", xi, ni)
-        try:
-            fit = _fit_glmm(xi, ni, yi, vi, ci, level)
-        except ConvergenceError as exc:
-            transform, estimator, ci = FALLBACK
-            notes.append(
-                f"GLMM did not converge ({exc}); fell back to the REML model on the logit "
-                "scale with an HKSJ interval (ad hoc floor: never narrower than the z interval)"
-            )
-    else:
-        yi, vi = effect_sizes(transform, xi, ni)
-    if fit is None:
-        fit = _fit_iv(yi, vi, estimator, ci, level)
-    notes.extend(fit.warnings)
-    n_hm = harmonic_mean(ni) if transform == "freeman-tukey" else math.nan
+    (inverse-variance, metafor ``rma.uni``), "GLMM" (binomial-normal, ML, logit only;
+    metafor ``rma.glmm``) or "BAYES" (binomial-normal with priors ``tau_prior`` and
+    ``mu_prior``, exact posterior; :mod:`metaresp.bayes`). ``ci``: "z", "t" (k-1 df),
+    "hksj", "hksj-adhoc" (GLMM: "z" or "t"); by default t for GLMM and BAYES, HKSJ for
+    random-effects inverse-variance models and z for FE. ``nagq``: quadrature nodes per
+    study for the GLMM (metafor's ``nAGQ``, default 7). ``threshold``: a proportion; BAYES
+    reports the posterior probability that the response rate exceeds it.
 
-    def back(value: float, what: str) -> float:
-        p, clipped = back_transform(transform, value, n_hm)
+    Raises :class:`~metaresp.errors.InputError` (a ``ValueError``) naming each bad argument
+    and its allowed values. When the GLMM cannot be fitted the result is the REML logit
+    model with an HKSJ interval: ``fallback`` is True, ``fallback_reason`` says why, and
+    ``requested``/``fitted`` name both models. Every note in ``warnings`` is also issued
+    with :func:`warnings.warn` as a :class:`~metaresp.errors.StatisticalWarning`.
+    """
+    if ci is None:
+        ci = models.default_ci(estimator) if isinstance(estimator, str) else "t"
+    problems = models.model_problems(transform, estimator, ci, level, nagq)
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not (0.0 < float(threshold) < 1.0)
+    ):
+        problems.append(f"threshold: must be a proportion strictly between 0 and 1; got "
+                        f"{threshold!r}")
+    xi, ni, labs = _validate(events, totals, labels, problems)
+    spec = ModelSpec(
+        transform=transform, estimator=estimator, ci=ci, level=float(level), nagq=int(nagq),
+        tau_prior=tau_prior, mu_prior=mu_prior,
+    )
+    if spec.family == "bayes":
+        result = _pool_bayes(xi, ni, labs, spec, threshold)
+    else:
+        result = _pool_frequentist(xi, ni, labs, spec, threshold)
+    for note in result.warnings:
+        warnings.warn(note, StatisticalWarning, stacklevel=2)
+    return result
+
+
+def _pool_frequentist(
+    xi: IntArray, ni: IntArray, labs: tuple[str, ...], spec: ModelSpec, threshold: float | None
+) -> PoolResult:
+    k = int(xi.size)
+    notes: list[str] = []
+    rows, fitted, reason, glmm_fit = _fit_frequentist(xi, ni, spec, notes)
+    if k == 1 and fitted.family == "iv" and fitted.estimator != "FE":
+        notes.append("k = 1: between-study variance not estimable; tau2 set to 0")
+    if k == 1 and fitted.ci != "z":
+        notes.append(f'k = 1: ci="{fitted.ci}" needs k >= 2; a z interval is used (as metafor)')
+    if glmm_fit is not None:
+        notes.extend(glmm_fit.warnings)
+    elif rows.tau2_fit is not None:
+        notes.extend(rows.tau2_fit.notes(0, fitted.estimator))
+        if fitted.ci == "hksj" and k >= 2 and rows.se[0] == 0.0:
+            notes.append("HKSJ scale factor is 0 (identical estimates): the CI has zero width")
+    what = ("pooled estimate", "CI lower bound", "CI upper bound",
+            "prediction interval lower bound", "prediction interval upper bound")
+    values = (rows.estimate[0], *rows.ci_t[0], *rows.pi_t[0])
+    backs = (rows.proportion[0], *rows.ci[0], *rows.pi[0])
+    for name, value, p, clipped in zip(what, values, backs, rows.clipped[0], strict=True):
         if clipped:
             notes.append(
-                f"{what} {value:.6g} on the {transform} scale lies outside [0, 1] when "
+                f"{name} {value:.6g} on the {fitted.transform} scale lies outside [0, 1] when "
                 f"back-transformed; set to {p:g}"
             )
-        if math.isnan(p):
-            notes.append(f"{what}: the {transform} back-transform is undefined at {value:.6g}")
-        return p
-
-    proportion = back(fit.estimate, "pooled estimate")
-    ci_low = back(fit.ci[0], "CI lower bound")
-    ci_high = back(fit.ci[1], "CI upper bound")
-    pi_low = pi_high = None
-    if fit.pi is not None:
-        pi_low = back(fit.pi[0], "prediction interval lower bound")
-        pi_high = back(fit.pi[1], "prediction interval upper bound")
-    if not fit.converged:
-        notes.append(f"{estimator}: the fit did not converge; treat the results with caution")
+        elif math.isnan(p) and math.isfinite(value):
+            notes.append(f"{name}: the {fitted.transform} back-transform is undefined at "
+                         f"{value:.6g}")
+    converged = bool(rows.converged[0])
+    if not converged:
+        notes.append(f"{fitted.estimator}: the fit did not converge; treat the results with "
+                     "caution")
+    has_pi = k >= 3
+    extra: dict[str, Any] = {}
+    if glmm_fit is not None:
+        ll_fe = getattr(glmm_fit, "loglik_fe", math.nan)
+        lrt = max(0.0, 2.0 * (glmm_fit.loglik - ll_fe)) if k > 1 else math.nan
+        extra = {
+            "q_lrt": _opt(glmm_fit.q_lrt), "q_lrt_pvalue": _opt(glmm_fit.q_lrt_pvalue),
+            "tau2_lrt": _opt(lrt),
+            "tau2_lrt_pvalue": (
+                _opt(0.5 * float(special.chdtrc(1, lrt))) if lrt > 0
+                else (1.0 if k > 1 and math.isfinite(lrt) else None)
+            ),
+            "loglik": glmm_fit.loglik, "nagq": fitted.nagq,
+        }
+        if rows.mean is not None:
+            extra.update(mean_proportion=float(rows.mean[0, 0]),
+                         mean_ci_low=float(rows.mean[0, 1]), mean_ci_high=float(rows.mean[0, 2]))
     return PoolResult(
-        k=int(xi.size),
-        estimate=fit.estimate,
-        se=fit.se,
-        proportion=proportion,
-        ci_low=ci_low,
-        ci_high=ci_high,
-        pi_low=pi_low,
-        pi_high=pi_high,
-        tau2=fit.tau2,
-        tau2_ci_low=None if fit.tau2_ci is None else fit.tau2_ci[0],
-        tau2_ci_high=None if fit.tau2_ci is None else fit.tau2_ci[1],
-        i2=fit.i2,
-        h2=fit.h2,
-        q=fit.q,
-        q_pvalue=fit.q_pvalue,
-        weights=fit.weights,
+        k=k,
+        estimate=float(rows.estimate[0]),
+        se=float(rows.se[0]),
+        proportion=float(rows.proportion[0]),
+        ci_low=float(rows.ci[0, 0]),
+        ci_high=float(rows.ci[0, 1]),
+        pi_low=float(rows.pi[0, 0]) if has_pi else None,
+        pi_high=float(rows.pi[0, 1]) if has_pi else None,
+        tau2=float(rows.tau2[0]),
+        i2=float(rows.i2[0]),
+        h2=float(rows.h2[0]),
+        q=float(rows.q[0]) if k > 1 else (math.nan if fitted.family == "glmm" else 0.0),
+        q_pvalue=float(rows.q_pvalue[0]) if k > 1 else (
+            math.nan if fitted.family == "glmm" else 1.0),
+        weights=None if rows.weights is None else tuple(rows.weights[0].tolist()),
         warnings=tuple(dict.fromkeys(notes)),
-        transform=transform,
-        estimator=estimator,
-        ci=ci,
-        level=level,
-        converged=fit.converged,
-        estimate_ci_low=fit.ci[0],
-        estimate_ci_high=fit.ci[1],
-        estimate_pi_low=None if fit.pi is None else fit.pi[0],
-        estimate_pi_high=None if fit.pi is None else fit.pi[1],
-        df=fit.df,
-        yi=tuple(yi.tolist()),
-        vi=tuple(vi.tolist()),
+        transform=fitted.transform,
+        estimator=fitted.estimator,
+        ci=fitted.ci,
+        level=fitted.level,
+        converged=converged,
+        estimate_ci_low=float(rows.ci_t[0, 0]),
+        estimate_ci_high=float(rows.ci_t[0, 1]),
+        estimate_pi_low=float(rows.pi_t[0, 0]) if has_pi else None,
+        estimate_pi_high=float(rows.pi_t[0, 1]) if has_pi else None,
+        df=rows.df,
+        yi=tuple(rows.yi[0].tolist()),
+        vi=tuple(rows.vi[0].tolist()),
         events=tuple(xi.tolist()),
         totals=tuple(ni.tolist()),
         labels=labs,
+        requested=spec,
+        fitted=fitted,
+        fallback=reason is not None,
+        fallback_reason=reason,
+        q_kind="wald" if fitted.family == "glmm" else "cochran",
+        q_df=max(k - 1, 0),
+        threshold=threshold,
+        **extra,
     )
+
+
+def _pool_bayes(
+    xi: IntArray, ni: IntArray, labs: tuple[str, ...], spec: ModelSpec, threshold: float | None
+) -> PoolResult:
+    raise InputError('estimator: "BAYES" is not available yet')
 
 
 __all__ = ["CIS", "ESTIMATORS", "PoolResult", "pool"]

@@ -159,26 +159,6 @@ def _summarise(
     return row
 
 
-def _combine(primary: batch.BatchPool, fallback: batch.BatchPool) -> batch.BatchPool:
-    """Row-wise: the primary fit, or the fallback where the primary failed."""
-    use = primary.failed
-
-    def pick(a: NDArray[Any], b: NDArray[Any]) -> NDArray[Any]:
-        return np.where(use, b, a)
-
-    return batch.BatchPool(
-        estimate=pick(primary.estimate, fallback.estimate),
-        se=pick(primary.se, fallback.se),
-        tau2=pick(primary.tau2, fallback.tau2),
-        proportion=pick(primary.proportion, fallback.proportion),
-        ci_low=pick(primary.ci_low, fallback.ci_low),
-        ci_high=pick(primary.ci_high, fallback.ci_high),
-        pi_low=pick(primary.pi_low, fallback.pi_low),
-        pi_high=pick(primary.pi_high, fallback.pi_high),
-        failed=primary.failed & fallback.failed,
-    )
-
-
 def simulate_cell(
     cell: Cell,
     reps: int = DEFAULT_REPS,
@@ -200,15 +180,13 @@ def simulate_cell(
     for method in methods:
         transform, estimator, ci = METHODS[method]
         if estimator == "GLMM":
-            fits[method] = batch.pool_glmm(x, n, ci=ci, level=level, fit=glmm)
+            fits[method] = batch.pool_glmm(
+                x, n, ci=ci, level=level, fit=glmm, fallback=method.endswith("+fallback")
+            )
         else:
             fits[method] = batch.pool_iv(
                 x, n, transform=transform, estimator=estimator, ci=ci, level=level
             )
-    if "GLMM-t+fallback" in fits:
-        fallback = batch.pool_iv(x, n, transform="logit", estimator="REML", ci="hksj-adhoc",
-                                 level=level)
-        fits["GLMM-t+fallback"] = _combine(fits["GLMM-t+fallback"], fallback)
     return [_summarise(cell, m, fits[m], cell.p, new) for m in methods]
 
 

@@ -30,26 +30,35 @@ import math
 from typing import Final, Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from metaresp.models import TRANSFORMS as _REGISTRY
+
+__all__ = [
+    "CONTINUITY_CORRECTION",
+    "TRANSFORMS",
+    "back_transform",
+    "back_transform_array",
+    "effect_sizes",
+    "harmonic_mean",
+    "needs_correction",
+]
 
 Transform = Literal["logit", "freeman-tukey", "arcsine", "raw", "log"]
 
-#: Our option name -> metafor ``escalc`` measure code.
-METAFOR_MEASURE: Final[dict[str, str]] = {
-    "logit": "PLO",
-    "freeman-tukey": "PFT",
-    "arcsine": "PAS",
-    "raw": "PR",
-    "log": "PLN",
-}
+#: Our option name -> metafor ``escalc`` measure code (from the registry).
+METAFOR_MEASURE: Final[dict[str, str]] = {name: t.metafor for name, t in _REGISTRY.items()}
 
-TRANSFORMS: Final[tuple[str, ...]] = tuple(METAFOR_MEASURE)
+TRANSFORMS: Final[tuple[str, ...]] = tuple(_REGISTRY)
 
 #: Value added to events and non-events of 0/n and n/n studies (metafor ``add=1/2``).
 CONTINUITY_CORRECTION: Final[float] = 0.5
 
 #: Transforms that receive the continuity correction (metafor: all but PAS and PFT).
-CORRECTED_TRANSFORMS: Final[frozenset[str]] = frozenset({"logit", "log", "raw"})
+CORRECTED_TRANSFORMS: Final[frozenset[str]] = frozenset(
+    name for name, t in _REGISTRY.items() if t.corrected
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -95,69 +104,68 @@ def harmonic_mean(totals: NDArray[np.int64]) -> float:
     return float(1.0 / np.mean(1.0 / totals.astype(np.float64)))
 
 
-def _pft_of(p: float, n: float) -> float:
+def _pft(p: FloatArray, n: FloatArray) -> FloatArray:
     """Freeman-Tukey transform of a proportion ``p`` at total ``n`` (metafor ``transf.pft``)."""
     xn = p * n
-    lower = math.asin(math.sqrt(xn / (n + 1.0)))
-    return 0.5 * (lower + math.asin(math.sqrt((xn + 1.0) / (n + 1.0))))
+    out: FloatArray = 0.5 * (
+        np.arcsin(np.sqrt(xn / (n + 1.0))) + np.arcsin(np.sqrt((xn + 1.0) / (n + 1.0)))
+    )
+    return out
 
 
-def _ipft(t: float, n: float) -> float:
+def _ipft(t: FloatArray, n: FloatArray) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Miller's (1978) inverse of the double arcsine at total ``n`` (``transf.ipft``).
 
     p = (1 - sgn(cos 2t) sqrt(1 - (sin 2t + (sin 2t - 1/sin 2t)/n)^2)) / 2, set to 0 below
-    the transform of p=0 and to 1 above the transform of p=1, as metafor does. Returns NaN
-    where metafor returns NA (a negative radicand inside the admissible range).
+    the transform of p=0 and to 1 above the transform of p=1, as metafor does (those are
+    reported as clipped). NaN where metafor returns NA (a negative radicand inside the
+    admissible range).
     """
-    if t > _pft_of(1.0, n):
-        return 1.0
-    if t < _pft_of(0.0, n):
-        return 0.0
-    s = math.sin(2.0 * t)
-    c = math.cos(2.0 * t)
-    if s == 0.0:
-        return math.nan
-    inner = 1.0 - (s + (s - 1.0 / s) / n) ** 2
-    if inner < 0.0:
-        return math.nan
-    sign = 1.0 if c > 0 else (-1.0 if c < 0 else 0.0)
-    return 0.5 * (1.0 - sign * math.sqrt(inner))
+    s = np.sin(2.0 * t)
+    c = np.cos(2.0 * t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = 1.0 - (s + (s - 1.0 / s) / n) ** 2
+        p = 0.5 * (1.0 - np.sign(c) * np.sqrt(inner))
+    p = np.where((s == 0.0) | (inner < 0.0), np.nan, p)
+    above = t > _pft(np.ones_like(n), n)
+    below = t < _pft(np.zeros_like(n), n)
+    p = np.where(above, 1.0, np.where(below, 0.0, p))
+    return p, above | below
+
+
+def back_transform_array(
+    transform: str, values: ArrayLike, n_hm: ArrayLike = math.nan
+) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """Values on the transformed scale to proportions in [0, 1], elementwise.
+
+    Returns ``(proportions, clipped)``: ``clipped`` is True where the untouched inverse fell
+    outside [0, 1] (possible for ``raw``, ``log`` and ``arcsine`` bounds, and for
+    Freeman-Tukey values beyond the transform of 0 or 1) and the result was set to the
+    nearest of 0 and 1. ``n_hm`` is the harmonic mean of the totals (Freeman-Tukey only; it
+    broadcasts against ``values``). NaN in, NaN out (not clipped).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if transform == "logit":
+        return special.expit(v), np.zeros(v.shape, dtype=bool)
+    if transform == "freeman-tukey":
+        n = np.broadcast_to(np.asarray(n_hm, dtype=np.float64), v.shape)
+        p, clipped = _ipft(v, n)
+        nan = np.isnan(v)
+        return np.where(nan, np.nan, p), clipped & ~nan
+    if transform == "log":
+        with np.errstate(over="ignore"):
+            p = np.exp(v)
+    elif transform == "raw":
+        p = v.copy()
+    elif transform == "arcsine":
+        p = np.where(v < 0.0, -1.0, np.where(v > math.pi / 2, 2.0, np.sin(v) ** 2))
+    else:
+        raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}; got {transform!r}")
+    clipped = (p < 0.0) | (p > 1.0)
+    return np.clip(p, 0.0, 1.0), clipped
 
 
 def back_transform(transform: str, value: float, n_hm: float) -> tuple[float, bool]:
-    """One value from the transformed scale to a proportion in [0, 1].
-
-    Returns ``(proportion, clipped)``: ``clipped`` is True when the untouched inverse fell
-    outside [0, 1] (possible for ``raw``, ``log`` and ``arcsine`` bounds, and for
-    Freeman-Tukey values beyond the transform of 0 or 1) and the result was set to the
-    nearest of 0 and 1. ``n_hm`` is the harmonic mean of the totals (Freeman-Tukey only).
-    """
-    if math.isnan(value):
-        return math.nan, False
-    if transform == "logit":
-        # expit, written to avoid overflow for large |value|
-        if value >= 0:
-            return 1.0 / (1.0 + math.exp(-value)), False
-        ev = math.exp(value)
-        return ev / (1.0 + ev), False
-    if transform == "log":
-        p = math.exp(value) if value < 700 else math.inf
-    elif transform == "raw":
-        p = value
-    elif transform == "arcsine":
-        if value < 0.0:
-            return 0.0, True
-        if value > math.pi / 2:
-            return 1.0, True
-        return math.sin(value) ** 2, False
-    elif transform == "freeman-tukey":
-        p = _ipft(value, n_hm)
-        clipped = value > _pft_of(1.0, n_hm) or value < _pft_of(0.0, n_hm)
-        return p, clipped
-    else:
-        raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}; got {transform!r}")
-    if p < 0.0:
-        return 0.0, True
-    if p > 1.0:
-        return 1.0, True
-    return p, False
+    """One value from the transformed scale to a proportion (see :func:`back_transform_array`)."""
+    p, clipped = back_transform_array(transform, value, n_hm)
+    return float(p), bool(clipped)

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-TRANSFORMS = ("logit", "freeman-tukey", "arcsine", "raw", "log")
-ESTIMATORS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS", "GLMM")
-CIS = ("z", "t", "hksj", "hksj-adhoc")
+from metaresp.models import allowed
+
+TRANSFORMS = allowed("transform")
+ESTIMATORS = allowed("estimator")
+CIS = allowed("ci")
 
 
 def pool(
@@ -26,8 +28,17 @@ def pool(
     estimator: Annotated[str | None, typer.Option(
         "--estimator", help=f"One of {', '.join(ESTIMATORS)} (default GLMM with logit, "
         "REML otherwise).")] = None,
+    nagq: Annotated[int | None, typer.Option(
+        "--nagq", help="Quadrature nodes per study for the GLMM (default 7, as metafor's "
+        "nAGQ).")] = None,
+    tau_prior: Annotated[str | None, typer.Option(
+        "--tau-prior", help='BAYES: prior of tau, "half-normal(S)", "half-cauchy(S)" or '
+        '"uniform(0, U)".')] = None,
+    mu_prior: Annotated[str | None, typer.Option(
+        "--mu-prior", help='BAYES: prior of mu, "normal(M, S)" (logit scale).')] = None,
     ci: Annotated[str | None, typer.Option(
-        "--ci", help=f"One of {', '.join(CIS)} (default t for GLMM, hksj otherwise).")] = None,
+        "--ci", help=f"One of {', '.join(CIS)} (default t for GLMM and BAYES, z for FE, hksj "
+        "otherwise).")] = None,
     level: Annotated[float, typer.Option("--level", help="Confidence level.")] = 0.95,
     sheet: Annotated[str | None, typer.Option(
         "--sheet", help="Worksheet of an XLSX file (default: the first).")] = None,
@@ -48,5 +59,6 @@ def pool(
 
     text = run_pool(table, events=events, totals=totals, labels=labels, by=by,
                     transform=transform, estimator=estimator, ci=ci, level=level,
+                    nagq=nagq, tau_prior=tau_prior, mu_prior=mu_prior,
                     sheet=sheet, overall=overall, plot=plot, as_json=as_json)
     typer.echo(text)
