@@ -198,6 +198,7 @@ _PLAIN: tuple[tuple[str, str], ...] = (
     (r"\s*\(?estimator\s*=\s*'(\w+)'\)?", r" (\1)"),
     (r"[;,]?\s*(?:try|refit with)\s+nagq\s*=\s*(\d+)\s*(?:\(metafor: nAGQ\s*=\s*\d+\))?",
      r"; a finer quadrature (\1 nodes) may help"),
+    (r"\s*\(metafor: nAGQ\s*=\s*\d+\)", ""),
     (r"\bheterogeneity statistic q_wald\b", "heterogeneity test"),
     (r"\bq_wald\b", "the Wald heterogeneity test"),
     (r"\bHKSJ(?:-ADHOC| ad hoc)?\b", "Hartung-Knapp"),
@@ -219,20 +220,18 @@ def plain_words(text: str) -> str:
 
 
 def fallback_note(row: EstimateRow) -> str:
-    """What a fallback did, in plain words, e.g. "The requested model (GLMM logit, t CI)
-    could not be fitted: every study has 0 events, ...; pooled instead with REML logit,
-    Hartung-Knapp CI"; "" without a fallback."""
+    """What a fallback did, in plain words, e.g. "The requested model (GLMM (logit), t CI)
+    could not be fitted: every study has 0 or all events, ...; pooled instead with REML
+    (logit), Hartung-Knapp CI"; "" without a fallback."""
     import re
 
     if not row.fallback or row.fitted is None:
         return ""
     asked = "" if row.requested is None else f" ({plain_words(row.requested.label())})"
-    cause = plain_words(row.fallback_reason or "").split("; fell back")[0]
-    cause = re.sub(r"^\w+ did not converge \((?:\w+: )?", "", cause)
-    cause = re.sub(r";\s*(?:use|try)\b.*$", "", cause).strip().rstrip(")")
-    if cause.count("(") > cause.count(")"):
-        cause += ")"
-    because = f": {cause}" if cause and "fell back" not in cause else ""
+    # the engine's reason, without advice addressed to a programmer ("; use ...")
+    cause = re.sub(r";\s*(?:use|try)\b.*$", "", plain_words(row.fallback_reason or ""))
+    cause = cause.strip() + ")" * max(0, cause.count("(") - cause.count(")"))
+    because = f": {cause}" if cause else ""
     return (f"The requested model{asked} could not be fitted{because}; pooled instead with "
             f"{plain_words(row.fitted.label())}")
 
@@ -243,7 +242,8 @@ def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
     where: dict[str, list[str]] = {}
     for row in rows:
         texts = [fallback_note(row)] if row.fallback else []
-        texts.extend(plain_words(w) for w in row.warnings if "fell back" not in w)
+        reason = row.fallback_reason if row.fallback else None
+        texts.extend(plain_words(w) for w in row.warnings if not (reason and reason in w))
         for text in texts:
             if text:
                 names = where.setdefault(text[0].upper() + text[1:], [])
