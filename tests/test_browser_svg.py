@@ -44,8 +44,9 @@ def browser() -> Iterator[Any]:
     except ImportError:
         pytest.skip("the playwright package is not installed (pip install playwright)")
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM,
-                                      args=["--no-sandbox", "--disable-gpu"])
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             yield instance
         finally:
@@ -59,8 +60,11 @@ def rendered_boxes(browser: Any, svg: Path) -> list[Box]:
         boxes = page.evaluate(_BOXES_JS)
     finally:
         page.close()
-    return [(str(t), float(a), float(b), float(c), float(d)) for t, a, b, c, d in boxes
-            if str(t).strip()]
+    return [
+        (str(t), float(a), float(b), float(c), float(d))
+        for t, a, b, c, d in boxes
+        if str(t).strip()
+    ]
 
 
 def row_of(boxes: list[Box], needle: str) -> list[Box]:
@@ -81,7 +85,8 @@ def overlapping_cells(boxes: list[Box]) -> list[tuple[str, str]]:
 
 
 def test_forest_svg_columns_stay_apart_and_aligned_in_chromium(
-        browser: Any, tmp_path: Path) -> None:
+    browser: Any, tmp_path: Path
+) -> None:
     png, svg = tmp_path / "f.png", tmp_path / "f.svg"
     forest.save_forest(test_forest.make_data(), png, svg, dpi=100)
     boxes = rendered_boxes(browser, svg)
@@ -93,8 +98,9 @@ def test_forest_svg_columns_stay_apart_and_aligned_in_chromium(
     # ... and ends where its column header ends (numbers and headers are right-aligned).
     headers = row_of(boxes, "Events")
     ends = {b[0].strip(): b[2] for b in headers}
-    for header, cell in zip(("Events", "Total", "Rate (%)", "95% CI", "Weight"), row[1:],
-                            strict=True):
+    for header, cell in zip(
+        ("Events", "Total", "Rate (%)", "95% CI", "Weight"), row[1:], strict=True
+    ):
         assert abs(ends[header] - cell[2]) < 1.0, (header, cell)
     # the label starts where the header "Study" starts, indented under its group
     assert row[0][1] > next(b for b in headers if b[0].strip() == "Study")[1]
@@ -107,7 +113,9 @@ def test_alignment_check_can_fail(browser: Any, tmp_path: Path) -> None:
         '<svg xmlns="http://www.w3.org/2000/svg" width="600" height="60">'
         '<text x="10" y="20" style="font: 10px monospace">Study      Events  Total</text>'
         '<text x="10" y="40" style="font: 10px monospace">Merz 2024       12     17</text>'
-        "</svg>", encoding="utf-8")
+        "</svg>",
+        encoding="utf-8",
+    )
     row = row_of(rendered_boxes(browser, svg), "Merz 2024       12     17")
     assert [b[0] for b in row] == ["Merz 2024       12     17"]  # one text: columns merged
     overlapping = rendered_boxes(browser, _two_texts(tmp_path))
@@ -120,30 +128,44 @@ def _two_texts(tmp_path: Path) -> Path:
         '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="40">'
         '<text x="10" y="20" style="font: 10px monospace">12.5</text>'
         '<text x="20" y="20" style="font: 10px monospace">17.25</text></svg>',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return svg
 
 
 def test_cumulative_svg_cells_do_not_overlap(browser: Any, tmp_path: Path) -> None:
-    rows = [("Cohen 2019 · CAR T re-infusion", 1, 0.4, 0.05, 0.85),
-            ("Trudel 2021 · cevostamab", 2, 0.45, 0.2, 0.72),
-            (test_forest.LONG, 3, 0.55, 0.3, 0.77)]
+    rows = [
+        ("Cohen 2019 · CAR T re-infusion", 1, 0.4, 0.05, 0.85),
+        ("Trudel 2021 · cevostamab", 2, 0.45, 0.2, 0.72),
+        (test_forest.LONG, 3, 0.55, 0.3, 0.77),
+    ]
     svg = tmp_path / "c.svg"
     forest.save_cumulative(rows, tmp_path / "c.png", svg, dpi=100, title="Cumulative")
     boxes = rendered_boxes(browser, svg)
     assert overlapping_cells(boxes) == []
     assert [b[0].strip() for b in row_of(boxes, "55.0")] == [
-        f"+ {test_forest.LONG}", "3", "55.0", "30.0 to 77.0"]
+        f"+ {test_forest.LONG}",
+        "3",
+        "55.0",
+        "30.0 to 77.0",
+    ]
 
 
 def test_svgs_embedded_in_the_report_render_with_separate_columns(
-        browser: Any, tmp_path: Path) -> None:
+    browser: Any, tmp_path: Path
+) -> None:
     data = test_forest.make_data()
     png, svg = tmp_path / "f.png", tmp_path / "f.svg"
     forest.save_forest(data, png, svg, dpi=100)
     page = report.render_report(
-        title="t", corpus_version="v", analyses=[report.ReportAnalysis(
-            "a", forest=data, figures=(report.ReportFigure.from_files("f", png, svg),))])
+        title="t",
+        corpus_version="v",
+        analyses=[
+            report.ReportAnalysis(
+                "a", forest=data, figures=(report.ReportFigure.from_files("f", png, svg),)
+            )
+        ],
+    )
     embedded = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
     assert len(embedded) == 1
     out = tmp_path / "embedded.svg"
@@ -151,7 +173,12 @@ def test_svgs_embedded_in_the_report_render_with_separate_columns(
     boxes = rendered_boxes(browser, out)
     assert overlapping_cells(boxes) == []
     assert [b[0].strip() for b in row_of(boxes, "71.4")][1:] == [
-        "5", "7", "71.4", "29.0 to 96.3", "18.2%"]
+        "5",
+        "7",
+        "71.4",
+        "29.0 to 96.3",
+        "18.2%",
+    ]
 
 
 def test_report_does_not_overflow_at_800_px(browser: Any, tmp_path: Path) -> None:
@@ -159,13 +186,22 @@ def test_report_does_not_overflow_at_800_px(browser: Any, tmp_path: Path) -> Non
     png, svg = tmp_path / "f.png", tmp_path / "f.svg"
     forest.save_forest(data, png, svg, dpi=100)
     html = tmp_path / "report.html"
-    report.write_report(html, title="t", corpus_version="v", analyses=[report.ReportAnalysis(
-        "a", forest=data, figures=(report.ReportFigure.from_files("f", png, svg),))])
+    report.write_report(
+        html,
+        title="t",
+        corpus_version="v",
+        analyses=[
+            report.ReportAnalysis(
+                "a", forest=data, figures=(report.ReportFigure.from_files("f", png, svg),)
+            )
+        ],
+    )
     page = browser.new_page(viewport={"width": 800, "height": 1000})
     try:
         page.goto(html.resolve().as_uri())
         page_width, view_width = page.evaluate(
-            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
         tables = page.evaluate("""() => Array.from(document.querySelectorAll('table')).map(
             t => [t.getBoundingClientRect().right, t.parentElement.clientWidth,
                   t.parentElement.getBoundingClientRect().right])""")

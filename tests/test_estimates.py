@@ -31,9 +31,20 @@ from metaresp.pooling import PoolResult
 
 
 def record(i: int, events: int, total: int) -> Record:
-    return Record(record_id=f"r{i}", study=f"S{i}", group_id=f"g{i}", group="", cohort=f"c{i}",
-                  outcome="ORR", population="", setting="", unit="patients", events=events,
-                  total=total, label=f"Study {i}")
+    return Record(
+        record_id=f"r{i}",
+        study=f"S{i}",
+        group_id=f"g{i}",
+        group="",
+        cohort=f"c{i}",
+        outcome="ORR",
+        population="",
+        setting="",
+        unit="patients",
+        events=events,
+        total=total,
+        label=f"Study {i}",
+    )
 
 
 def group(counts: list[tuple[int, int]], **model: Any) -> tuple[GroupResult, Any]:
@@ -48,12 +59,22 @@ COUNTS = [(22, 28), (7, 10), (24, 37), (5, 11), (7, 21)]
 def test_pooled_row_carries_the_fit_unchanged() -> None:
     g, model = group(COUNTS, estimator="REML", ci="hksj")
     row = estimate_row(g, level=0.95, requested=model, analysis="orr", set_aside=2)
-    direct = metaresp.pool([x for x, _ in COUNTS], [n for _, n in COUNTS], estimator="REML",
-                           ci="hksj")
+    direct = metaresp.pool(
+        [x for x, _ in COUNTS], [n for _, n in COUNTS], estimator="REML", ci="hksj"
+    )
     assert (row.proportion, row.ci_low, row.ci_high) == (
-        direct.proportion, direct.ci_low, direct.ci_high)
+        direct.proportion,
+        direct.ci_low,
+        direct.ci_high,
+    )
     assert (row.pi_low, row.pi_high, row.tau2, row.i2, row.q, row.q_pvalue) == (
-        direct.pi_low, direct.pi_high, direct.tau2, direct.i2, direct.q, direct.q_pvalue)
+        direct.pi_low,
+        direct.pi_high,
+        direct.tau2,
+        direct.i2,
+        direct.q,
+        direct.q_pvalue,
+    )
     assert row.q_df == 4
     assert row.q_kind == "cochran"
     assert (row.k, row.responders, row.patients) == (5, 65, 107)
@@ -112,17 +133,35 @@ def test_glmm_fallback_is_recorded_with_the_model_fitted() -> None:
 def test_the_fit_is_read_from_the_result_fields_not_its_warnings() -> None:
     """A warning that mentions a fallback does not make one: the result's fields decide."""
     spec = SimpleNamespace(transform="logit", estimator="PM", ci="z", level=0.9)
-    fake = cast(PoolResult, SimpleNamespace(
-        warnings=("the model fell back",), fallback=False, fallback_reason="stale",
-        fitted=spec, q_kind="wald", transform="logit", estimator="REML", ci="t", level=0.95))
+    fake = cast(
+        PoolResult,
+        SimpleNamespace(
+            warnings=("the model fell back",),
+            fallback=False,
+            fallback_reason="stale",
+            fitted=spec,
+            q_kind="wald",
+            transform="logit",
+            estimator="REML",
+            ci="t",
+            level=0.95,
+        ),
+    )
     assert not is_fallback(fake)
     assert fallback_reason(fake) is None
     assert fitted_model(fake).estimator == "PM"
     assert fitted_model(fake).level == 0.9
     assert q_kind(fake) == "wald"
-    silent = cast(PoolResult, SimpleNamespace(
-        warnings=(), fallback=True, fallback_reason="GLMM did not converge", fitted=spec,
-        q_kind="none"))
+    silent = cast(
+        PoolResult,
+        SimpleNamespace(
+            warnings=(),
+            fallback=True,
+            fallback_reason="GLMM did not converge",
+            fitted=spec,
+            q_kind="none",
+        ),
+    )
     assert is_fallback(silent)
     assert fallback_reason(silent) == "GLMM did not converge"
     assert q_kind(silent) == "none"
@@ -130,12 +169,33 @@ def test_the_fit_is_read_from_the_result_fields_not_its_warnings() -> None:
 
 def test_summary_keys_are_those_of_summary_json() -> None:
     g, _model = group(COUNTS)
-    keys = {"subgroup", "pooled", "k", "patients", "responders", "estimate", "ci_low",
-            "ci_high", "pi_low", "pi_high", "i2", "tau2", "q", "q_df", "q_pvalue", "model",
-            "warnings", "records"}
+    keys = {
+        "subgroup",
+        "pooled",
+        "k",
+        "patients",
+        "responders",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "pi_low",
+        "pi_high",
+        "i2",
+        "tau2",
+        "q",
+        "q_df",
+        "q_pvalue",
+        "model",
+        "warnings",
+        "records",
+    }
     assert set(summary_dict(estimate_row(g, level=0.95))) == keys
     assert summary_dict(estimate_row(g, level=0.95))["model"] == {
-        "transform": "logit", "estimator": "GLMM", "ci": "t", "level": 0.95}
+        "transform": "logit",
+        "estimator": "GLMM",
+        "ci": "t",
+        "level": 0.95,
+    }
 
 
 def test_forest_pooled_row_is_the_estimate_row() -> None:
@@ -149,7 +209,8 @@ def test_plain_words_drop_internal_names() -> None:
 
     text = plain_words(
         "GLMM: the optimiser stopped at tau² = 0; try nagq = 15 or an inverse-variance "
-        "model (estimator='REML'); the Wald heterogeneity statistic q_wald; HKSJ-ADHOC CI")
+        "model (estimator='REML'); the Wald heterogeneity statistic q_wald; HKSJ-ADHOC CI"
+    )
     for internal in ("q_wald", "estimator=", "nagq", "HKSJ", "tau"):
         assert internal not in text
     assert "τ² = 0" in text
@@ -161,12 +222,15 @@ def test_each_note_is_said_once_naming_its_estimates() -> None:
     from metaresp.estimates import plain_notes
 
     warning = "GLMM with k = 2: tau² is estimated from two studies and is very imprecise"
-    rows = [PooledRow("Pooled", 2, 1, 9, 0.1, 0.0, 0.5, subgroup=name, warnings=(warning,))
-            for name in ("A", "B", "C")]
+    rows = [
+        PooledRow("Pooled", 2, 1, 9, 0.1, 0.0, 0.5, subgroup=name, warnings=(warning,))
+        for name in ("A", "B", "C")
+    ]
     rows.append(PooledRow("Pooled", 4, 1, 9, 0.1, 0.0, 0.5, subgroup="D"))
     notes = plain_notes(rows)
-    assert notes == ["GLMM with k = 2: τ² is estimated from two studies and is very "
-                     "imprecise (A; B; C)."]
+    assert notes == [
+        "GLMM with k = 2: τ² is estimated from two studies and is very imprecise (A; B; C)."
+    ]
 
 
 def test_forest_lists_studies_by_date_then_author_with_their_weights() -> None:
@@ -174,10 +238,12 @@ def test_forest_lists_studies_by_date_then_author_with_their_weights() -> None:
 
     from metaresp.forestdata import build
 
-    dated = [replace(record(0, 5, 10), label="Zed 2024", year=2024, date=(2024, 3, 0)),
-             replace(record(1, 2, 9), label="Undated"),
-             replace(record(2, 4, 8), label="Bal 2021", year=2021, date=(2021, 0, 0)),
-             replace(record(3, 6, 12), label="Abe 2021", year=2021, date=(2021, 0, 0))]
+    dated = [
+        replace(record(0, 5, 10), label="Zed 2024", year=2024, date=(2024, 3, 0)),
+        replace(record(1, 2, 9), label="Undated"),
+        replace(record(2, 4, 8), label="Bal 2021", year=2021, date=(2021, 0, 0)),
+        replace(record(3, 6, 12), label="Abe 2021", year=2021, date=(2021, 0, 0)),
+    ]
     m = resolve_model(ModelSettings.model_validate({"estimator": "REML", "ci": "z"}))
     pooled = pool_groups({"A": dated}, m)
     data = build(pooled, title="t", outcome="ORR")
@@ -188,7 +254,10 @@ def test_forest_lists_studies_by_date_then_author_with_their_weights() -> None:
     assert res.weights is not None
     # each study keeps its own counts and weight after the reordering
     assert [(s.events, s.total, s.weight) for s in studies] == [
-        (6, 12, res.weights[3]), (4, 8, res.weights[2]), (5, 10, res.weights[0]),
-        (2, 9, res.weights[1])]
+        (6, 12, res.weights[3]),
+        (4, 8, res.weights[2]),
+        (5, 10, res.weights[0]),
+        (2, 9, res.weights[1]),
+    ]
     assert data.level == 0.95
     assert data.footnotes[0] == "Study intervals: exact (Clopper-Pearson) 95% CI."

@@ -18,11 +18,19 @@ MISSING = "–"
 @pytest.mark.parametrize("missing", [None, math.nan, math.inf, -math.inf])
 def test_missing_values_print_as_one_marker(missing: float | None) -> None:
     assert fmt.MISSING == MISSING
-    for text in (fmt.percent(missing), fmt.percent_number(missing), fmt.number(missing),
-                 fmt.interval(missing, 0.5), fmt.interval(0.5, missing),
-                 fmt.estimate_interval(missing, 0.1, 0.2), fmt.pvalue(missing),
-                 fmt.tau2(missing), fmt.i2(missing), fmt.q_test(missing, 3, 0.2),
-                 fmt.subgroup_test(missing, 2, 0.5)):
+    for text in (
+        fmt.percent(missing),
+        fmt.percent_number(missing),
+        fmt.number(missing),
+        fmt.interval(missing, 0.5),
+        fmt.interval(0.5, missing),
+        fmt.estimate_interval(missing, 0.1, 0.2),
+        fmt.pvalue(missing),
+        fmt.tau2(missing),
+        fmt.i2(missing),
+        fmt.q_test(missing, 3, 0.2),
+        fmt.subgroup_test(missing, 2, 0.5),
+    ):
         assert text == MISSING
     assert fmt.p_text(missing) == f"p = {MISSING}"
     assert fmt.counts(None, 10) == MISSING
@@ -54,19 +62,30 @@ def test_interval_is_one_style_with_plain_rounding() -> None:
 
 def test_estimate_with_interval_and_level() -> None:
     assert fmt.estimate_interval(0.41, 0.227, 0.594) == "41.0% (22.7 to 59.4)"
-    assert fmt.estimate_interval(0.41, 0.227, 0.594, level=0.95) == \
-        "41.0% (95% CI 22.7 to 59.4)"
+    assert fmt.estimate_interval(0.41, 0.227, 0.594, level=0.95) == "41.0% (95% CI 22.7 to 59.4)"
     assert fmt.estimate_interval(0.41, 0.3, 0.5, level=0.9) == "41.0% (90% CI 30.0 to 50.0)"
     assert fmt.ci_label(0.95) == "95% CI"
     assert fmt.ci_label(0.9, "PI") == "90% PI"
     assert fmt.level_text(0.995) == "99.5%"
 
 
-@pytest.mark.parametrize(("p", "text"), [
-    (0.0, "< 0.001"), (0.0004, "< 0.001"), (0.001, "0.001"), (0.0049, "0.005"),
-    (0.0099, "0.010"), (0.01, "0.01"), (0.0149, "0.01"), (0.157, "0.16"), (0.5, "0.50"),
-    (0.99, "0.99"), (0.995, "> 0.99"), (1.0, "> 0.99"),
-])
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [
+        (0.0, "< 0.001"),
+        (0.0004, "< 0.001"),
+        (0.001, "0.001"),
+        (0.0049, "0.005"),
+        (0.0099, "0.010"),
+        (0.01, "0.01"),
+        (0.0149, "0.01"),
+        (0.157, "0.16"),
+        (0.5, "0.50"),
+        (0.99, "0.99"),
+        (0.995, "> 0.99"),
+        (1.0, "> 0.99"),
+    ],
+)
 def test_pvalue(p: float, text: str) -> None:
     assert fmt.pvalue(p) == text
 
@@ -77,11 +96,23 @@ def test_p_text() -> None:
     assert fmt.p_text(1.0) == "p > 0.99"
 
 
-@pytest.mark.parametrize(("tau2", "text"), [
-    (0.0, "0"), (-1e-12, "0"), (0.00004, "< 0.0001"), (0.0001, "0.0001"),
-    (0.00123, "0.0012"), (0.21, "0.2100"), (1.2, "1.200"), (1.23456, "1.235"),
-    (12.3456, "12.35"), (1234.56, "1235"), (98765.4, "98765"), (9.99995, "10.00"),
-])
+@pytest.mark.parametrize(
+    ("tau2", "text"),
+    [
+        (0.0, "0"),
+        (-1e-12, "0"),
+        (0.00004, "< 0.0001"),
+        (0.0001, "0.0001"),
+        (0.00123, "0.0012"),
+        (0.21, "0.2100"),
+        (1.2, "1.200"),
+        (1.23456, "1.235"),
+        (12.3456, "12.35"),
+        (1234.56, "1235"),
+        (98765.4, "98765"),
+        (9.99995, "10.00"),
+    ],
+)
 def test_tau2_tiny_and_huge(tau2: float, text: str) -> None:
     assert fmt.tau2(tau2) == text
     assert "e" not in fmt.tau2(tau2)

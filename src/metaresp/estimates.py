@@ -52,11 +52,14 @@ in every scenario with k <= 3."""
 
 RowKind = Literal["subgroup", "overall"]
 
+
 def few_studies_note(k: int) -> str:
     """The flag a pooled estimate from ``k <= FEW_STUDIES`` studies carries."""
-    return (f"pooled from {k} studies: with 3 or fewer studies no interval method keeps its "
-            "95% promise in every scenario of our coverage simulation; the interval is "
-            "either too wide to inform or may be too narrow. Interpret with caution")
+    return (
+        f"pooled from {k} studies: with 3 or fewer studies no interval method keeps its "
+        "95% promise in every scenario of our coverage simulation; the interval is "
+        "either too wide to inform or may be too narrow. Interpret with caution"
+    )
 
 
 # --------------------------------------------------------------------------- the fit
@@ -161,16 +164,28 @@ class EstimateRow:
         return self.fitted.label() + (" (fallback)" if self.fallback else "")
 
 
-def estimate_row(g: GroupResult, *, level: float, requested: ModelSpec | None = None,
-                 analysis: str = "", kind: RowKind = "subgroup", label: str | None = None,
-                 set_aside: int | None = None) -> EstimateRow:
+def estimate_row(
+    g: GroupResult,
+    *,
+    level: float,
+    requested: ModelSpec | None = None,
+    analysis: str = "",
+    kind: RowKind = "subgroup",
+    label: str | None = None,
+    set_aside: int | None = None,
+) -> EstimateRow:
     """The one row of subgroup ``g``: its pooled result, or its single study (exact CI)."""
     from metaresp.analysis import exact_ci
 
     common: dict[str, Any] = {
-        "label": g.name if label is None else label, "analysis": analysis,
-        "subgroup": g.name, "kind": kind, "level": level, "requested": requested,
-        "set_aside": set_aside, "records": tuple(r.record_id for r in g.records),
+        "label": g.name if label is None else label,
+        "analysis": analysis,
+        "subgroup": g.name,
+        "kind": kind,
+        "level": level,
+        "requested": requested,
+        "set_aside": set_aside,
+        "records": tuple(r.record_id for r in g.records),
         "notes": (g.note,) if g.note else (),
     }
     res = g.result
@@ -178,15 +193,38 @@ def estimate_row(g: GroupResult, *, level: float, requested: ModelSpec | None = 
         r = g.records[0]
         events, total = r.events or 0, r.total or 0
         low, high = exact_ci(events, total, level)
-        return EstimateRow(k=1, events=events, total=total, proportion=events / total,
-                           ci_low=low, ci_high=high, pooled=False, **common)
+        return EstimateRow(
+            k=1,
+            events=events,
+            total=total,
+            proportion=events / total,
+            ci_low=low,
+            ci_high=high,
+            pooled=False,
+            **common,
+        )
     return EstimateRow(
-        k=res.k, events=g.events, total=g.patients, proportion=res.proportion,
-        ci_low=res.ci_low, ci_high=res.ci_high, pi_low=res.pi_low, pi_high=res.pi_high,
-        i2=res.i2, tau2=res.tau2, q=res.q, q_df=res.q_df, q_pvalue=res.q_pvalue,
-        pooled=True, warnings=tuple(res.warnings), q_kind=q_kind(res),
-        fitted=fitted_model(res), fallback=is_fallback(res),
-        fallback_reason=fallback_reason(res), **common)
+        k=res.k,
+        events=g.events,
+        total=g.patients,
+        proportion=res.proportion,
+        ci_low=res.ci_low,
+        ci_high=res.ci_high,
+        pi_low=res.pi_low,
+        pi_high=res.pi_high,
+        i2=res.i2,
+        tau2=res.tau2,
+        q=res.q,
+        q_df=res.q_df,
+        q_pvalue=res.q_pvalue,
+        pooled=True,
+        warnings=tuple(res.warnings),
+        q_kind=q_kind(res),
+        fitted=fitted_model(res),
+        fallback=is_fallback(res),
+        fallback_reason=fallback_reason(res),
+        **common,
+    )
 
 
 # --------------------------------------------------------------------------- plain words
@@ -196,8 +234,10 @@ _PLAIN: tuple[tuple[str, str], ...] = (
     (r"\bmu\b", "the pooled logit"),
     (r"\btau\b", "τ"),
     (r"\s*\(?estimator\s*=\s*'(\w+)'\)?", r" (\1)"),
-    (r"[;,]?\s*(?:try|refit with)\s+nagq\s*=\s*(\d+)\s*(?:\(metafor: nAGQ\s*=\s*\d+\))?",
-     r"; a finer quadrature (\1 nodes) may help"),
+    (
+        r"[;,]?\s*(?:try|refit with)\s+nagq\s*=\s*(\d+)\s*(?:\(metafor: nAGQ\s*=\s*\d+\))?",
+        r"; a finer quadrature (\1 nodes) may help",
+    ),
     (r"\s*\(metafor: nAGQ\s*=\s*\d+\)", ""),
     (r"\bheterogeneity statistic q_wald\b", "heterogeneity test"),
     (r"\bq_wald\b", "the Wald heterogeneity test"),
@@ -213,8 +253,7 @@ def plain_words(text: str) -> str:
     import re
 
     for pattern, repl in _PLAIN:
-        text = re.sub(pattern, repl, text, flags=re.IGNORECASE if "hksj" in pattern.lower()
-                      else 0)
+        text = re.sub(pattern, repl, text, flags=re.IGNORECASE if "hksj" in pattern.lower() else 0)
     text = re.sub(r"\ban Hartung", "a Hartung", text)
     return re.sub(r"\s{2,}", " ", text).replace(" ;", ";").strip()
 
@@ -232,8 +271,10 @@ def fallback_note(row: EstimateRow) -> str:
     cause = re.sub(r";\s*(?:use|try)\b.*$", "", plain_words(row.fallback_reason or ""))
     cause = cause.strip() + ")" * max(0, cause.count("(") - cause.count(")"))
     because = f": {cause}" if cause else ""
-    return (f"The requested model{asked} could not be fitted{because}; pooled instead with "
-            f"{plain_words(row.fitted.label())}")
+    return (
+        f"The requested model{asked} could not be fitted{because}; pooled instead with "
+        f"{plain_words(row.fitted.label())}"
+    )
 
 
 def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
@@ -249,8 +290,10 @@ def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
                 names = where.setdefault(text[0].upper() + text[1:], [])
                 if row.subgroup not in names:
                     names.append(row.subgroup)
-    return [f"{text} ({'; '.join(names)})." if any(names) else f"{text}."
-            for text, names in where.items()]
+    return [
+        f"{text} ({'; '.join(names)})." if any(names) else f"{text}."
+        for text, names in where.items()
+    ]
 
 
 # --------------------------------------------------------------------------- projections
@@ -262,8 +305,12 @@ def _num(value: float | None) -> float | None:
 
 def model_dict(spec: ModelSpec) -> dict[str, Any]:
     """The four options that name a model in ``summary.json`` and ``metaresp pool --json``."""
-    return {"transform": spec.transform, "estimator": spec.estimator, "ci": spec.ci,
-            "level": spec.level}
+    return {
+        "transform": spec.transform,
+        "estimator": spec.estimator,
+        "ci": spec.ci,
+        "level": spec.level,
+    }
 
 
 def summary_dict(row: EstimateRow) -> dict[str, Any]:
@@ -312,9 +359,10 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
     heterogeneity line and, after a fallback, the model fitted and why."""
     if row.single:
         return ["one study: shown, not pooled"]
-    lines = [f"{name} (k = {row.k}, {fmt.counts(row.events, row.total)}): "
-             + fmt.estimate_interval(row.proportion, row.ci_low, row.ci_high,
-                                     level=row.level)]
+    lines = [
+        f"{name} (k = {row.k}, {fmt.counts(row.events, row.total)}): "
+        + fmt.estimate_interval(row.proportion, row.ci_low, row.ci_high, level=row.level)
+    ]
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
     lines.append(f"heterogeneity: {heterogeneity_text(row) or fmt.MISSING}")

@@ -159,7 +159,8 @@ def _contained(fig: Figure | None = None) -> Iterator[Any]:
         # that parsing was a tenth of the drawing time.
         original_check = UnitData.__dict__["_str_is_convertible"]
         UnitData._str_is_convertible = staticmethod(  # type: ignore[method-assign]
-            lambda val: False)
+            lambda val: False
+        )
         if fig is not None:
             graph_utils.plt = SimpleNamespace(gcf=lambda: fig, MaxNLocator=MaxNLocator)
         try:
@@ -249,16 +250,19 @@ def _check_pooled(row: PooledRow, where: str, problems: list[str]) -> None:
         _check_unit(row.pi_high, f"{where}.pi_high", problems)
 
 
-SIZE_NOTE = ("Squares are sized by the number of patients: the model gives no study "
-             "weights.")
+SIZE_NOTE = "Squares are sized by the number of patients: the model gives no study weights."
 """Footnote of a plot whose pooled studies do not all carry a weight (the GLMM)."""
 
 
 def _weighted(data: ForestData) -> bool:
     """Whether every study of a pooled subgroup has a weight (then squares and a Weight
     column show weights; otherwise squares show study size, for every subgroup alike)."""
-    pooled = [s for sub in data.subgroups
-              if sub.pooled is None or not sub.pooled.single for s in sub.studies]
+    pooled = [
+        s
+        for sub in data.subgroups
+        if sub.pooled is None or not sub.pooled.single
+        for s in sub.studies
+    ]
     return bool(pooled) and all(s.weight is not None for s in pooled)
 
 
@@ -269,6 +273,7 @@ def _marker_areas(studies: Sequence[StudyRow], weighted: bool = True) -> dict[in
     The heaviest (or largest) study in the plot gets a 9 pt side; the side never falls
     below 2.5 pt; with weights, a study without one gets a 4.5 pt side.
     """
+
     def size(s: StudyRow) -> float | None:
         value = s.weight if weighted else float(s.total)
         return value if value is not None and value > 0 else None
@@ -297,8 +302,11 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
             100 * row.ci_low,
             100 * row.ci_high,
             left=(str(row.events), str(row.total)),
-            right=(fmt.percent(row.proportion, sign=False),
-                   fmt.interval(row.ci_low, row.ci_high), weight_text),
+            right=(
+                fmt.percent(row.proportion, sign=False),
+                fmt.interval(row.ci_low, row.ci_high),
+                weight_text,
+            ),
             pooled=row,
         )
     ]
@@ -371,8 +379,11 @@ def _study_row(s: StudyRow, area: float) -> _Row:
         100 * s.ci_low,
         100 * s.ci_high,
         left=(str(s.events), str(s.total)),
-        right=(fmt.percent(s.proportion, sign=False), fmt.interval(s.ci_low, s.ci_high),
-               _weight_text(s.weight)),
+        right=(
+            fmt.percent(s.proportion, sign=False),
+            fmt.interval(s.ci_low, s.ci_high),
+            _weight_text(s.weight),
+        ),
         marker_area=area,
     )
 
@@ -628,14 +639,23 @@ def _split_columns(ax: Axes, fig: Figure) -> None:
             for i, m in enumerate(runs):
                 left = first_left and i == 0
                 edge = m.start() if left else m.end()
-                cells.append((m.group(), start_px + edge * advance_px,
-                              "left" if left else "right"))
+                cells.append((m.group(), start_px + edge * advance_px, "left" if left else "right"))
         for cell, x_px, align in cells:
             x_in = float(to_inches.transform((x_px, 0.0))[0])
-            ax.text(x_in, y_data, cell, transform=trans, ha=align,
-                    va=t.get_verticalalignment(), fontsize=t.get_fontsize(),
-                    fontfamily=t.get_fontfamily(), fontweight=t.get_fontweight(),
-                    fontstyle=t.get_fontstyle(), color=t.get_color(), clip_on=False)
+            ax.text(
+                x_in,
+                y_data,
+                cell,
+                transform=trans,
+                ha=align,
+                va=t.get_verticalalignment(),
+                fontsize=t.get_fontsize(),
+                fontfamily=t.get_fontfamily(),
+                fontweight=t.get_fontweight(),
+                fontstyle=t.get_fontstyle(),
+                color=t.get_color(),
+                clip_on=False,
+            )
 
     padded = [t for t in ax.texts if MONO_FONT in t.get_fontfamily()]
     labels = [lab for lab in ax.get_yticklabels() if lab.get_visible()]
@@ -939,8 +959,8 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
         # no timestamp in the SVG, so reruns give identical files
         # PNG: a fast zlib level (these are figures, not archives)
         extra: dict[str, Any] = (
-            {"metadata": {"Date": None}} if kind == "svg"
-            else {"pil_kwargs": {"compress_level": 1}})
+            {"metadata": {"Date": None}} if kind == "svg" else {"pil_kwargs": {"compress_level": 1}}
+        )
         with atomic_path(path) as tmp, tmp.open("wb") as fh, matplotlib.rc_context(RENDER_RC):
             fig.savefig(fh, format=kind, dpi=dpi, facecolor="white", **extra)
 
@@ -975,5 +995,6 @@ def save_cumulative(
     model_note: str = "",
 ) -> None:
     """Draw a cumulative forest plot (:func:`draw_cumulative`) and write PNG (and SVG)."""
-    _save_axes(draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note),
-               png, svg, dpi)
+    _save_axes(
+        draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note), png, svg, dpi
+    )

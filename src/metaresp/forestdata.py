@@ -118,6 +118,7 @@ class CumulativeRow:
 def study_order(g: GroupResult) -> list[int]:
     """Indices of ``g.records`` in the order a forest plot lists them: by report date
     (undated last), then label (author first), then the order pooled."""
+
     def key(i: int) -> tuple[tuple[int, int, int], str, int]:
         r = g.records[i]
         date = r.date if r.date[0] else ((r.year, 0, 0) if r.year else (9999, 0, 0))
@@ -126,8 +127,9 @@ def study_order(g: GroupResult) -> list[int]:
     return sorted(range(len(g.records)), key=key)
 
 
-def build(pooled: GroupedPool, *, title: str, outcome: str,
-          footnotes: Sequence[str] = ()) -> ForestData:
+def build(
+    pooled: GroupedPool, *, title: str, outcome: str, footnotes: Sequence[str] = ()
+) -> ForestData:
     """Fill :class:`ForestData` from pooled subgroups: per-study rows (exact intervals at
     the model's level, by date then label, labels made unique per plot), one
     :func:`~metaresp.estimates.estimate_row` per diamond, the overall row and the test."""
@@ -151,27 +153,51 @@ def build(pooled: GroupedPool, *, title: str, outcome: str,
             r = g.records[i]
             events, total = r.events or 0, r.total or 0
             low, high = exact_ci(events, total, level)
-            rows.append(StudyRow(
-                label=unique(r.label), events=events, total=total,
-                proportion=events / total, ci_low=low, ci_high=high,
-                weight=None if weights is None else weights[i], record_id=r.record_id,
-                year=r.year))
+            rows.append(
+                StudyRow(
+                    label=unique(r.label),
+                    events=events,
+                    total=total,
+                    proportion=events / total,
+                    ci_low=low,
+                    ci_high=high,
+                    weight=None if weights is None else weights[i],
+                    record_id=r.record_id,
+                    year=r.year,
+                )
+            )
         row = estimate_row(g, level=level, requested=pooled.model, label="Pooled")
         if row.single:
             row = replace(row, label="One study, not pooled")
         elif row.fallback and row.fitted is not None:
             fitted = row.fitted
-            row = replace(row, label="Pooled (fallback: "
-                                     + plain_words(f"{fitted.estimator}, {fitted.ci} CI)"))
+            row = replace(
+                row,
+                label="Pooled (fallback: " + plain_words(f"{fitted.estimator}, {fitted.ci} CI)"),
+            )
         subgroups.append(Subgroup(name=g.name, studies=tuple(rows), pooled=row))
-    overall = (estimate_row(pooled.overall, level=level, requested=pooled.model,
-                            kind="overall", label="Overall")
-               if pooled.overall is not None else None)
-    test = (SubgroupTest(q=pooled.test.q, df=pooled.test.df, pvalue=pooled.test.pvalue)
-            if pooled.test is not None else None)
+    overall = (
+        estimate_row(
+            pooled.overall, level=level, requested=pooled.model, kind="overall", label="Overall"
+        )
+        if pooled.overall is not None
+        else None
+    )
+    test = (
+        SubgroupTest(q=pooled.test.q, df=pooled.test.df, pvalue=pooled.test.pvalue)
+        if pooled.test is not None
+        else None
+    )
     notes = [f"Study intervals: exact (Clopper-Pearson) {100 * level:g}% CI.", *footnotes]
     pooled_rows = [s.pooled for s in subgroups if s.pooled is not None and s.pooled.pooled]
     notes.extend(plain_notes([*pooled_rows, *([overall] if overall is not None else [])]))
-    return ForestData(title=title, outcome=outcome, subgroups=tuple(subgroups),
-                      overall=overall, subgroup_test=test, model_note=pooled.model.describe(),
-                      footnotes=tuple(notes), level=level)
+    return ForestData(
+        title=title,
+        outcome=outcome,
+        subgroups=tuple(subgroups),
+        overall=overall,
+        subgroup_test=test,
+        model_note=pooled.model.describe(),
+        footnotes=tuple(notes),
+        level=level,
+    )

@@ -98,8 +98,13 @@ def percent(p: float | None, digits: int = 1, *, sign: bool = True) -> str:
     return text + suffix
 
 
-def interval(low: float | None, high: float | None, digits: int = 1, *,
-             scale: Literal["percent", "raw"] = "percent") -> str:
+def interval(
+    low: float | None,
+    high: float | None,
+    digits: int = 1,
+    *,
+    scale: Literal["percent", "raw"] = "percent",
+) -> str:
     """An interval in the one style of every output: ``22.7 to 59.4``.
 
     ``scale="percent"`` multiplies 0-1 bounds by 100; ``"raw"`` prints them as given
@@ -122,8 +127,14 @@ def ci_label(level: float, what: str = "CI") -> str:
     return f"{level_text(level)} {what}"
 
 
-def estimate_interval(p: float | None, low: float | None, high: float | None, *,
-                      level: float | None = None, digits: int = 1) -> str:
+def estimate_interval(
+    p: float | None,
+    low: float | None,
+    high: float | None,
+    *,
+    level: float | None = None,
+    digits: int = 1,
+) -> str:
     """``41.0% (22.7 to 59.4)``, or ``41.0% (95% CI 22.7 to 59.4)`` with ``level``."""
     if p is None or is_missing(p):
         return MISSING

@@ -188,8 +188,19 @@ class ReportAnalysis:
 
 
 def _columns(level: float) -> tuple[str, ...]:
-    return ("Subgroup", "k", "Events", "Patients", "Pooled %", fmt.ci_label(level),
-            fmt.ci_label(level, "PI"), "I²", "τ²", "Heterogeneity test", "Note")
+    return (
+        "Subgroup",
+        "k",
+        "Events",
+        "Patients",
+        "Pooled %",
+        fmt.ci_label(level),
+        fmt.ci_label(level, "PI"),
+        "I²",
+        "τ²",
+        "Heterogeneity test",
+        "Note",
+    )
 
 
 def pooled_table(forest: ForestData) -> pd.DataFrame:
@@ -207,16 +218,33 @@ def pooled_table(forest: ForestData) -> pd.DataFrame:
 
     def add(name: str, row: EstimateRow) -> None:
         pooled = not row.single
-        rows.append(dict(zip(columns, (
-            name, row.k, row.events, row.total, fmt.percent(row.proportion, sign=False),
-            fmt.interval(row.ci_low, row.ci_high),
-            fmt.interval(row.pi_low, row.pi_high) if pooled else "",
-            fmt.i2(row.i2) if pooled else "",
-            fmt.tau2(row.tau2) if pooled else "",
-            fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind) if pooled else "",
-            ("one study: shown, not pooled (exact CI)" if not pooled
-             else f"† {row.k} studies: read with caution" if row.few_studies else ""),
-        ), strict=True)))
+        rows.append(
+            dict(
+                zip(
+                    columns,
+                    (
+                        name,
+                        row.k,
+                        row.events,
+                        row.total,
+                        fmt.percent(row.proportion, sign=False),
+                        fmt.interval(row.ci_low, row.ci_high),
+                        fmt.interval(row.pi_low, row.pi_high) if pooled else "",
+                        fmt.i2(row.i2) if pooled else "",
+                        fmt.tau2(row.tau2) if pooled else "",
+                        fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind) if pooled else "",
+                        (
+                            "one study: shown, not pooled (exact CI)"
+                            if not pooled
+                            else f"† {row.k} studies: read with caution"
+                            if row.few_studies
+                            else ""
+                        ),
+                    ),
+                    strict=True,
+                )
+            )
+        )
 
     for sub in forest.subgroups:
         if sub.pooled is not None:
@@ -225,8 +253,12 @@ def pooled_table(forest: ForestData) -> pd.DataFrame:
         add("Overall", forest.overall)
     if forest.subgroup_test is not None:
         t = forest.subgroup_test
-        rows.append({"Subgroup": "Test for subgroup differences",
-                     "Heterogeneity test": fmt.subgroup_test(t.q, t.df, t.pvalue)})
+        rows.append(
+            {
+                "Subgroup": "Test for subgroup differences",
+                "Heterogeneity test": fmt.subgroup_test(t.q, t.df, t.pvalue),
+            }
+        )
     return pd.DataFrame([[r.get(c, "") for c in columns] for r in rows], columns=list(columns))
 
 
@@ -277,8 +309,10 @@ def _frame_html(frame: pd.DataFrame) -> str:
         "<tr>" + "".join(_cell(v) for v in row) + "</tr>"
         for row in frame.itertuples(index=False, name=None)
     )
-    return (f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
-            "</tbody>\n</table></div>")
+    return (
+        f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+        "</tbody>\n</table></div>"
+    )
 
 
 def _figure_html(fig: ReportFigure) -> str:
@@ -307,8 +341,11 @@ def _list(items: Sequence[str], cls: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
-def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Sequence[str]],
-                   warnings: Sequence[str]) -> list[str]:
+def _summary_lines(
+    analyses: Sequence[ReportAnalysis],
+    per_analysis: Sequence[Sequence[str]],
+    warnings: Sequence[str],
+) -> list[str]:
     """The few lines a panel must read before the numbers: the run's own warnings, how
     many estimates rest on few studies, single studies and model fallbacks."""
     pooled = few = single = fallback = 0
@@ -330,13 +367,16 @@ def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Se
         f"{few} of {pooled} pooled estimates rest on {FEW_STUDIES} or fewer studies. With so "
         "few studies no interval method keeps its 95% promise in every scenario of the "
         "coverage simulation (see Methods): read them as summaries of those studies, not as "
-        "estimates of a class effect.")
+        "estimates of a class effect."
+    )
     if single:
         lines.append(f"{single} subgroup(s) hold a single study: shown, not pooled.")
     if fallback:
-        lines.append(f"{fallback} pooled estimate(s) could not be fitted with the requested "
-                     "model and use a fallback model; each such estimate names it, and the "
-                     "reasons are listed with its analysis' notes.")
+        lines.append(
+            f"{fallback} pooled estimate(s) could not be fitted with the requested "
+            "model and use a fallback model; each such estimate names it, and the "
+            "reasons are listed with its analysis' notes."
+        )
     noted = sum(1 for notes in per_analysis if notes)
     if noted:
         lines.append(f"{noted} analyses carry notes and warnings: see each analysis.")
@@ -378,9 +418,13 @@ def render_report(
     per_analysis = [analysis_warnings(a) for a in analyses]
     parts.append("<h2>Read this first</h2>")
     parts.append(_list(_summary_lines(analyses, per_analysis, warnings), "warnings"))
-    parts.append('<ol class="toc">' + "".join(
-        f'<li><a href="#analysis-{i}">{_e(a.title)}</a></li>' for i, a in enumerate(analyses, 1))
-        + "</ol>")
+    parts.append(
+        '<ol class="toc">'
+        + "".join(
+            f'<li><a href="#analysis-{i}">{_e(a.title)}</a></li>' for i, a in enumerate(analyses, 1)
+        )
+        + "</ol>"
+    )
 
     parts.append("<h2>Methods</h2>")
     parts.append(f'<p class="methods">{_e(methods or METHODS_PARAGRAPH)}</p>')
@@ -403,8 +447,11 @@ def render_report(
             parts.append(f'<p class="meta">Model: {_e(a.forest.model_note)}</p>')
         parts.extend(_figure_html(f) for f in a.figures)
         if notes:
-            parts.append(f"<details><summary>Notes and warnings ({len(notes)})</summary>"
-                         + _list(notes, "warnings") + "</details>")
+            parts.append(
+                f"<details><summary>Notes and warnings ({len(notes)})</summary>"
+                + _list(notes, "warnings")
+                + "</details>"
+            )
 
     parts.append("<h2>Records included</h2>")
     parts.append(
