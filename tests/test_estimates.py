@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import beta
 
 import metaresp
+from metaresp import formatting as fmt
 from metaresp.analysis import GroupResult, Record, pool_groups
 from metaresp.estimates import (
     EstimateRow,
@@ -96,6 +97,15 @@ def test_glmm_row_reports_a_wald_q_and_few_studies() -> None:
     assert row.q_kind == "wald"
     assert row.few_studies  # k = 3
     assert row.requested == row.fitted
+    # metafor prints both heterogeneity tests of rma.glmm: the Wald and the LRT
+    res = g.result
+    assert res is not None
+    assert (row.q_lrt, row.q_lrt_pvalue) == (res.q_lrt, res.q_lrt_pvalue)
+    assert row.q_lrt is not None
+    lrt = [line for line in text_lines(row) if line.startswith("likelihood-ratio test")]
+    assert lrt == [
+        "likelihood-ratio test of heterogeneity: " + fmt.lrt_test(res.q_lrt, 2, res.q_lrt_pvalue)
+    ]
 
 
 def test_single_study_row_has_the_exact_interval() -> None:

@@ -133,3 +133,8 @@ def test_q_tests_are_named_by_kind() -> None:
     assert fmt.subgroup_test(5.21, 3, 0.157) == "Q = 5.21, df = 3, p = 0.16"
     with pytest.raises(ValueError, match="cochran, wald"):
         fmt.q_test(1.0, 1, 0.3, "lrt")
+
+
+def test_likelihood_ratio_test() -> None:
+    assert fmt.lrt_test(12.1726, 4, 0.0161) == "LRT = 12.17, df = 4, p = 0.02"
+    assert fmt.lrt_test(None, 4, 0.5) == MISSING

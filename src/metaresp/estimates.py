@@ -130,6 +130,9 @@ class EstimateRow:
     """The model the plan or the command asked for."""
     fallback: bool = False
     fallback_reason: str | None = None
+    q_lrt: float | None = None
+    """GLMM: the likelihood-ratio test of heterogeneity (metafor's ``QE.LRT``, k-1 df)."""
+    q_lrt_pvalue: float | None = None
     set_aside: int | None = None
     """Records of this subgroup set aside (tables of a plan run only)."""
     records: tuple[str, ...] = ()
@@ -223,6 +226,8 @@ def estimate_row(
         fitted=fitted_model(res),
         fallback=is_fallback(res),
         fallback_reason=fallback_reason(res),
+        q_lrt=res.q_lrt,
+        q_lrt_pvalue=res.q_lrt_pvalue,
         **common,
     )
 
@@ -366,6 +371,9 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
     lines.append(f"heterogeneity: {heterogeneity_text(row) or fmt.MISSING}")
+    if not fmt.is_missing(row.q_lrt):
+        lines.append("likelihood-ratio test of heterogeneity: "
+                     + fmt.lrt_test(row.q_lrt, row.q_df, row.q_lrt_pvalue))
     if row.fallback and row.fitted is not None:
         asked = "" if row.requested is None else f" from {row.requested.label()}"
         lines.append(f"model fitted: {row.fitted.label()} (fallback{asked}; see the warning)")

@@ -40,6 +40,7 @@ __all__ = [
     "interval",
     "is_missing",
     "level_text",
+    "lrt_test",
     "number",
     "p_text",
     "percent",
@@ -199,6 +200,13 @@ def q_test(q: float | None, df: int | None, p: float | None, kind: str = "cochra
         return MISSING
     df_text = MISSING if df is None else str(df)
     return f"{q_name(kind)} = {number(q, 2)}, df = {df_text}, {p_text(p)}"
+
+
+def lrt_test(stat: float | None, df: int | None, p: float | None) -> str:
+    """A likelihood-ratio test: ``LRT = 12.17, df = 4, p = 0.02``."""
+    if stat is None or is_missing(stat):
+        return MISSING
+    return f"LRT = {number(stat, 2)}, df = {MISSING if df is None else df}, {p_text(p)}"
 
 
 def subgroup_test(q: float | None, df: int | None, p: float | None) -> str:
