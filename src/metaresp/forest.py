@@ -913,7 +913,11 @@ def _cumulative_table(
         )
         for r in items
     ]
-    notes = ("Each row pools every study down to and including that row, in date order.",)
+    notes = (
+        "Each row pools every study down to and including that row, in date order.",
+        "The first row is one study through the model, so its interval is the model's, "
+        "not the exact interval the forest plot shows for that study.",
+    )
     return _Table(
         title=title,
         xlabel=outcome_axis_label(outcome),
