@@ -97,8 +97,14 @@ class Repo:
         self.published = root / "published" / "summary.json"
 
     def options(self) -> list[str]:
-        return ["--plan", str(self.plan), "--extractions", str(self.extractions),
-                "--published", str(self.published)]
+        return [
+            "--plan",
+            str(self.plan),
+            "--extractions",
+            str(self.extractions),
+            "--published",
+            str(self.published),
+        ]
 
     def publish_current(self) -> dict[str, Any]:
         state = living.current_state(self.plan, self.extractions)
@@ -106,8 +112,11 @@ class Repo:
         return state
 
     def snapshot(self) -> dict[str, bytes]:
-        return {str(p.relative_to(self.root)): p.read_bytes()
-                for p in sorted(self.root.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(self.root)): p.read_bytes()
+            for p in sorted(self.root.rglob("*"))
+            if p.is_file()
+        }
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -122,14 +131,16 @@ def repo(tmp_path: Path) -> Repo:
 
 
 def test_add_names_the_study_and_the_estimates_it_moved(
-        repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = repo.publish_current()
     old = living.estimates_of(before)[SUBGROUP]
     new_file = tmp_path / "testnew.yaml"
     new_file.write_text(new_study(9, 12), encoding="utf-8")
 
-    code, out, err = run_cli(capsys, "add", str(new_file), *repo.options(),
-                             "--results", str(repo.results), "--json")
+    code, out, err = run_cli(
+        capsys, "add", str(new_file), *repo.options(), "--results", str(repo.results), "--json"
+    )
     assert code == 0, err
     diff = json.loads(out)
 
@@ -168,13 +179,15 @@ def test_add_names_the_study_and_the_estimates_it_moved(
     assert "Records: 0 added, 0 removed, 0 edited" in out
 
 
-def test_add_prints_a_readable_diff(repo: Repo, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_add_prints_a_readable_diff(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo.publish_current()
     new_file = tmp_path / "testnew.yaml"
     new_file.write_text(new_study(9, 12), encoding="utf-8")
-    code, out, err = run_cli(capsys, "add", str(new_file), *repo.options(),
-                             "--results", str(repo.results))
+    code, out, err = run_cli(
+        capsys, "add", str(new_file), *repo.options(), "--results", str(repo.results)
+    )
     assert code == 0, err
     assert f"added {repo.extractions / 'testnew-2025.yaml'}" in out
     assert f"+ {NEW_RECORD}  9/12" in out
@@ -187,24 +200,36 @@ def test_add_prints_a_readable_diff(repo: Repo, tmp_path: Path,
     ("text", "name", "message"),
     [
         (new_study(13, 12), "testnew.yaml", "responders"),
-        (new_study().replace("id: testnew-2025", "id: merz-2024"), "dup.yaml",
-         "already in the corpus"),
-        (new_study().replace("modality: bispecific", "modality: bispecifc"), "typo.yaml",
-         "modality"),
+        (
+            new_study().replace("id: testnew-2025", "id: merz-2024"),
+            "dup.yaml",
+            "already in the corpus",
+        ),
+        (
+            new_study().replace("modality: bispecific", "modality: bispecifc"),
+            "typo.yaml",
+            "modality",
+        ),
         ("id: [unclosed\n", "broken.yaml", "broken.yaml"),
         ("irrelevant", "notes.txt", "expected an extraction file"),
     ],
     ids=["count", "existing-id", "vocabulary", "yaml", "extension"],
 )
 def test_rejected_study_leaves_the_corpus_byte_identical(
-        repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        text: str, name: str, message: str) -> None:
+    repo: Repo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    name: str,
+    message: str,
+) -> None:
     repo.publish_current()
     before = repo.snapshot()
     new_file = tmp_path / name
     new_file.write_text(text, encoding="utf-8")
-    code, out, err = run_cli(capsys, "add", str(new_file), *repo.options(),
-                             "--results", str(repo.results))
+    code, out, err = run_cli(
+        capsys, "add", str(new_file), *repo.options(), "--results", str(repo.results)
+    )
     assert code == 1
     assert out == ""
     assert message in err
@@ -214,20 +239,31 @@ def test_rejected_study_leaves_the_corpus_byte_identical(
     assert not repo.results.exists()
 
 
-def test_update_replaces_and_reports_an_edit(repo: Repo, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_update_replaces_and_reports_an_edit(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = tmp_path / "testnew.yaml"
     first.write_text(new_study(9, 12), encoding="utf-8")
-    assert run_cli(capsys, "add", str(first), *repo.options(),
-                   "--results", str(repo.results))[0] == 0
+    assert (
+        run_cli(capsys, "add", str(first), *repo.options(), "--results", str(repo.results))[0] == 0
+    )
     second = tmp_path / "testnew-corrected.yaml"
     second.write_text(new_study(10, 12), encoding="utf-8")
-    code, _, err = run_cli(capsys, "add", str(second), *repo.options(),
-                           "--results", str(repo.results))
+    code, _, err = run_cli(
+        capsys, "add", str(second), *repo.options(), "--results", str(repo.results)
+    )
     assert code == 1
     assert "--update" in err
-    code, out, err = run_cli(capsys, "add", str(second), *repo.options(),
-                             "--results", str(repo.results), "--update", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "add",
+        str(second),
+        *repo.options(),
+        "--results",
+        str(repo.results),
+        "--update",
+        "--json",
+    )
     assert code == 0, err
     (record,) = json.loads(out)["records"]
     assert record["change"] == "edited"
@@ -236,13 +272,18 @@ def test_update_replaces_and_reports_an_edit(repo: Repo, tmp_path: Path,
 
 
 def _counts_study(sid: str, responders: int, evaluable: int, year: int) -> str:
-    return (new_study(responders, evaluable)
-            .replace("testnew-2025", sid).replace("testnew-cohort", f"{sid}-cohort")
-            .replace("year: 2025", f"year: {year}").replace("published: 2025-03\n", ""))
+    return (
+        new_study(responders, evaluable)
+        .replace("testnew-2025", sid)
+        .replace("testnew-cohort", f"{sid}-cohort")
+        .replace("year: 2025", f"year: {year}")
+        .replace("published: 2025-03\n", "")
+    )
 
 
 def test_threshold_crossing_on_a_constructed_corpus(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "one-2020.yaml").write_text(_counts_study("one-2020", 6, 10, 2020), "utf-8")
@@ -254,43 +295,59 @@ def test_threshold_crossing_on_a_constructed_corpus(
 
     # the crossing, established independently of the diff
     before = metaresp.pool([6, 7], [10, 10], transform="logit", estimator="GLMM", ci="t")
-    after = metaresp.pool([6, 7, 90], [10, 10, 120], transform="logit", estimator="GLMM",
-                          ci="t")
+    after = metaresp.pool([6, 7, 90], [10, 10, 120], transform="logit", estimator="GLMM", ci="t")
     assert before.ci_low < 0.5 < before.ci_high
     assert after.ci_low > 0.5
 
-    code, out, err = run_cli(capsys, "add", str(new_file), *repo.options(),
-                             "--results", str(repo.results), "--json")
+    code, out, err = run_cli(
+        capsys, "add", str(new_file), *repo.options(), "--results", str(repo.results), "--json"
+    )
     assert code == 0, err
     diff = json.loads(out)
     crossings = [c for c in diff["crossings"] if c["kind"] == "ci"]
     assert [(c["analysis"], c["subgroup"], c["old"], c["new"]) for c in crossings] == [
-        ("post-cart-orr", "Bispecific antibody", "includes", "above")]
+        ("post-cart-orr", "Bispecific antibody", "includes", "above")
+    ]
     assert crossings[0]["message"].startswith("CI lower bound now above 50%")
     assert "lower bound now above 50%" in diff["changelog"]
 
 
 def test_diff_bad_against_is_one_line(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "diff", *repo.options(), "--against",
-                           str(repo.root / "missing.json"))
+    code, _, err = run_cli(
+        capsys, "diff", *repo.options(), "--against", str(repo.root / "missing.json")
+    )
     assert code == 1
     assert len(err.splitlines()) == 1
     (repo.root / "bad.json").write_text("[]", encoding="utf-8")
-    code, _, err = run_cli(capsys, "diff", *repo.options(), "--against",
-                           str(repo.root / "bad.json"))
+    code, _, err = run_cli(
+        capsys, "diff", *repo.options(), "--against", str(repo.root / "bad.json")
+    )
     assert code == 1
     assert "not a metaresp summary" in err
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
-                    "-c", "commit.gpgsign=false", *args], cwd=repo, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_diff_against_a_git_revision(repo: Repo, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_against_a_git_revision(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo.publish_current()
     _git(repo.root, "init", "-q")
     _git(repo.root, "add", "extractions", "analysis-plan.yaml", "published")
@@ -298,8 +355,10 @@ def test_diff_against_a_git_revision(repo: Repo, tmp_path: Path,
     _git(repo.root, "tag", "v1")
     new_file = tmp_path / "testnew.yaml"
     new_file.write_text(new_study(9, 12), encoding="utf-8")
-    assert run_cli(capsys, "add", str(new_file), *repo.options(),
-                   "--results", str(repo.results))[0] == 0
+    assert (
+        run_cli(capsys, "add", str(new_file), *repo.options(), "--results", str(repo.results))[0]
+        == 0
+    )
 
     code, out, err = run_cli(capsys, "diff", *repo.options(), "--against", "v1", "--json")
     assert code == 0, err
@@ -315,10 +374,21 @@ def test_diff_against_a_git_revision(repo: Repo, tmp_path: Path,
 
 
 def test_run_writes_cumulative_analyses_and_the_published_state(
-        repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "run", "-q", "--plan", str(repo.plan), "--extractions",
-                           str(repo.extractions), "--out", str(repo.results),
-                           "--published", str(repo.published))
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "-q",
+        "--plan",
+        str(repo.plan),
+        "--extractions",
+        str(repo.extractions),
+        "--out",
+        str(repo.results),
+        "--published",
+        str(repo.published),
+    )
     assert code == 0, err
     summary = (repo.results / "summary.json").read_bytes()
     assert repo.published.read_bytes() == summary
@@ -328,8 +398,9 @@ def test_run_writes_cumulative_analyses_and_the_published_state(
     import csv
 
     with (repo.results / "cumulative.csv").open(encoding="utf-8") as handle:
-        steps = [row for row in csv.DictReader(handle)
-                 if (row["analysis"], row["subgroup"]) == SUBGROUP]
+        steps = [
+            row for row in csv.DictReader(handle) if (row["analysis"], row["subgroup"]) == SUBGROUP
+        ]
     bispecific = living.estimates_of(state)[SUBGROUP]
     # one step per record of the class, in date order, each step adding one study
     assert sorted(row["record"] for row in steps) == sorted(bispecific.records)
@@ -346,15 +417,27 @@ def test_run_writes_cumulative_analyses_and_the_published_state(
 
     # --no-publish leaves the published state alone
     repo.published.unlink()
-    code, _, err = run_cli(capsys, "run", "-q", "--plan", str(repo.plan), "--extractions",
-                           str(repo.extractions), "--out", str(repo.results),
-                           "--published", str(repo.published), "--no-publish")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "-q",
+        "--plan",
+        str(repo.plan),
+        "--extractions",
+        str(repo.extractions),
+        "--out",
+        str(repo.results),
+        "--published",
+        str(repo.published),
+        "--no-publish",
+    )
     assert code == 0, err
     assert not repo.published.exists()
 
 
-def test_add_from_a_workbook(repo: Repo, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_add_from_a_workbook(
+    repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from metaresp.corpus import parse_study
     from metaresp.workbook import write_workbook
 
@@ -363,8 +446,9 @@ def test_add_from_a_workbook(repo: Repo, tmp_path: Path,
     book = tmp_path / "new.xlsx"
     write_workbook([study], book)
     repo.publish_current()
-    code, out, err = run_cli(capsys, "add", str(book), *repo.options(),
-                             "--results", str(repo.results), "--json")
+    code, out, err = run_cli(
+        capsys, "add", str(book), *repo.options(), "--results", str(repo.results), "--json"
+    )
     assert code == 0, err
     placed, _, _ = parse_study((repo.extractions / "testnew-2025.yaml").read_text("utf-8"))
     assert placed == study

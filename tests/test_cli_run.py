@@ -27,8 +27,18 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
     work = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
-        code = main(["run", "--plan", str(PLAN), "--extractions", str(EXTRACTIONS),
-                     "--out", str(work / "results"), "--quiet"])
+        code = main(
+            [
+                "run",
+                "--plan",
+                str(PLAN),
+                "--extractions",
+                str(EXTRACTIONS),
+                "--out",
+                str(work / "results"),
+                "--quiet",
+            ]
+        )
         assert code == 0
         yield work / "results", "ok"
 
@@ -38,8 +48,14 @@ def test_writes_every_output(results: tuple[Path, str]) -> None:
     from metaresp.plan import load_plan
 
     plan = load_plan(PLAN)
-    for name in ("pooled.csv", "pooled.xlsx", "pooled.md", "set-aside.csv", "summary.json",
-                 "report.html"):
+    for name in (
+        "pooled.csv",
+        "pooled.xlsx",
+        "pooled.md",
+        "set-aside.csv",
+        "summary.json",
+        "report.html",
+    ):
         assert (out / name).stat().st_size > 0, name
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     names = [a["analysis"] for a in state["analyses"]]
@@ -71,9 +87,14 @@ def test_summary_agrees_with_corpus_and_engine(results: tuple[Path, str]) -> Non
             used.extend(est["records"])
             if est["pooled"] and checked < 3:
                 m = entry["model"]
-                direct = metaresp.pool(list(rows["responders"]), list(rows["evaluable"]),
-                                       transform=m["transform"], estimator=m["estimator"],
-                                       ci=m["ci"], level=m["level"])
+                direct = metaresp.pool(
+                    list(rows["responders"]),
+                    list(rows["evaluable"]),
+                    transform=m["transform"],
+                    estimator=m["estimator"],
+                    ci=m["ci"],
+                    level=m["level"],
+                )
                 assert est["estimate"] == pytest.approx(direct.proportion, rel=1e-12)
                 checked += 1
         assert len(used) == len(set(used))
@@ -91,10 +112,12 @@ def test_tables_agree_with_summary(results: tuple[Path, str]) -> None:
     table = pd.read_csv(out / "pooled.csv")
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     rows = table[table["row"] == "subgroup"]
-    expected = [(a["analysis"], e["subgroup"], e["k"], e["patients"])
-                for a in state["analyses"] for e in a["estimates"]]
-    got = list(zip(rows["analysis"], rows["subgroup"], rows["k"], rows["patients"],
-                   strict=True))
+    expected = [
+        (a["analysis"], e["subgroup"], e["k"], e["patients"])
+        for a in state["analyses"]
+        for e in a["estimates"]
+    ]
+    got = list(zip(rows["analysis"], rows["subgroup"], rows["k"], rows["patients"], strict=True))
     assert got == expected
     aside = pd.read_csv(out / "set-aside.csv")
     assert len(aside) == sum(len(a["set_aside"]) for a in state["analyses"])
@@ -111,11 +134,19 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 def test_bad_plan_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text(PLAN.read_text(encoding="utf-8").replace("estimator: GLMM",
-                                                             "estimator: GLM"),
-                    encoding="utf-8")
-    code, err = run_cli(capsys, "--plan", str(plan), "--extractions", str(EXTRACTIONS),
-                        "--out", str(tmp_path / "out"))
+    plan.write_text(
+        PLAN.read_text(encoding="utf-8").replace("estimator: GLMM", "estimator: GLM"),
+        encoding="utf-8",
+    )
+    code, err = run_cli(
+        capsys,
+        "--plan",
+        str(plan),
+        "--extractions",
+        str(EXTRACTIONS),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert code == 1
     (line,) = err.splitlines()
     assert line.startswith(f"error: {plan}:")
@@ -134,15 +165,17 @@ def test_refuses_foreign_out_folder(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.docx").write_text("precious", encoding="utf-8")
-    code, err = run_cli(capsys, "--plan", str(PLAN), "--extractions", str(EXTRACTIONS),
-                        "--out", str(out))
+    code, err = run_cli(
+        capsys, "--plan", str(PLAN), "--extractions", str(EXTRACTIONS), "--out", str(out)
+    )
     assert code == 1
     assert "non-empty folder without earlier results" in err
     assert (out / "thesis.docx").read_text(encoding="utf-8") == "precious"
 
 
-def test_failure_leaves_previous_results(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_leaves_previous_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A failure while writing (here: the report) leaves the old folder as it was and no
     temporary folder behind."""
     from metaresp import runner
@@ -153,7 +186,9 @@ def test_failure_leaves_previous_results(tmp_path: Path, capsys: pytest.CaptureF
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         "analyses:\n  - {name: a, title: A, selection: {population: post-bcma-cart, "
-        "setting: first-salvage, outcome: ORR}}\n", encoding="utf-8")
+        "setting: first-salvage, outcome: ORR}}\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "results"
     out.mkdir()
     (out / "summary.json").write_text('{"old": true}', encoding="utf-8")
@@ -164,10 +199,10 @@ def test_failure_leaves_previous_results(tmp_path: Path, capsys: pytest.CaptureF
     monkeypatch.setattr(runner, "_write_report", broken)
     monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar, pool: {})
     monkeypatch.chdir(tmp_path)
-    code, err = run_cli(capsys, "--plan", str(plan), "--extractions", str(extractions),
-                        "--out", str(out))
+    code, err = run_cli(
+        capsys, "--plan", str(plan), "--extractions", str(extractions), "--out", str(out)
+    )
     assert code == 1
     assert "disk full" in err
     assert (out / "summary.json").read_text(encoding="utf-8") == '{"old": true}'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["extractions", "plan.yaml",
-                                                          "results"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extractions", "plan.yaml", "results"]

@@ -26,28 +26,52 @@ from metaresp.plan import Model
 
 def fingerprint(study: str, responders: int, evaluable: int, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {name: None for name in living.RECORD_FIELDS}
-    entry.update(study=study, responders=responders, evaluable=evaluable, outcome="ORR",
-                 digest="0" * 16)
+    entry.update(
+        study=study, responders=responders, evaluable=evaluable, outcome="ORR", digest="0" * 16
+    )
     entry.update(extra)
     return entry
 
 
-def estimate(subgroup: str, records: list[str], est: float, low: float, high: float,
-             patients: int = 40) -> dict[str, Any]:
-    return {"subgroup": subgroup, "pooled": len(records) > 1, "k": len(records),
-            "patients": patients, "responders": 0, "estimate": est, "ci_low": low,
-            "ci_high": high, "model": {"transform": "logit", "estimator": "GLMM", "ci": "t",
-                                       "level": 0.95}, "records": records}
+def estimate(
+    subgroup: str, records: list[str], est: float, low: float, high: float, patients: int = 40
+) -> dict[str, Any]:
+    return {
+        "subgroup": subgroup,
+        "pooled": len(records) > 1,
+        "k": len(records),
+        "patients": patients,
+        "responders": 0,
+        "estimate": est,
+        "ci_low": low,
+        "ci_high": high,
+        "model": {"transform": "logit", "estimator": "GLMM", "ci": "t", "level": 0.95},
+        "records": records,
+    }
 
 
-def state(estimates: list[dict[str, Any]], records: dict[str, dict[str, Any]] | None,
-          threshold: float | None = 50.0, set_aside: list[dict[str, Any]] | None = None,
-          version: str = "v1") -> dict[str, Any]:
+def state(
+    estimates: list[dict[str, Any]],
+    records: dict[str, dict[str, Any]] | None,
+    threshold: float | None = 50.0,
+    set_aside: list[dict[str, Any]] | None = None,
+    version: str = "v1",
+) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "metaresp": "0", "corpus_version": version,
-        "analyses": [{"analysis": "orr", "title": "Response after CAR T", "outcome": "ORR",
-                      "model": {"level": 0.95}, "threshold_percent": threshold,
-                      "estimates": estimates, "overall": None, "set_aside": set_aside or []}],
+        "metaresp": "0",
+        "corpus_version": version,
+        "analyses": [
+            {
+                "analysis": "orr",
+                "title": "Response after CAR T",
+                "outcome": "ORR",
+                "model": {"level": 0.95},
+                "threshold_percent": threshold,
+                "estimates": estimates,
+                "overall": None,
+                "set_aside": set_aside or [],
+            }
+        ],
     }
     if records is not None:
         out[living.RECORDS_KEY] = records
@@ -67,8 +91,11 @@ def test_identical_states_give_an_empty_diff() -> None:
 
 
 def test_added_record_names_the_estimate_it_moved_and_the_crossing() -> None:
-    new = state([estimate("Bispecific", [A, B, C], 0.62, 0.53, 0.70)],
-                {**OLD_RECORDS, C: fingerprint("c-2025", 30, 40)}, version="v2")
+    new = state(
+        [estimate("Bispecific", [A, B, C], 0.62, 0.53, 0.70)],
+        {**OLD_RECORDS, C: fingerprint("c-2025", 30, 40)},
+        version="v2",
+    )
     diff = living.compare(OLD, new, against="published/summary.json")
     (added,) = diff.records
     assert (added.kind, added.record, added.study) == ("added", C, "c-2025")
@@ -105,7 +132,8 @@ def test_added_record_names_the_estimate_it_moved_and_the_crossing() -> None:
     ],
 )
 def test_crossings_from_an_interval_including_the_threshold(
-        low: float, high: float, est: float, expected: tuple[str, str, str]) -> None:
+    low: float, high: float, est: float, expected: tuple[str, str, str]
+) -> None:
     new = state([estimate("Bispecific", [A, B], est, low, high)], OLD_RECORDS)
     (crossing,) = [c for c in living.compare(OLD, new).crossings if c.kind == "ci"]
     assert (crossing.old, crossing.new) == expected[:2]
@@ -121,10 +149,8 @@ def test_interval_falling_back_over_the_threshold_and_point_estimate_crossing() 
 
 
 def test_no_threshold_no_crossing() -> None:
-    before = state([estimate("Bispecific", [A, B], 0.55, 0.45, 0.65)], OLD_RECORDS,
-                   threshold=None)
-    after = state([estimate("Bispecific", [A, B], 0.62, 0.53, 0.70)], OLD_RECORDS,
-                  threshold=None)
+    before = state([estimate("Bispecific", [A, B], 0.55, 0.45, 0.65)], OLD_RECORDS, threshold=None)
+    after = state([estimate("Bispecific", [A, B], 0.62, 0.53, 0.70)], OLD_RECORDS, threshold=None)
     assert living.compare(before, after).crossings == ()
 
 
@@ -151,9 +177,11 @@ def test_text_only_edit_moves_nothing() -> None:
 
 
 def test_removed_record_and_vanished_and_new_estimates() -> None:
-    new = state([estimate("CAR T", [C], 0.75, 0.51, 0.90)],
-                {A: OLD_RECORDS[A], C: fingerprint("c-2025", 30, 40)},
-                set_aside=[{"record": A, "reason": "percent only"}])
+    new = state(
+        [estimate("CAR T", [C], 0.75, 0.51, 0.90)],
+        {A: OLD_RECORDS[A], C: fingerprint("c-2025", 30, 40)},
+        set_aside=[{"record": A, "reason": "percent only"}],
+    )
     diff = living.compare(OLD, new)
     kinds = {r.record: r for r in diff.records}
     assert kinds[B].kind == "removed"
@@ -169,8 +197,11 @@ def test_removed_record_and_vanished_and_new_estimates() -> None:
 
 def test_record_set_aside_says_why_it_moved_nothing() -> None:
     aside = [{"record": C, "reason": "same cohort as a-2020/g/ORR"}]
-    new = state(OLD["analyses"][0]["estimates"],
-                {**OLD_RECORDS, C: fingerprint("c-2025", 1, 2)}, set_aside=aside)
+    new = state(
+        OLD["analyses"][0]["estimates"],
+        {**OLD_RECORDS, C: fingerprint("c-2025", 1, 2)},
+        set_aside=aside,
+    )
     (added,) = living.compare(OLD, new).records
     assert added.moved == ()
     assert "same cohort as a-2020/g/ORR" in added.why_not
@@ -225,9 +256,21 @@ def test_load_previous_default_missing_means_nothing_published(tmp_path: Path) -
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
-                    "-c", "commit.gpgsign=false", *args], cwd=repo, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.org",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -255,15 +298,31 @@ def test_state_at_a_git_revision(tmp_path: Path) -> None:
 
 
 def _record(i: int, events: int, total: int, date: tuple[int, int, int]) -> Record:
-    return Record(record_id=f"s{i}/g/ORR", study=f"s{i}", group_id="g", group="g",
-                  cohort=f"c{i}", outcome="ORR", population="post-bcma-cart",
-                  setting="first-salvage", unit="patients", events=events, total=total,
-                  label=f"Study {i}", year=date[0], date=date)
+    return Record(
+        record_id=f"s{i}/g/ORR",
+        study=f"s{i}",
+        group_id="g",
+        group="g",
+        cohort=f"c{i}",
+        outcome="ORR",
+        population="post-bcma-cart",
+        setting="first-salvage",
+        unit="patients",
+        events=events,
+        total=total,
+        label=f"Study {i}",
+        year=date[0],
+        date=date,
+    )
 
 
 def test_cumulative_follows_publication_date_and_matches_direct_pools() -> None:
-    records = [_record(1, 12, 20, (2024, 5, 0)), _record(2, 5, 10, (2021, 0, 0)),
-               _record(3, 30, 40, (2023, 2, 1)), _record(4, 3, 9, (2023, 0, 0))]
+    records = [
+        _record(1, 12, 20, (2024, 5, 0)),
+        _record(2, 5, 10, (2021, 0, 0)),
+        _record(3, 30, 40, (2023, 2, 1)),
+        _record(4, 3, 9, (2023, 0, 0)),
+    ]
     assert date_order(records) == [1, 3, 2, 0]  # 2021, 2023, 2023-02-01, 2024-05
     model = Model(transform="logit", estimator="REML", ci="hksj", level=0.95)
     group = pool_groups({"All studies": records}, model).groups[0]
@@ -273,8 +332,13 @@ def test_cumulative_follows_publication_date_and_matches_direct_pools() -> None:
     order = [1, 3, 2, 0]
     for j, step in enumerate(steps, start=1):
         chosen = [records[i] for i in order[:j]]
-        direct = metaresp.pool([r.events for r in chosen], [r.total for r in chosen],
-                               transform="logit", estimator="REML", ci="hksj")
+        direct = metaresp.pool(
+            [r.events for r in chosen],
+            [r.total for r in chosen],
+            transform="logit",
+            estimator="REML",
+            ci="hksj",
+        )
         assert step.k == j
         # same data, same settings: the engine must give the same numbers to rounding
         assert step.proportion == pytest.approx(direct.proportion, abs=1e-12)

@@ -685,7 +685,7 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
 def test_file_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "big.xlsx"
     write_workbook([make_study()], path)
-    monkeypatch.setattr(workbook, "MAX_FILE_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(workbook._open, "MAX_FILE_BYTES", path.stat().st_size - 1)
     (problem,) = problems_of(path)
     assert "too large to import" in problem
 
@@ -709,7 +709,7 @@ def test_stray_cell_far_below(tmp_path: Path) -> None:
 
 
 def test_zip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook, "MAX_XML_BYTES", 2**20)
+    monkeypatch.setattr(workbook._open, "MAX_XML_BYTES", 2**20)
     path = tmp_path / "bomb.xlsx"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/workbook.xml", "<workbook/>")

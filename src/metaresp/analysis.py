@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from metaresp.errors import InputError
+from metaresp.fields import ANALYSIS_FIELDS
 from metaresp.forestdata import ForestData
 from metaresp.plan import Analysis, Model
 
@@ -52,11 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from metaresp.pooling import PoolResult
 
-#: Columns of ``corpus.to_frame()`` the analysis reads.
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "study", "cohort", "population", "setting", "group", "agent", "modality", "target",
-    "unit", "outcome", "responders", "evaluable",
-)
+#: Columns of ``corpus.to_frame()`` the analysis reads (named once, in :mod:`metaresp.fields`).
+REQUIRED_COLUMNS: tuple[str, ...] = ANALYSIS_FIELDS
 
 ALL_STUDIES = "All studies"
 """Subgroup name of an analysis without a grouping."""
@@ -509,11 +507,6 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
         aside.extend(dropped)
     pooled = pool_groups(kept, analysis.model, overall=analysis.overall)
     return AnalysisResult(analysis=analysis, pooled=pooled, set_aside=tuple(aside))
-
-
-def run_plan(analyses: Sequence[Analysis], records: Sequence[Record]) -> list[AnalysisResult]:
-    """Every analysis of a plan on one set of records."""
-    return [run_analysis(a, list(records)) for a in analyses]
 
 
 # --------------------------------------------------------------------------- plot data

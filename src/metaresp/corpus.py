@@ -4,7 +4,7 @@
 validates each against :mod:`metaresp.schema`, applies the rules that span files, and
 returns a :class:`Corpus`; any error in any file raises one :class:`InputError` listing
 every problem as ``file:line: path: message``. ``Corpus.to_frame()`` is the long table of
-contract §2 (one row per outcome record).
+documented columns (one row per outcome record; see its docstring).
 
 Line numbers come from the YAML node marks: each file is composed once, the node tree is
 walked to map every path (``groups[2].outcomes[0].responders``) to its line, and the same
@@ -17,13 +17,16 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from metaresp import vocab
+from metaresp._messages import generic_message, meaningful_errors, pattern_message
+from metaresp._yaml import LineMap, PathPart, Problem, dump_study, line_for, read_yaml, write_study
 from metaresp.errors import InputError
+from metaresp.fields import FrameColumn, attribute, frame_columns, study_fields
 from metaresp.schema import (
     Finding,
     Group,
@@ -46,104 +49,14 @@ __all__ = [
     "dump_study",
     "load_extractions",
     "parse_study",
+    "record_ids",
     "write_study",
 ]
 
-PathPart = str | int
-LineMap = dict[tuple[PathPart, ...], int]
+_FRAME: tuple[FrameColumn, ...] = frame_columns()
 
-#: Columns of :meth:`Corpus.to_frame`, in order.
-FRAME_COLUMNS: tuple[str, ...] = (
-    "record",
-    "study",
-    "cohort",
-    "population",
-    "setting",
-    "group",
-    "group_id",
-    "components",
-    "agent",
-    "agents",
-    "modality",
-    "target",
-    "unit",
-    "outcome",
-    "responders",
-    "evaluable",
-    "percent",
-    "percent_text",
-    "derived",
-    "derivation",
-    "note",
-    "quote",
-    "location",
-    "year",
-    "published",
-    "design",
-    "source",
-    "citation",
-    "doi",
-    "via_review_authors",
-    "via_review_year",
-    "via_review_reference",
-    "file",
-    "line",
-)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One located problem: ``file:line: path: message``."""
-
-    file: str
-    line: int | None
-    path: str
-    message: str
-    level: Literal["error", "warning"] = "error"
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.path}: {self.message}"
-
-
-# --------------------------------------------------------------------------- YAML reading
-
-
-def _line_for(lines: Mapping[tuple[PathPart, ...], int], path: Sequence[PathPart]) -> int | None:
-    """Line of ``path``, or of its nearest enclosing node that has one."""
-    parts = tuple(path)
-    while parts:
-        if parts in lines:
-            return lines[parts]
-        parts = parts[:-1]
-    return lines.get(())
-
-
-def _walk(
-    node: yaml.Node, path: tuple[PathPart, ...], lines: LineMap, dupes: list[Problem], file: str
-) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key: PathPart = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                dupes.append(
-                    Problem(
-                        file,
-                        line,
-                        format_path((*path, key)),
-                        f"key {key!r} appears twice in one mapping (first at line {seen[key]})",
-                    )
-                )
-                continue
-            seen[key] = line
-            lines[(*path, key)] = line
-            _walk(value_node, (*path, key), lines, dupes, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1
-            _walk(item, (*path, index), lines, dupes, file)
+#: Columns of :meth:`Corpus.to_frame`, in order (derived from the schema models).
+FRAME_COLUMNS: tuple[str, ...] = tuple(c.name for c in _FRAME)
 
 
 def _raw_percents(node: yaml.Node, data: Any) -> None:
@@ -173,31 +86,11 @@ def _raw_percents(node: yaml.Node, data: Any) -> None:
                 odata["percent"] = pnode.value
 
 
-_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's loader when PyYAML was built with it (about ten times faster; same nodes and
-line marks), else the pure-Python one."""
-
-
 def _read_yaml(text: str, file: str) -> tuple[Any, LineMap, list[Problem]]:
-    """Parse ``text`` once; return the data, the path → line map and structural problems."""
-    loader = _SAFE_LOADER(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        what = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        return None, {}, [Problem(file, line, "(file)", f"YAML syntax error: {what}")]
-    except yaml.YAMLError as exc:
-        return None, {}, [Problem(file, None, "(file)", f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
-    lines: LineMap = {(): 1}
-    problems: list[Problem] = []
+    """Parse ``text`` once (:func:`metaresp._yaml.read_yaml`), keeping percentages as
+    printed; return the data, the path → line map and structural problems."""
+    data, node, lines, problems = read_yaml(text, file)
     if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines, problems, file)
         _raw_percents(node, data)
     return data, lines, problems
 
@@ -239,29 +132,20 @@ def _error_message(err: Mapping[str, Any]) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping of fields, got {err['input']!r}"
     if kind == "string_pattern_mismatch":
-        hints = {
-            "percent": 'a number as printed, without "%", e.g. "71.4"',
-            "published": "YYYY, YYYY-MM or YYYY-MM-DD",
-            "doi": "10.xxxx/...",
-        }
-        wanted = hints.get(str(name), "a lower-case slug (a-z, 0-9 and '-')")
-        return f"{err['input']!r} is not valid here: expected {wanted}"
-    message = str(err["msg"])
-    if "input" in err and kind not in ("vocabulary", "percent_range"):
-        message += f" (got {err['input']!r})"
-    return message
+        return pattern_message(err, '"71.4"')
+    return generic_message(err)
 
 
 def _schema_problems(exc: ValidationError, file: str, lines: LineMap) -> list[Problem]:
-    errors = exc.errors()
-    locs = [tuple(e["loc"]) for e in errors]
-    problems: list[Problem] = []
-    for err, loc in zip(errors, locs, strict=True):
-        # A list that is "too short" only because its invalid items were dropped is noise.
-        if err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
-            continue
-        problems.append(Problem(file, _line_for(lines, loc), format_path(loc), _error_message(err)))
-    return problems
+    return [
+        Problem(
+            file,
+            line_for(lines, tuple(err["loc"])),
+            format_path(tuple(err["loc"])),
+            _error_message(err),
+        )
+        for err in meaningful_errors(exc)
+    ]
 
 
 def _locate(
@@ -270,7 +154,7 @@ def _locate(
     return [
         Problem(
             file,
-            _line_for(lines, f.path) if lines else None,
+            line_for(lines, f.path) if lines else None,
             format_path(f.path),
             f.message,
             f.level,
@@ -320,7 +204,7 @@ def _cross_checks(
             problems.append(
                 Problem(
                     file,
-                    _line_for(where, ("id",)) if where else None,
+                    line_for(where, ("id",)) if where else None,
                     "id",
                     f"duplicate study id {study.id!r} (also in {first_id[study.id]})",
                 )
@@ -344,7 +228,7 @@ def _cross_checks(
                     group.target,
                 )
                 here = Problem(
-                    file, _line_for(where, path) if where else None, format_path(path), ""
+                    file, line_for(where, path) if where else None, format_path(path), ""
                 )
                 if key in seen and seen[key][0] != study.id:
                     other_study, other = seen[key]
@@ -439,80 +323,79 @@ class Corpus:
         return tuple(problems)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per outcome record, long format (contract §2), columns :data:`FRAME_COLUMNS`.
+        """One row per outcome record, long format, columns :data:`FRAME_COLUMNS`.
 
         ``agent`` and ``target`` join several values with ``"+"``; ``agents`` lists them
         with ``", "``; ``components`` joins component group ids with ``"+"`` (None if
         none). ``responders``/``evaluable`` are nullable ``Int64`` (``<NA>`` for
         percent-only records), ``percent`` is a float parsed from ``percent_text`` (as
         printed). ``population`` and ``cohort`` are the group's own values where it
-        overrides the study's. ``record`` is ``study/group_id/outcome``, unique.
+        overrides the study's. ``record`` is ``study/group_id/outcome``, unique. The
+        columns come from the schema models (:func:`metaresp.fields.frame_columns`): a
+        field added there is a column here.
         """
         import pandas as pd
 
         rows: list[dict[str, Any]] = []
         lines = self._lines or tuple({} for _ in self.studies)
         for study, name, where in zip(self.studies, self.files, lines, strict=True):
-            review = study.via_review
+            ids = record_ids(study)
             for gi, group in enumerate(study.groups):
-                population, cohort = _effective(study, group)
-                counts: dict[str, int] = {}
                 for oi, rec in enumerate(group.outcomes):
-                    record = f"{study.id}/{group.id}/{rec.outcome}"
-                    counts[record] = counts.get(record, 0) + 1
-                    if counts[record] > 1:
-                        record += f"#{counts[record]}"
-                    rows.append(
-                        {
-                            "record": record,
-                            "study": study.id,
-                            "cohort": cohort,
-                            "population": population,
-                            "setting": group.setting,
-                            "group": group.name,
-                            "group_id": group.id,
-                            "components": "+".join(group.components) or None,
-                            "agent": "+".join(group.agents),
-                            "agents": ", ".join(group.agents),
-                            "modality": group.modality,
-                            "target": "+".join(group.target),
-                            "unit": group.unit,
-                            "outcome": rec.outcome,
-                            "responders": rec.responders,
-                            "evaluable": rec.evaluable,
-                            "percent": float(rec.percent) if rec.percent is not None else None,
-                            "percent_text": rec.percent,
-                            "derived": rec.derived,
-                            "derivation": rec.derivation,
-                            "note": rec.note,
-                            "quote": rec.quote,
-                            "location": rec.location,
-                            "year": study.year,
-                            "published": study.published,
-                            "design": study.design,
-                            "source": study.source,
-                            "citation": study.citation,
-                            "doi": study.doi,
-                            "via_review_authors": review.authors if review else None,
-                            "via_review_year": review.year if review else None,
-                            "via_review_reference": review.reference if review else None,
-                            "file": name,
-                            "line": where.get(("groups", gi, "outcomes", oi)),
-                        }
+                    record = ids[(gi, oi)]
+                    row = {
+                        c.name: _frame_value(c, study, group, rec)
+                        for c in _FRAME
+                        if c.field is not None
+                    }
+                    row.update(
+                        record=record, file=name, line=where.get(("groups", gi, "outcomes", oi))
                     )
+                    rows.append(row)
         frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-        for column in (
-            "responders",
-            "evaluable",
-            "year",
-            "via_review_year",
-            "via_review_reference",
-            "line",
-        ):
-            frame[column] = frame[column].astype("Int64")
-        frame["percent"] = frame["percent"].astype("float64")
-        frame["derived"] = frame["derived"].astype(bool)
+        for column in _FRAME:
+            kind = column.field.kind if column.field is not None else None
+            if column.number:
+                frame[column.name] = frame[column.name].astype("float64")
+            elif kind == "count" or column.name == "line":
+                frame[column.name] = frame[column.name].astype("Int64")
+            elif kind == "bool":
+                frame[column.name] = frame[column.name].astype(bool)
         return frame
+
+
+def record_ids(study: Study) -> dict[tuple[int, int], str]:
+    """The record id of every outcome record, keyed by (group index, outcome index):
+    ``study/group_id/outcome``, with ``#2``, ``#3`` ... for repeats within a group."""
+    out: dict[tuple[int, int], str] = {}
+    for gi, group in enumerate(study.groups):
+        counts: dict[str, int] = {}
+        for oi, rec in enumerate(group.outcomes):
+            record = f"{study.id}/{group.id}/{rec.outcome}"
+            counts[record] = counts.get(record, 0) + 1
+            if counts[record] > 1:
+                record += f"#{counts[record]}"
+            out[(gi, oi)] = record
+    return out
+
+
+def _frame_value(column: FrameColumn, study: Study, group: Group, rec: Outcome) -> Any:
+    """The cell of ``column`` for one record: a list joined with the column's separator
+    (``None`` if empty), a group's override of a study field or the study's value."""
+    field = column.field
+    assert field is not None
+    owner = {"study": study, "group": group, "outcome": rec}[field.level]
+    value = attribute(owner, field)
+    if value is None and field.level == "group" and field.name in _STUDY_FIELD_NAMES:
+        value = getattr(study, field.name)
+    if isinstance(value, tuple):
+        return column.join.join(str(v) for v in value) or None
+    if column.number and value is not None:
+        return float(value)
+    return value
+
+
+_STUDY_FIELD_NAMES = frozenset(f.name for f in study_fields())
 
 
 def _finish(
@@ -641,98 +524,3 @@ def load_extractions(path: str | os.PathLike[str] = "extractions") -> Corpus:
         report.problems,
         root if root.is_dir() else root.parent,
     )
-
-
-# --------------------------------------------------------------------------- writing YAML
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style, sequences indented under their key, multi-line text as ``|`` blocks."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-_ODD_BREAKS = frozenset("\r\x85\u2028\u2029\ufeff")
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style: str | None = None
-    if _ODD_BREAKS.intersection(value):
-        style = '"'  # only double quotes can escape these characters
-    elif "\n" in value:
-        style = "|"
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-_ALWAYS = {"responders", "evaluable", "percent", "derived", "groups"}
-
-
-def _plain(model: BaseModel) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            value = _plain(value)
-        elif isinstance(value, tuple):
-            value = [_plain(v) if isinstance(v, BaseModel) else v for v in value]
-        if name not in _ALWAYS and (value is None or value == []):
-            continue
-        if name in ("agents", "target", "components"):
-            value = _Flow(value)
-        out[name] = value
-    return out
-
-
-class _Flow(list[Any]):
-    """A short list written inline: ``[teclistamab, daratumumab]``."""
-
-
-_Dumper.add_representer(
-    _Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", list(v), flow_style=True)
-)
-
-
-def _with_blank_lines(text: str) -> str:
-    """Separate groups by one blank line, if that leaves the content unchanged."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    if not isinstance(node, yaml.MappingNode):
-        return text
-    groups = next((v for k, v in node.value if k.value == "groups"), None)
-    if not isinstance(groups, yaml.SequenceNode):
-        return text
-    starts = {item.start_mark.line for item in groups.value[1:]}
-    lines = text.split("\n")
-    spaced = "\n".join(("\n" + line) if i in starts else line for i, line in enumerate(lines))
-    same = yaml.load(spaced, Loader=yaml.SafeLoader) == yaml.load(text, Loader=yaml.SafeLoader)
-    return spaced if same else text
-
-
-_NO_WRAP = 1_000_000  # one line per text field: easy to grep and to diff
-
-
-def dump_study(study: Study) -> str:
-    """The study as extraction-file YAML: field order of the format, empty optional fields
-    left out, text (quotes included) preserved exactly, unicode written as is.
-
-    ``parse_study(dump_study(s))`` gives a study equal to ``s``. Comments of the original
-    file are not kept.
-    """
-    text = yaml.dump(
-        _plain(study),
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        width=_NO_WRAP,
-        default_flow_style=False,
-    )
-    return _with_blank_lines(text)
-
-
-def write_study(study: Study, path: str | os.PathLike[str]) -> Path:
-    """Write ``dump_study(study)`` to ``path`` atomically (temporary file, then rename)."""
-    from metaresp.files import write_text_atomic
-
-    return write_text_atomic(path, dump_study(study))

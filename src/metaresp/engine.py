@@ -186,6 +186,7 @@ def assemble_glmm(
     converged: BoolArray,
     info: FloatArray | None = None,
     fit: glmm.GlmmRows | None = None,
+    q_pvalue: FloatArray | None = None,
 ) -> Rows:
     """Intervals, I² and the mean rate of fitted GLMMs (one row per dataset): the part of
     the GLMM that is not the likelihood fit, shared by :func:`fit_rows` and
@@ -193,20 +194,22 @@ def assemble_glmm(
     r_count, k = events.shape
     yi, vi = effect_sizes("logit", events, totals)
     vt = estimators.typical_variance_rows(vi) if k > 1 else vi[:, 0]
+    if q_pvalue is None:
+        q_pvalue = special.chdtrc(k - 1, q) if k > 1 else np.full(r_count, np.nan)
+    if info is None:
+        info = np.full((r_count, 2, 2), np.nan)
+    df = None if spec.ci == "z" or k < 2 else k - 1
+    crit = critical(spec.level, df)
+    ci = special.expit(np.stack([mu - crit * se, mu + crit * se], axis=1))
     parts: dict[str, Any] = {
         "estimate": mu, "se": se, "tau2": tau2,
-        "tau2_ci": np.full((r_count, 2), np.nan), "q": q,
-        "q_pvalue": special.chdtrc(k - 1, q) if k > 1 else np.full(r_count, np.nan),
+        "tau2_ci": np.full((r_count, 2), np.nan), "q": q, "q_pvalue": q_pvalue,
         "i2": 100.0 * tau2 / (vt + tau2) if k > 1 else np.zeros(r_count),
         "h2": tau2 / vt + 1.0 if k > 1 else np.ones(r_count), "weights": None,
         "converged": converged,
     }
-    out = _assemble(spec, k, yi, vi, totals, parts, {"glmm": fit})
-    if info is None:
-        info = np.full((r_count, 2, 2), np.nan)
-    crit = critical(spec.level, out.df)
-    mean = _mean_with_interval(mu, np.sqrt(tau2), info, crit, out.ci)
-    return replace(out, mean=mean)
+    mean = _mean_with_interval(mu, np.sqrt(tau2), info, crit, ci)
+    return _assemble(spec, k, yi, vi, totals, parts, {"glmm": fit, "mean": mean})
 
 
 def _assemble(

@@ -31,6 +31,7 @@ __all__ = [
     "EstimateRow",
     "RowKind",
     "estimate_row",
+    "exact_interval",
     "fallback_note",
     "fallback_reason",
     "few_studies_note",
@@ -51,6 +52,14 @@ project's coverage simulation (docs/simulation) no interval method kept 93-97% c
 in every scenario with k <= 3."""
 
 RowKind = Literal["subgroup", "overall"]
+
+
+def exact_interval(events: int, total: int, level: float) -> tuple[float, float]:
+    """The exact (Clopper-Pearson 1934) interval of one study, as every output shows it."""
+    from metaresp.intervals import clopper_pearson
+
+    low, high = clopper_pearson([events], [total], level)
+    return float(low[0]), float(high[0])
 
 
 def few_studies_note(k: int) -> str:
@@ -178,8 +187,6 @@ def estimate_row(
     set_aside: int | None = None,
 ) -> EstimateRow:
     """The one row of subgroup ``g``: its pooled result, or its single study (exact CI)."""
-    from metaresp.analysis import exact_ci
-
     common: dict[str, Any] = {
         "label": g.name if label is None else label,
         "analysis": analysis,
@@ -195,7 +202,7 @@ def estimate_row(
     if res is None:
         r = g.records[0]
         events, total = r.events or 0, r.total or 0
-        low, high = exact_ci(events, total, level)
+        low, high = exact_interval(events, total, level)
         return EstimateRow(
             k=1,
             events=events,

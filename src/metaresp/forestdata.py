@@ -15,6 +15,7 @@ from metaresp.estimates import (
     FEW_STUDIES,
     EstimateRow,
     estimate_row,
+    exact_interval,
     few_studies_note,
     plain_notes,
     plain_words,
@@ -133,8 +134,6 @@ def build(
     """Fill :class:`ForestData` from pooled subgroups: per-study rows (exact intervals at
     the model's level, by date then label, labels made unique per plot), one
     :func:`~metaresp.estimates.estimate_row` per diamond, the overall row and the test."""
-    from metaresp.analysis import exact_ci
-
     level = pooled.model.level
     used: set[str] = set()
 
@@ -152,7 +151,7 @@ def build(
         for i in study_order(g):
             r = g.records[i]
             events, total = r.events or 0, r.total or 0
-            low, high = exact_ci(events, total, level)
+            low, high = exact_interval(events, total, level)
             rows.append(
                 StudyRow(
                     label=unique(r.label),

@@ -32,7 +32,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -344,16 +344,24 @@ class PoolResult:
                 f"  fallback: {self.requested.label()} could not be fitted "
                 f"({self.fallback_reason}); this is {self.fitted.label()}"
             )
-        lines.append(f"  proportion {p(self.proportion)}  ({pct} CI {p(self.ci_low)} to "
+        bayes = self.fitted.family == "bayes"
+        interval = "credible interval" if bayes else "CI"
+        lines.append(f"  proportion {p(self.proportion)}  ({pct} {interval} {p(self.ci_low)} to "
                      f"{p(self.ci_high)})")
+        if bayes:
+            lines.append(f"  priors: tau ~ {self.fitted.tau_prior}, mu ~ {self.fitted.mu_prior} "
+                         "(logit scale)")
+            if self.threshold is not None and self.prob_above is not None:
+                lines.append(f"  P(response rate > {p(self.threshold)}) = {self.prob_above:.3f}")
         if self.mean_proportion is not None and self.mean_ci_low is not None:
             lines.append(
-                f"  mean response rate across studies {p(self.mean_proportion)} ({pct} CI "
-                f"{p(self.mean_ci_low)} to {p(self.mean_ci_high)})"
+                f"  mean response rate across studies {p(self.mean_proportion)} ({pct} "
+                f"{interval} {p(self.mean_ci_low)} to {p(self.mean_ci_high)})"
             )
         if self.pi_low is not None:
+            how = "posterior predictive" if bayes else f"t, {self.k - 2} df"
             lines.append(
-                f"  prediction interval {p(self.pi_low)} to {p(self.pi_high)} (t, {self.k - 2} df)"
+                f"  prediction interval {p(self.pi_low)} to {p(self.pi_high)} ({how})"
             )
         else:
             lines.append("  prediction interval: not shown for k < 3")
@@ -362,7 +370,7 @@ class PoolResult:
         )
         tau_ci = ""
         if self.tau2_ci_low is not None and self.tau2_ci_high is not None:
-            tau_ci = f" ({pct} CI {self.tau2_ci_low:.4g} to {self.tau2_ci_high:.4g})"
+            tau_ci = f" ({pct} {interval} {self.tau2_ci_low:.4g} to {self.tau2_ci_high:.4g})"
         lines.append(f"  tau^2 = {self.tau2:.4g}{tau_ci}, tau = {math.sqrt(self.tau2):.4g}")
         q_name = {"cochran": "Cochran's Q", "wald": "Wald test (QE.Wld)"}.get(self.q_kind, "Q")
         lines.append(
@@ -523,8 +531,8 @@ def _fit_frequentist(
             xi[None, :], ni[None, :], spec, mu=np.array([fit.mu]), se=np.array([fit.se]),
             tau2=np.array([fit.tau2]),
             q=np.array([fit.q_wald]), converged=np.array([True]), info=info,
+            q_pvalue=np.array([fit.q_wald_pvalue]),
         )
-        rows = replace(rows, q_pvalue=np.array([fit.q_wald_pvalue]))
         return rows, spec, None, fit
     fitted = engine.FALLBACK.with_(level=spec.level)
     notes.append(
@@ -686,7 +694,83 @@ def _pool_frequentist(
 def _pool_bayes(
     xi: IntArray, ni: IntArray, labs: tuple[str, ...], spec: ModelSpec, threshold: float | None
 ) -> PoolResult:
-    raise InputError('estimator: "BAYES" is not available yet')
+    """The Bayesian binomial-normal model (:mod:`metaresp.bayes`): posterior medians and
+    equal-tailed credible intervals in the fields the frequentist models fill with point
+    estimates and confidence intervals. I² and H² use the posterior median of τ² with the
+    typical within-study variance; Q is Cochran's Q of the continuity-corrected logits,
+    reported as a description of the data (the model does not use it)."""
+    from metaresp import bayes
+    from metaresp.estimators import q_generalised, typical_variance
+    from metaresp.priors import parse_mu_prior, parse_tau_prior
+    from metaresp.transforms import effect_sizes
+
+    problems: list[str] = []
+    tau_text = spec.tau_prior or bayes.DEFAULT_TAU_PRIOR
+    mu_text = spec.mu_prior or bayes.DEFAULT_MU_PRIOR
+    for parse, text in ((parse_tau_prior, tau_text), (parse_mu_prior, mu_text)):
+        try:
+            parse(text)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InputError(problems)
+    fit = bayes.fit_bayes(
+        xi, ni, tau_prior=tau_text, mu_prior=mu_text, level=spec.level, threshold=threshold
+    )
+    fitted = spec.with_(tau_prior=fit.tau_prior, mu_prior=fit.mu_prior)
+    k = int(xi.size)
+    yi, vi = effect_sizes("logit", xi, ni)
+    if k >= 2:
+        vt = typical_variance(vi)
+        i2, h2 = 100.0 * fit.tau2 / (vt + fit.tau2), fit.tau2 / vt + 1.0
+        q = q_generalised(yi, vi, 0.0)
+        q_p = float(special.chdtrc(k - 1, q))
+    else:
+        i2, h2, q, q_p = 0.0, 1.0, 0.0, 1.0
+    logit = special.logit
+    return PoolResult(
+        k=k,
+        estimate=float(fit.mu),
+        se=float(fit.mu_sd),
+        proportion=float(fit.proportion),
+        ci_low=float(fit.ci_low),
+        ci_high=float(fit.ci_high),
+        pi_low=float(fit.pi_low),
+        pi_high=float(fit.pi_high),
+        tau2=float(fit.tau2),
+        i2=float(i2),
+        h2=float(h2),
+        q=float(q),
+        q_pvalue=q_p,
+        weights=None,
+        warnings=tuple(dict.fromkeys(fit.warnings)),
+        transform="logit",
+        estimator="BAYES",
+        ci=fitted.ci,
+        level=fitted.level,
+        converged=True,
+        estimate_ci_low=float(logit(fit.ci_low)),
+        estimate_ci_high=float(logit(fit.ci_high)),
+        estimate_pi_low=float(logit(fit.pi_low)),
+        estimate_pi_high=float(logit(fit.pi_high)),
+        df=None,
+        yi=tuple(yi.tolist()),
+        vi=tuple(vi.tolist()),
+        events=tuple(xi.tolist()),
+        totals=tuple(ni.tolist()),
+        labels=labs,
+        requested=spec,
+        fitted=fitted,
+        q_kind="cochran",
+        q_df=max(k - 1, 0),
+        mean_proportion=float(fit.mean_proportion),
+        mean_ci_low=float(fit.mean_ci_low),
+        mean_ci_high=float(fit.mean_ci_high),
+        threshold=threshold,
+        prob_above=fit.prob_above,
+        prob_mean_above=fit.prob_mean_above,
+        _lazy={"tau2_ci": (float(fit.tau2_ci_low), float(fit.tau2_ci_high))},
+    )
 
 
 __all__ = ["CIS", "ESTIMATORS", "PoolResult", "pool"]

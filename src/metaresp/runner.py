@@ -16,29 +16,42 @@ failure leaves the previous results untouched and no half-written folder behind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metaresp.analysis import (
-    AnalysisResult,
-    components_from_corpus,
-    records_from_frame,
-    run_analysis,
-)
+from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
+from metaresp.files import atomic_folder
+from metaresp.living._state import (
+    SUMMARY_NAME,
+    build_state,
+    corpus_version,
+    state_meta,
+    state_text,
+)
 from metaresp.plan import Plan, load_plan
+from metaresp.records import records_from_corpus
 
-SUMMARY_NAME = "summary.json"
+if TYPE_CHECKING:  # pragma: no cover
+    from metaresp.corpus import Corpus
+
+__all__ = [
+    "FIGURE_WORKERS",
+    "MARKER_NAMES",
+    "SUMMARY_NAME",
+    "RunOutput",
+    "check_out_folder",
+    "corpus_version",
+    "run_analyses",
+    "run_plan_files",
+]
+
 FIGURE_WORKERS = 2
 """Processes drawing figures at once (the reference machine has 2 cores)."""
 MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
@@ -58,23 +71,10 @@ class RunOutput:
     def message(self) -> str:
         pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
         aside = sum(len(r.set_aside) for r in self.results)
-        return (f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
-                f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s")
-
-
-def corpus_version(folder: Path) -> str:
-    """A short content hash of the extraction files (names and bytes), sorted by name."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.y*ml")):
-        digest.update(path.name.encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _display_path(path: Path) -> str:
-    """A path as written in outputs: relative when given relative, else just its name."""
-    return str(path) if not path.is_absolute() else path.name
+        return (
+            f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
+            f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s"
+        )
 
 
 def check_out_folder(out: Path) -> None:
@@ -82,19 +82,25 @@ def check_out_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: --out exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in MARKER_NAMES):
-        raise InputError(f"{out}: --out is a non-empty folder without earlier results "
-                         f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it")
+        raise InputError(
+            f"{out}: --out is a non-empty folder without earlier results "
+            f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it"
+        )
 
 
-def run_analyses(plan: Plan, corpus: Any, source: str = "corpus") -> list[AnalysisResult]:
+def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
     """Every analysis of ``plan`` on a loaded corpus (no files written)."""
-    frame = corpus.to_frame()
-    records = records_from_frame(frame, components_from_corpus(corpus), source=source)
+    records = records_from_corpus(corpus)
     return [run_analysis(a, records) for a in plan.expanded()]
 
 
-def _write_report(folder: Path, results: Sequence[AnalysisResult], title: str, version: str,
-                  figures: dict[str, tuple[Path, Path]]) -> None:
+def _write_report(
+    folder: Path,
+    results: Sequence[AnalysisResult],
+    title: str,
+    version: str,
+    figures: dict[str, tuple[Path, Path]],
+) -> None:
     """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
     notes; the records pooled and the records set aside with their reasons."""
     import pandas as pd
@@ -112,31 +118,69 @@ def _write_report(folder: Path, results: Sequence[AnalysisResult], title: str, v
             figs = (ReportFigure.from_files(f"Forest plot: {a.title}", png=png, svg=svg),)
         description = a.description or (
             f"{a.outcome}; population {', '.join(a.population)}; setting "
-            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}.")
-        analyses.append(ReportAnalysis(
-            title=a.title, description=description,
-            forest=None if result.empty else result.forest_data(), figures=figs,
-            warnings=tuple(result.pooled.notes) if result.empty else ()))
+            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
+        )
+        analyses.append(
+            ReportAnalysis(
+                title=a.title,
+                description=description,
+                forest=None if result.empty else result.forest_data(),
+                figures=figs,
+                warnings=tuple(result.pooled.notes) if result.empty else (),
+            )
+        )
         for g in result.pooled.groups:
             for r in g.records:
-                included.append({"analysis": a.name, "record_id": r.record_id,
-                                 "subgroup": g.name, "study": r.label, "unit": r.unit,
-                                 "responders": r.events, "evaluable": r.total})
-    excluded = pd.DataFrame([{"analysis": r.analysis.name, "record_id": s.record_id,
-                              "study": s.label, "subgroup": s.subgroup or "",
-                              "reason": s.reason}
-                             for r in results for s in r.set_aside],
-                            columns=["analysis", "record_id", "study", "subgroup", "reason"])
-    write_report(folder / "report.html", title=title, corpus_version=version,
-                 analyses=analyses,
-                 included=pd.DataFrame(included, columns=[
-                     "analysis", "record_id", "subgroup", "study", "unit", "responders",
-                     "evaluable"]),
-                 excluded=excluded, generated=f"metaresp {__version__}")
+                included.append(
+                    {
+                        "analysis": a.name,
+                        "record_id": r.record_id,
+                        "subgroup": g.name,
+                        "study": r.label,
+                        "unit": r.unit,
+                        "responders": r.events,
+                        "evaluable": r.total,
+                    }
+                )
+    excluded = pd.DataFrame(
+        [
+            {
+                "analysis": r.analysis.name,
+                "record_id": s.record_id,
+                "study": s.label,
+                "subgroup": s.subgroup or "",
+                "reason": s.reason,
+            }
+            for r in results
+            for s in r.set_aside
+        ],
+        columns=["analysis", "record_id", "study", "subgroup", "reason"],
+    )
+    write_report(
+        folder / "report.html",
+        title=title,
+        corpus_version=version,
+        analyses=analyses,
+        included=pd.DataFrame(
+            included,
+            columns=[
+                "analysis",
+                "record_id",
+                "subgroup",
+                "study",
+                "unit",
+                "responders",
+                "evaluable",
+            ],
+        ),
+        excluded=excluded,
+        generated=f"metaresp {__version__}",
+    )
 
 
-def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
-                   progress: bool = True) -> RunOutput:
+def run_plan_files(
+    plan_path: Path, extractions: Path, out: Path, *, progress: bool = True
+) -> RunOutput:
     """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
@@ -147,8 +191,15 @@ def run_plan_files(plan_path: Path, extractions: Path, out: Path, *,
         return _run_into(plan, plan_path, extractions, out, progress, pool, started)
 
 
-def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progress: bool,
-              pool: Executor | None, started: float) -> RunOutput:
+def _run_into(
+    plan: Plan,
+    plan_path: Path,
+    extractions: Path,
+    out: Path,
+    progress: bool,
+    pool: Executor | None,
+    started: float,
+) -> RunOutput:
     from metaresp.corpus import load_extractions
 
     corpus = load_extractions(extractions)
@@ -156,14 +207,11 @@ def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progres
     results: list[AnalysisResult] = []
     notes: list[str] = []
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         # the figures are counted in once it is known how many there are
         with _Progress(progress, total=2 * len(analyses) + 2) as bar:
             frame = corpus.to_frame()
-            records = records_from_frame(frame, components_from_corpus(corpus),
-                                         source=str(extractions))
+            records = records_from_corpus(corpus)
             for analysis in analyses:
                 bar.step(f"pooling {analysis.name}")
                 results.append(run_analysis(analysis, records))
@@ -172,29 +220,20 @@ def _run_into(plan: Plan, plan_path: Path, extractions: Path, out: Path, progres
             from metaresp.tables import write_tables
 
             write_tables(results, tmp)
-            version = corpus_version(extractions)
-            meta: dict[str, Any] = {
-                "title": plan.title,
-                "plan": _display_path(plan_path),
-                "extractions": _display_path(extractions),
-                "corpus_version": version,
-                "studies": len(corpus.studies),
-                "records": len(frame),
-            }
-            from metaresp.living import build_state
-
+            meta = state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame))
+            version = str(meta["corpus_version"])
             state = build_state(results, frame, **meta)
-            (tmp / SUMMARY_NAME).write_text(
-                json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
             bar.step("writing the report")
             _write_report(tmp, results, plan.title, version, figures)
         files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return RunOutput(out=out, results=tuple(results), files=files,
-                     seconds=time.perf_counter() - started, warnings=tuple(notes))
+    return RunOutput(
+        out=out,
+        results=tuple(results),
+        files=files,
+        seconds=time.perf_counter() - started,
+        warnings=tuple(notes),
+    )
 
 
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
@@ -204,12 +243,14 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
     if kind == "forest":
         save_forest(data, png, svg)
     else:
-        save_cumulative(data.rows, png, svg, title=data.title, outcome=data.outcome,
-                        model_note=data.model_note)
+        save_cumulative(
+            data.rows, png, svg, title=data.title, outcome=data.outcome, model_note=data.model_note
+        )
 
 
-def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progress,
-                  pool: Executor | None) -> dict[str, tuple[Path, Path]]:
+def _draw_figures(
+    folder: Path, results: Sequence[AnalysisResult], bar: _Progress, pool: Executor | None
+) -> dict[str, tuple[Path, Path]]:
     """Draw every figure; on a machine with more than one core, in worker processes."""
     figures: dict[str, tuple[Path, Path]] = {}
     jobs: list[tuple[str, Any, Path, Path]] = []
@@ -224,8 +265,10 @@ def _draw_figures(folder: Path, results: Sequence[AnalysisResult], bar: _Progres
         figures[result.analysis.name] = (png, svg)
     from metaresp.cumulative import write_cumulative
 
-    jobs.extend(("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
-                for fig in write_cumulative(folder, results))
+    jobs.extend(
+        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
+        for fig in write_cumulative(folder, results)
+    )
     bar.grow(len(jobs) - len(figures))
     if pool is None:
         for job in jobs:
@@ -261,28 +304,12 @@ def _figure_pool() -> Iterator[Executor | None]:
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_warm_worker) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_warm_worker
+    ) as pool:
         for _ in range(workers):
             pool.submit(int)
         yield pool
-
-
-def _replace_folder(new: Path, out: Path) -> None:
-    """Put ``new`` where ``out`` is, keeping the old folder until the swap has happened."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.rename(out, old)
-        try:
-            os.rename(new, out)
-        except OSError:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(new, out)
-    os.chmod(out, 0o755)
 
 
 class _Progress:
@@ -300,9 +327,14 @@ class _Progress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             console = Console(stderr=True)
-            self._progress = Progress(TextColumn("{task.description:<40}"), BarColumn(),
-                                      TextColumn("{task.completed}/{task.total}"),
-                                      TimeElapsedColumn(), console=console, transient=True)
+            self._progress = Progress(
+                TextColumn("{task.description:<40}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
             self._progress.__enter__()
             self._task = self._progress.add_task("reading", total=self.total)
         return self
@@ -320,4 +352,3 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
-

@@ -17,6 +17,25 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 
+__all__ = [
+    "AGENTS",
+    "AGENT_SYNONYMS",
+    "MODALITIES",
+    "OUTCOMES",
+    "POPULATIONS",
+    "SETTINGS",
+    "TARGETS",
+    "UNITS",
+    "VOCABULARIES",
+    "VOCABULARY_HINTS",
+    "agent_key",
+    "is_known_agent",
+    "normalise_agent",
+    "suggest",
+    "suggest_agent",
+    "unknown_term_message",
+]
+
 MODALITIES: dict[str, str] = {
     "bispecific": "T-cell-engaging bispecific antibody (tumour antigen × CD3)",
     "CAR-T": "chimeric antigen receptor T-cell therapy, any target or construct",
@@ -327,10 +346,3 @@ def unknown_term_message(field: str, value: object) -> str:
         if guess is not None:
             return f"{text}; did you mean {guess!r}?"
     return f"{text}; allowed: {', '.join(repr(v) for v in allowed)}"
-
-
-def check_term(field: str, value: object) -> str:
-    """Return ``value`` if it belongs to the vocabulary of ``field``, else raise ``ValueError``."""
-    if isinstance(value, str) and value in VOCABULARIES[field]:
-        return value
-    raise ValueError(unknown_term_message(field, value))

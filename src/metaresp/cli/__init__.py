@@ -3,12 +3,15 @@
 This module stays light (no numpy, pandas or matplotlib at import) so that
 ``metaresp --help`` is quick; each command imports what it needs when it runs.
 Every command exits 0 on success and 1 on bad input, printing one plain line per
-problem on standard error, never a traceback.
+problem on standard error, never a traceback. An internal error (a bug) is one line
+too; ``metaresp --debug ...`` (or ``METARESP_DEBUG=1``) prints its traceback first.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -30,6 +33,45 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+__all__ = ["DEBUG_VARIABLE", "app", "main"]
+
+DEBUG_VARIABLE = "METARESP_DEBUG"
+"""Environment variable that, set to 1, shows the traceback of an internal error."""
+
+_debug = {"on": False}
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from metaresp import __version__
+
+        typer.echo(f"metaresp {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help=f"Show the traceback of an internal error (also: {DEBUG_VARIABLE}=1)."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Evidence synthesis of response rates: validate extractions, pool, plot, report."""
+    _debug["on"] = debug
+
+
+def _debugging() -> bool:
+    return _debug["on"] or os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0")
+
 
 app.command("run")(cmd_run.run)
 app.command("validate")(cmd_corpus.validate)
@@ -55,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
         args = ["--help"]
+    _debug["on"] = False
     try:
         result = app(args=args, prog_name="metaresp", standalone_mode=False)
     except InputError as exc:
@@ -71,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 1
-    except Exception as exc:  # a bug of ours: still one line, no traceback
+    except Exception as exc:  # a bug of ours: one line, the traceback only when asked
+        if _debugging():
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         sys.stderr.write(
             f"error: internal error ({type(exc).__name__}: {exc}); "
             "please report it with the command you ran\n"

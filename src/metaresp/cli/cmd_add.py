@@ -7,14 +7,16 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["add"]
+
 FILE_ARGUMENT = typer.Argument(help="An extraction file (.yaml) or a workbook (.xlsx).")
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 RESULTS_OPTION = typer.Option("--results", help="Results folder written by the re-run.")
-UPDATE_OPTION = typer.Option(
-    "--update", help="Replace a study whose id is already in the corpus.")
+UPDATE_OPTION = typer.Option("--update", help="Replace a study whose id is already in the corpus.")
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 PUBLISHED_OPTION = typer.Option(
-    "--published", help="The published state file: compared with, then rewritten.")
+    "--published", help="The published state file: compared with, then rewritten."
+)
 
 
 def add(

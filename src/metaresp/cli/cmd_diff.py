@@ -7,14 +7,18 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["diff"]
+
 AGAINST_OPTION = typer.Option(
     "--against",
     help="A summary JSON file, or a git revision (the published state file as of that "
-         "revision). Default: the published state file.")
+    "revision). Default: the published state file.",
+)
 RESULTS_OPTION = typer.Option(
     "--results",
     help="Compare the summary.json of this results folder instead of running the plan "
-         "on the extractions.")
+    "on the extractions.",
+)
 PUBLISHED_OPTION = typer.Option("--published", help="The published state file.")
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
@@ -41,7 +45,7 @@ def diff(
 
     previous, label = living.load_previous(against, published)
     if results is not None:
-        current = living.read_state_file(results / "summary.json")
+        current = living.read_state_file(results / living.SUMMARY_NAME)
     else:
         current = living.current_state(plan, extractions)
     found = living.compare(previous, current, against=label)
@@ -49,4 +53,3 @@ def diff(
         typer.echo(json.dumps(living.diff_dict(found), indent=2, ensure_ascii=False))
     else:
         typer.echo(living.format_diff(found))
-

@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["run"]
+
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 OUT_OPTION = typer.Option(
-    "--out", help="Results folder; its contents are replaced as a whole when the run succeeds.")
+    "--out", help="Results folder; its contents are replaced as a whole when the run succeeds."
+)
 
 
 def run(
@@ -18,11 +21,13 @@ def run(
     extractions: Annotated[Path, EXTRACTIONS_OPTION] = Path("extractions"),
     out: Annotated[Path, OUT_OPTION] = Path("results"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
-    published: Annotated[Path, typer.Option(
-        "--published", help="Published state file (tracked in git).")] = Path(
-        "published/summary.json"),
-    publish: Annotated[bool, typer.Option(
-        "--publish/--no-publish", help="Copy summary.json to the published state.")] = True,
+    published: Annotated[
+        Path, typer.Option("--published", help="Published state file (tracked in git).")
+    ] = Path("published/summary.json"),
+    publish: Annotated[
+        bool,
+        typer.Option("--publish/--no-publish", help="Copy summary.json to the published state."),
+    ] = True,
 ) -> None:
     """Run the analysis plan on the extractions and write results/.
 

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+__all__ = ["export", "import_", "template"]
+
 
 def _check_target(out: Path, force: bool) -> None:
     from metaresp.errors import InputError

@@ -1,0 +1,255 @@
+"""The diff as a person reads it (text), as a guideline author pastes it (a changelog
+paragraph) and as a program reads it (JSON-ready values)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from metaresp.living._diff import Estimate, EstimateChange, FieldChange, RecordChange, StateDiff
+from metaresp.living._diff import pct as _pct
+
+__all__ = ["changelog", "diff_dict", "format_diff"]
+
+
+def _ci(est: Estimate | None) -> str:
+    if est is None or est.estimate is None:
+        return "—"
+    return f"{_pct(est.estimate)} ({_pct(est.ci_low)}–{_pct(est.ci_high)})"
+
+
+def _k(ch: EstimateChange) -> str:
+    if ch.old is None or ch.new is None:
+        return str(ch.current.k)
+    o, n = str(ch.old.k), str(ch.new.k)
+    return n if o == n else f"{o}→{n}"
+
+
+def _delta(ch: EstimateChange) -> str:
+    if ch.old is None or ch.new is None or ch.old.estimate is None or ch.new.estimate is None:
+        return ""
+    return f"{100.0 * (ch.new.estimate - ch.old.estimate):+.1f} pp"
+
+
+def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    ]
+
+
+def _label(key: tuple[str, str]) -> str:
+    return f"{key[0]} · {key[1]}"
+
+
+def _field_text(f: FieldChange) -> str:
+    if f.field == "text":
+        return "text (quote, location, citation or another text field) edited"
+    return f"{f.field} {f.old} → {f.new}"
+
+
+def format_diff(diff: StateDiff) -> str:
+    """The diff as text: records, the estimates that moved, threshold crossings, changelog."""
+    lines: list[str] = []
+    versions = ""
+    if diff.old_version or diff.new_version:
+        versions = f" (corpus {diff.old_version or '—'} → {diff.new_version or '—'})"
+    lines.append(f"Compared with {diff.against}{versions}")
+    for note in diff.notes:
+        lines.append(f"note: {note}")
+    lines.append("")
+    added, removed, edited = (diff.records_of(k) for k in ("added", "removed", "edited"))
+    lines.append(f"Records: {len(added)} added, {len(removed)} removed, {len(edited)} edited")
+    sign = {"added": "+", "removed": "-", "edited": "~"}
+    for rc in diff.records:
+        detail = rc.counts
+        if rc.fields:
+            detail = "; ".join(_field_text(f) for f in rc.fields)
+        lines.append(f"  {sign[rc.kind]} {rc.record}  {detail}".rstrip())
+        if rc.moved:
+            lines.append("      moved: " + ", ".join(_label(k) for k in rc.moved))
+        elif rc.why_not:
+            lines.append(f"      moved nothing: {rc.why_not}")
+    lines.append("")
+    moved = [e for e in diff.estimates if e.status != "unchanged"]
+    lines.append(
+        f"Estimates: {len(diff.changed)} changed, {len(diff.new)} new, "
+        f"{len(diff.vanished)} vanished, {len(diff.unchanged)} unchanged"
+    )
+    if moved:
+        rows = [("", "analysis", "subgroup", "k", "before (95% CI)", "after (95% CI)", "Δ")]
+        mark = {"changed": "~", "new": "+", "vanished": "-"}
+        for ch in moved:
+            rows.append(
+                (
+                    mark[ch.status],
+                    ch.key[0],
+                    ch.key[1],
+                    _k(ch),
+                    _ci(ch.old),
+                    _ci(ch.new),
+                    _delta(ch),
+                )
+            )
+        lines.extend(_table(rows))
+        for ch in moved:
+            why = _why_moved(ch)
+            if why:
+                lines.append(f"  {_label(ch.key)}: {why}")
+    lines.append("")
+    if diff.crossings:
+        lines.append("Threshold crossings:")
+        lines.extend(f"  {_label(c.key)}: {c.message}" for c in diff.crossings)
+    else:
+        lines.append("Threshold crossings: none")
+    lines.append("")
+    lines.append("Changelog:")
+    lines.append(changelog(diff))
+    return "\n".join(lines)
+
+
+def _why_moved(ch: EstimateChange) -> str:
+    parts: list[str] = []
+    if ch.entered and ch.status != "new":
+        parts.append("in: " + ", ".join(ch.entered))
+    if ch.left and ch.status != "vanished":
+        parts.append("out: " + ", ".join(ch.left))
+    if ch.edited:
+        parts.append("edited: " + ", ".join(ch.edited))
+    if ch.reason:
+        parts.append(ch.reason)
+    return "; ".join(parts)
+
+
+def _describe(est: Estimate) -> str:
+    level = f"{100 * est.level:g}%"
+    if est.estimate is None:
+        return "no estimate"
+    studies = f"{est.k} stud{'y' if est.k == 1 else 'ies'}, {est.patients} patients"
+    kind = "" if est.pooled else ", a single study, not pooled"
+    return (
+        f"{_pct(est.estimate)} ({level} CI {_pct(est.ci_low)} to {_pct(est.ci_high)}; "
+        f"{studies}{kind})"
+    )
+
+
+def _join(items: Iterable[str]) -> str:
+    words = list(items)
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _studies(changes: Sequence[RecordChange]) -> str:
+    count: dict[str, int] = {}
+    for rc in changes:
+        count[rc.study] = count.get(rc.study, 0) + 1
+    return _join(f"{s} ({n} record{'' if n == 1 else 's'})" for s, n in count.items())
+
+
+def changelog(diff: StateDiff) -> str:
+    """A short paragraph a guideline author can paste: what was added, removed or
+    corrected, which pooled estimates moved (old → new with CI and k), and which intervals
+    crossed a threshold of the plan."""
+    sentences: list[str] = []
+    added, removed, edited = (diff.records_of(k) for k in ("added", "removed", "edited"))
+    parts: list[str] = []
+    if added:
+        parts.append(f"added {_studies(added)}")
+    if removed:
+        parts.append(f"removed {_studies(removed)}")
+    if edited:
+        parts.append(f"corrected {_studies(edited)}")
+    if parts:
+        sentences.append("This update " + _join(parts) + ".")
+    estimates = {e.key: e for e in diff.estimates}
+    for ch in diff.changed:
+        assert ch.old is not None
+        assert ch.new is not None
+        sentences.append(
+            f"{ch.new.name()}: now {_describe(ch.new)}, previously {_describe(ch.old)}."
+        )
+    for ch in diff.new:
+        assert ch.new is not None
+        sentences.append(f"New estimate, {ch.new.name()}: {_describe(ch.new)}.")
+    for ch in diff.vanished:
+        assert ch.old is not None
+        sentences.append(f"No longer estimated: {ch.old.name()} (previously {_describe(ch.old)}).")
+    for c in diff.crossings:
+        name = estimates[c.key].current.name()
+        sentences.append(f"For {name}, the {c.message}.")
+    if not diff.changed and not diff.new and not diff.vanished:
+        sentences.append("No pooled estimate changed.")
+    elif diff.unchanged:
+        n = len(diff.unchanged)
+        sentences.append(f"The other {n} estimate{'s are' if n != 1 else ' is'} unchanged.")
+    return " ".join(sentences)
+
+
+def _estimate_json(est: Estimate | None) -> dict[str, Any] | None:
+    if est is None:
+        return None
+    return {
+        "k": est.k,
+        "patients": est.patients,
+        "pooled": est.pooled,
+        "estimate": est.estimate,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "level": est.level,
+        "records": list(est.records),
+    }
+
+
+def diff_dict(diff: StateDiff) -> dict[str, Any]:
+    """The diff as JSON-ready values (proportions on the 0-1 scale)."""
+
+    def key(k: tuple[str, str]) -> dict[str, str]:
+        return {"analysis": k[0], "subgroup": k[1]}
+
+    return {
+        "against": diff.against,
+        "corpus_version": {"old": diff.old_version, "new": diff.new_version},
+        "notes": list(diff.notes),
+        "records": [
+            {
+                "record": rc.record,
+                "study": rc.study,
+                "change": rc.kind,
+                "counts": rc.counts,
+                "fields": [{"field": f.field, "old": f.old, "new": f.new} for f in rc.fields],
+                "moved": [key(k) for k in rc.moved],
+                "moved_nothing_because": rc.why_not or None,
+            }
+            for rc in diff.records
+        ],
+        "estimates": [
+            {
+                **key(ch.key),
+                "title": ch.current.title,
+                "status": ch.status,
+                "old": _estimate_json(ch.old),
+                "new": _estimate_json(ch.new),
+                "records_in": list(ch.entered),
+                "records_out": list(ch.left),
+                "records_edited": list(ch.edited),
+                "reason": ch.reason or None,
+            }
+            for ch in diff.estimates
+            if ch.status != "unchanged"
+        ],
+        "unchanged": [key(ch.key) for ch in diff.unchanged],
+        "crossings": [
+            {
+                **key(c.key),
+                "threshold_percent": c.threshold,
+                "kind": c.kind,
+                "old": c.old,
+                "new": c.new,
+                "message": c.message,
+            }
+            for c in diff.crossings
+        ],
+        "changelog": changelog(diff),
+    }
