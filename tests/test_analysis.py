@@ -123,24 +123,26 @@ def test_single_subgroup_equals_engine(tmp_path: Path) -> None:
 
 
 def test_one_cohort_one_vote_keeps_latest_then_largest(tmp_path: Path) -> None:
-    """Three reports of one cohort: the latest is kept; of two equal dates, the larger."""
+    """Three reports of one cohort: the latest is kept; of two reports of one date, the
+    larger. (Two groups of one report are different patients and are combined instead:
+    see the tests of disjoint groups.)"""
     study(tmp_path, "early-2021", [group("tec", {"ORR": (10, 20)}, modality="bispecific",
                                          target=["BCMA"])], cohort="c1", year=2021)
     study(tmp_path, "late-2023", [group("tec", {"ORR": (12, 22)}, modality="bispecific",
                                         target=["BCMA"])], cohort="c1", year=2023,
           published="2023-05")
     study(tmp_path, "other-2022", [group("tec", {"ORR": (3, 8)}, modality="bispecific",
-                                         target=["BCMA"]),
-                                   group("tec-subset", {"ORR": (2, 5)}, modality="bispecific",
                                          target=["BCMA"])], cohort="c2", year=2022)
+    study(tmp_path, "other-2022b", [group("tec-subset", {"ORR": (2, 5)}, modality="bispecific",
+                                          target=["BCMA"])], cohort="c2", year=2022)
     result = run_analysis(analyses()["a"], load(tmp_path))
     (g,) = result.pooled.groups
     assert sorted(r.record_id for r in g.records) == ["late-2023/tec/ORR", "other-2022/tec/ORR"]
     reasons = {s.record_id: s.reason for s in result.set_aside}
-    assert set(reasons) == {"early-2021/tec/ORR", "other-2022/tec-subset/ORR"}
+    assert set(reasons) == {"early-2021/tec/ORR", "other-2022b/tec-subset/ORR"}
     assert "earlier report" in reasons["early-2021/tec/ORR"]
     assert "late-2023/tec/ORR" in reasons["early-2021/tec/ORR"]
-    assert "smaller denominator" in reasons["other-2022/tec-subset/ORR"]
+    assert "smaller denominator" in reasons["other-2022b/tec-subset/ORR"]
 
 
 def test_set_aside_reasons(tmp_path: Path) -> None:

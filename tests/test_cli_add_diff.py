@@ -158,10 +158,16 @@ def test_add_names_the_study_and_the_estimates_it_moved(
     assert change["records_in"] == [NEW_RECORD]
     assert change["new"]["k"] == old.k + 1
 
-    # the new estimate, computed directly: the subgroup's earlier records + the new study
+    # the new estimate, computed directly: the subgroup's earlier entries + the new study
+    # (disjoint groups of one study combined into one entry are summed, as the analysis does)
     frame = metaresp.load_extractions(repo.extractions).to_frame().set_index("record")
-    events = [int(frame.loc[r, "responders"]) for r in old.records] + [9]
-    totals = [int(frame.loc[r, "evaluable"]) for r in old.records] + [12]
+    (item,) = [e for a in before["analyses"] if a["analysis"] == SUBGROUP[0]
+               for e in a["estimates"] if e["subgroup"] == SUBGROUP[1]]
+    inside = {i for c in item.get("combined", ()) for i in c["records"]}
+    entries = [[r] for r in old.records if r not in inside] + [
+        list(c["records"]) for c in item.get("combined", ())]
+    events = [sum(int(frame.loc[r, "responders"]) for r in e) for e in entries] + [9]
+    totals = [sum(int(frame.loc[r, "evaluable"]) for r in e) for e in entries] + [12]
     direct = metaresp.pool(events, totals, transform="logit", estimator="GLMM", ci="t")
     # same data and settings through the same engine: equal to floating-point rounding
     assert change["new"]["estimate"] == pytest.approx(direct.proportion, abs=1e-9)
@@ -402,8 +408,13 @@ def test_run_writes_cumulative_analyses_and_the_published_state(
             row for row in csv.DictReader(handle) if (row["analysis"], row["subgroup"]) == SUBGROUP
         ]
     bispecific = living.estimates_of(state)[SUBGROUP]
-    # one step per record of the class, in date order, each step adding one study
-    assert sorted(row["record"] for row in steps) == sorted(bispecific.records)
+    # one step per entry of the class, in date order, each step adding one study (an entry
+    # that combines disjoint groups of one study stands for the records it sums)
+    (item,) = [e for a in state["analyses"] if a["analysis"] == SUBGROUP[0]
+               for e in a["estimates"] if e["subgroup"] == SUBGROUP[1]]
+    members = {c["entry"]: c["records"] for c in item.get("combined", ())}
+    assert sorted(r for row in steps for r in members.get(row["record"], [row["record"]])) \
+        == sorted(bispecific.records)
     assert [int(row["k"]) for row in steps] == list(range(1, bispecific.k + 1))
     assert [row["date"] for row in steps] == sorted(row["date"] for row in steps)
     # the last step pools every record of the class: it is the class's estimate

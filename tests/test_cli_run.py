@@ -80,10 +80,13 @@ def test_summary_agrees_with_corpus_and_engine(results: tuple[Path, str]) -> Non
             rows = frame.loc[est["records"]]
             assert set(rows["outcome"]) == {entry["outcome"]}
             assert set(rows["unit"]) <= set(entry["selection"]["unit"])
-            assert est["k"] == len(est["records"])
+            # disjoint groups of one study combined into one entry count once in k
+            merged = sum(len(c["records"]) - 1 for c in est["combined"])
+            assert est["k"] == len(est["records"]) - merged
             assert est["patients"] == int(rows["evaluable"].sum())
-            # one cohort, one vote within a subgroup
-            assert rows["cohort"].is_unique
+            # one cohort, one vote within a subgroup (a combined entry is one vote)
+            inside = {i for c in est["combined"] for i in c["records"][1:]}
+            assert rows.loc[[i for i in est["records"] if i not in inside], "cohort"].is_unique
             used.extend(est["records"])
             if est["pooled"] and checked < 3:
                 m = entry["model"]

@@ -100,6 +100,15 @@ def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert out.splitlines()[-1].endswith(f"0 new, 1 updated, {len(corpus) - 1} unchanged")
 
 
+def letter(name: str) -> str:
+    """The column letter of an Outcomes header (the layout follows the schema's fields)."""
+    from openpyxl.utils import get_column_letter
+
+    from metaresp.workbook import OUTCOME_COLUMNS
+
+    return get_column_letter([c.name for c in OUTCOME_COLUMNS].index(name) + 1)
+
+
 def test_failed_import_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "ex"
     target.mkdir()
@@ -110,12 +119,13 @@ def test_failed_import_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
     assert run(capsys, "export", book, "--extractions", EXTRACTIONS)[0] == 0
     wb = openpyxl.load_workbook(book)
     ws = wb["Outcomes"]
-    ws["M2"] = 10_000  # responders far above evaluable
+    cell = f"{letter('responders')}2"
+    ws[cell] = 10_000  # responders far above evaluable
     wb.save(book)
     code, out, err = run(capsys, "import", book, "--to", target, "--update")
     assert code == 1
     assert out == ""
-    assert err.splitlines()[0].startswith("error: Outcomes!M2: responders 10000 > evaluable")
+    assert err.splitlines()[0].startswith(f"error: Outcomes!{cell}: responders 10000 > evaluable")
     assert "Traceback" not in err
     assert snapshot(target) == before
 

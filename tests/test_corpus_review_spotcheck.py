@@ -78,8 +78,6 @@ SPOT_CHECKS: list[tuple[str, str, str, str, int, int, bool]] = [
 # Percent-only results: the review gives no denominator, so the counts must stay empty.
 # (study, group name, outcome, percent as printed)
 PERCENT_ONLY: list[tuple[str, str, str, str]] = [
-    # §3.4 ¶3: "Among them whose efficacy could be assessed, their ORR was 72.9%"
-    ("talquetamab-cart-exposed-ref96", "cart-exposed", "ORR", "72.9"),
     # §4 ¶3: Reyes early analysis, alkylators 46.3%
     ("reyes-2022", "alkylators", "ORR", "46.3"),
     # §4 ¶3: Reyes update, "the ORR was 44% in combination with IMiD and/or PI"
@@ -203,3 +201,20 @@ def test_review_quotes_contain_their_numbers(frame: pd.DataFrame) -> None:
         elif not _mentions(quote, responders):
             problems.append(f"{where}: quote lacks the count {responders}")
     assert not problems, "\n".join(problems)
+
+
+def test_review_percent_with_a_bounded_denominator_is_derived(frame: pd.DataFrame) -> None:
+    """§3.4 ¶3: "50 of 70 patients with CAR-T exposure ... were treated with talquetamab.
+    Among them whose efficacy could be assessed, their ORR was 72.9%". The evaluable are at
+    most 50; of every denominator up to 50 only 48 has a count giving 72.9% (35/48)."""
+    from metaresp.schema import matching_counts
+
+    fits = [(n, k) for n in range(1, 51) for k in matching_counts(n, "72.9")]
+    assert fits == [(48, 35)]
+    rows = frame[(frame["study"] == "talquetamab-cart-exposed-ref96")
+                 & (frame["outcome"] == "ORR")]
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert (row["responders"], row["evaluable"], row["percent_text"]) == (35, 48, "72.9")
+    assert bool(row["derived"]) is True
+    assert "50" in row["derivation"]

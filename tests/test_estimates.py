@@ -198,6 +198,7 @@ def test_summary_keys_are_those_of_summary_json() -> None:
         "model",
         "warnings",
         "records",
+        "combined",
     }
     assert set(summary_dict(estimate_row(g, level=0.95))) == keys
     assert summary_dict(estimate_row(g, level=0.95))["model"] == {

@@ -105,7 +105,8 @@ def test_outcome_list_expands() -> None:
                                               "unknown grouping 'nope' (defined: cls)"),
         (("title: One", "title: One\n    colour: red"),
          "plan.yaml:10: analyses[0] (one).colour: unknown field (allowed: description, "
-         "grouping, mix_units, model, name, overall, selection, thresholds, title)"),
+         "exclude_designs, grouping, mix_units, model, name, overall, selection, "
+         "sensitivity, thresholds, title)"),
         (("grouping: cls", "grouping: cls\n    model: {transform: arcsine, estimator: GLMM}"),
          "plan.yaml:8: analyses[0] (one).model: estimator: \"GLMM\" is a logit model and "
          "needs transform=\"logit\"; got transform='arcsine'"),

@@ -18,8 +18,8 @@ def test_quick_grid_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     code = main(["simulate", "--quick", "--reps", "40", "--out", str(out), "--seed", "3"])
     assert code == 0
     frame = pd.read_csv(out / "coverage.csv")
-    assert len(frame) == len(sim.quick_grid()) * len(sim.METHODS)
-    assert set(frame["method"]) == set(sim.METHODS)
+    assert len(frame) == len(sim.quick_grid()) * len(sim.FREQUENTIST)
+    assert set(frame["method"]) == set(sim.FREQUENTIST)
     assert frame["coverage"].between(0, 1).all()
     assert (frame.loc[frame["k"] == 2, "pi_undefined_share"] == 1.0).all()
     assert frame.loc[frame["k"] == 5, "pi_coverage"].between(0, 1).all()
@@ -82,3 +82,18 @@ def test_draw_follows_the_cell() -> None:
     assert (x <= n).all()
     assert abs(x.sum() / n.sum() - 0.8) < 0.005  # 3000 x 10 x ~32 trials: SE ~ 0.0007
     np.testing.assert_allclose(new, 0.8, rtol=1e-12)  # τ = 0: every new study has p = 0.8
+
+
+def test_corpus_design_bayes_and_a_local_dask_cluster_agree(tmp_path: Path) -> None:
+    """The corpus design draws its study sizes from the given counts; the Bayesian methods
+    run beside the frequentist ones; a local Dask cluster gives the in-process numbers."""
+    corpus = (2, 3, 3, 5, 8, 40)
+    cells = [sim.Cell(2, 0.5, 0.5, "corpus"), sim.Cell(3, 0.2, 0.0, "uniform")]
+    methods = ("GLMM-t", "BAYES-HN0.5", "BAYES-HC0.5")
+    one = sim.run_grid(cells, 12, seed=9, jobs=1, corpus=corpus, methods=methods)
+    two = sim.run_grid(cells, 12, seed=9, jobs=2, corpus=corpus, methods=methods)
+    pd.testing.assert_frame_equal(one, two)
+    assert list(one["design"].unique()) == ["uniform", "corpus"]
+    _, n, _ = sim.draw(cells[0], 200, seed=9, corpus=corpus)
+    assert set(np.unique(n)) <= set(corpus)
+    assert one["coverage"].between(0, 1).all()

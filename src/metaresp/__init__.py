@@ -5,7 +5,14 @@ Public API (see the README):
 - :func:`pool` -- random-effects pooling of proportions (GLMM and every
   inverse-variance model of R's metafor);
 - :func:`load_extractions` -- the validated extraction corpus;
-- :func:`read_workbook` / :func:`write_workbook` -- spreadsheet import/export.
+- :func:`read_workbook` / :func:`write_workbook` -- spreadsheet import/export;
+- :func:`load_plan`, :func:`run_plan` (what ``metaresp run`` does), :func:`run_analyses`
+  (pool a plan without writing files), :func:`records_from_corpus`;
+- :func:`draw_forest` / :func:`save_forest` -- forest plots of an analysis
+  (``result.forest_data()``);
+- :func:`current_state`, :func:`load_previous`, :func:`compare`, :func:`format_diff`,
+  :func:`changelog` -- what changed between two states of the evidence;
+- :class:`ModelSpec` -- the one type that names a model.
 
 Names are resolved lazily so that ``import metaresp`` stays cheap; the numeric
 core is only imported when first used.
@@ -21,6 +28,20 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "pool": "metaresp.pooling",
     "PoolResult": "metaresp.pooling",
+    "ModelSpec": "metaresp.models",
+    "load_plan": "metaresp.plan",
+    "Plan": "metaresp.plan",
+    "run_plan": "metaresp.runner",
+    "run_analyses": "metaresp.runner",
+    "RunOutput": "metaresp.runner",
+    "records_from_corpus": "metaresp.records",
+    "draw_forest": "metaresp.forest",
+    "save_forest": "metaresp.forest",
+    "current_state": "metaresp.living",
+    "load_previous": "metaresp.living",
+    "compare": "metaresp.living",
+    "format_diff": "metaresp.living",
+    "changelog": "metaresp.living",
     "load_extractions": "metaresp.corpus",
     "Corpus": "metaresp.corpus",
     "dump_study": "metaresp.corpus",
@@ -42,8 +63,22 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from metaresp.errors import InputError as InputError
     from metaresp.errors import MetarespError as MetarespError
     from metaresp.errors import StatisticalWarning as StatisticalWarning
+    from metaresp.forest import draw_forest as draw_forest
+    from metaresp.forest import save_forest as save_forest
+    from metaresp.living import changelog as changelog
+    from metaresp.living import compare as compare
+    from metaresp.living import current_state as current_state
+    from metaresp.living import format_diff as format_diff
+    from metaresp.living import load_previous as load_previous
+    from metaresp.models import ModelSpec as ModelSpec
+    from metaresp.plan import Plan as Plan
+    from metaresp.plan import load_plan as load_plan
     from metaresp.pooling import PoolResult as PoolResult
     from metaresp.pooling import pool as pool
+    from metaresp.records import records_from_corpus as records_from_corpus
+    from metaresp.runner import RunOutput as RunOutput
+    from metaresp.runner import run_analyses as run_analyses
+    from metaresp.runner import run_plan as run_plan
     from metaresp.workbook import read_workbook as read_workbook
     from metaresp.workbook import write_workbook as write_workbook
 

@@ -15,9 +15,19 @@ lists what it sets aside and why (methods.md, "Evidence handling"):
    that sums groups of its own file (``components``) which the grouping places in other
    subgroups is set aside (its patients are counted through those groups); a record that
    matches no class goes to the grouping's ``other`` bucket, or is set aside.
-4. **One cohort, one vote**: within a subgroup, of several records of one cohort the
-   latest report is kept and, among reports of the same date, the one with the largest
-   evaluable denominator (then the study and group ids, so the choice is reproducible).
+   Records of an excluded design (``exclude_designs``, by default case reports) are set
+   aside at selection; groups marked ``mixed`` are kept out of a grouping's classes
+   (``several-classes`` may go to its ``other`` bucket when the grouping says
+   ``mixed: other``).
+4. **One cohort, one vote**: within a subgroup, records that may hold the same patients
+   (one cohort, or a ``shares_patients_with`` link between groups) form a cluster. Within a
+   study, groups counted in a total that is also in the subgroup are set aside, and the
+   other groups of one setting and unit, different patients given different regimens, are
+   combined into one entry by summing responders and evaluable (Cochrane Handbook
+   6.5.2.10). Of the cluster's entries the latest report is kept and, among reports of the
+   same date, the one with the largest evaluable denominator (then the study and group
+   ids, so the choice is reproducible); a cluster joined only by links keeps the largest
+   denominator first.
 5. **Pooling**: each subgroup with two or more records is pooled on its own (its own τ²)
    by :func:`metaresp.pool`; a subgroup with one record is shown, not pooled.
 6. **Subgroup differences**: the between-subgroup Q, a fixed-effect test on the pooled
@@ -40,7 +50,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from metaresp.errors import InputError
@@ -84,6 +94,21 @@ class Record:
     attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     components: tuple[str, ...] = ()
     derived: bool = False
+    design: str = ""
+    """The study's design (vocabulary ``design``); empty when the table has none."""
+    mixed: str | None = None
+    """``several-classes`` or ``all-classes`` for a group that mixes salvage classes."""
+    shares_patients_with: tuple[str, ...] = ()
+    """Groups of other studies (``study/group_id`` or ``study``) with some of its patients."""
+    alternatives: tuple[int, ...] = ()
+    """Other responder counts that reproduce the printed percentage (derived counts)."""
+    members: tuple[str, ...] = ()
+    """For an entry that combines disjoint groups of one study: the record ids it sums."""
+
+    @property
+    def pooled_ids(self) -> tuple[str, ...]:
+        """The record ids this entry stands for (itself, or the groups it combines)."""
+        return self.members or (self.record_id,)
 
 
 def _values(cell: Any, split: bool) -> frozenset[str]:
@@ -166,15 +191,78 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def components_from_corpus(corpus: Any) -> dict[tuple[str, str], tuple[str, ...]]:
-    """``{(study id, group id): component group ids}`` read from a loaded corpus."""
-    out: dict[tuple[str, str], tuple[str, ...]] = {}
-    for study in getattr(corpus, "studies", ()) or ():
-        for group in getattr(study, "groups", ()):
+@dataclass(frozen=True)
+class GroupFacts:
+    """What the analysis needs of a group beyond the corpus table's columns."""
+
+    mixed: str | None = None
+    shares_patients_with: tuple[str, ...] = ()
+    alternatives: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Alternative responder counts by outcome."""
+
+
+class CorpusGroups(dict[tuple[str, str], tuple[str, ...]]):
+    """``{(study id, group id): component group ids}``, with :attr:`facts` beside it: the
+    group fields (mixed, shared patients, alternative counts) that the corpus table may not
+    carry as columns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.facts: dict[tuple[str, str], GroupFacts] = {}
+
+
+def components_from_corpus(corpus: Any) -> CorpusGroups:
+    """``{(study id, group id): component group ids}`` read from a loaded corpus, with the
+    groups' other analysis facts in ``.facts``.
+
+    A ``shares_patients_with`` link naming a study or group that is not in the corpus
+    raises :class:`InputError` (one line per link, naming the file).
+    """
+    out = CorpusGroups()
+    studies = list(getattr(corpus, "studies", ()) or ())
+    files = list(getattr(corpus, "files", ()) or ())
+    known = {str(st.id): {str(g.id) for g in getattr(st, "groups", ())} for st in studies}
+    problems: list[str] = []
+    for si, study in enumerate(studies):
+        for gi, group in enumerate(getattr(study, "groups", ())):
+            key = (str(study.id), str(group.id))
             parts = tuple(getattr(group, "components", ()) or ())
             if parts:
-                out[(str(study.id), str(group.id))] = parts
+                out[key] = parts
+            links = tuple(getattr(group, "shares_patients_with", ()) or ())
+            for li, link in enumerate(links):
+                target_study, _, target_group = link.partition("/")
+                if target_study not in known or (target_group
+                                                 and target_group not in known[target_study]):
+                    where = files[si] if si < len(files) else str(study.id)
+                    problems.append(f"{where}: groups[{gi}].shares_patients_with[{li}]: "
+                                    f"{link!r} is not a study or study/group in the corpus")
+            alternatives = {str(o.outcome): tuple(o.alternatives)
+                            for o in getattr(group, "outcomes", ())
+                            if getattr(o, "alternatives", ())}
+            mixed = getattr(group, "mixed", None)
+            if mixed or links or alternatives:
+                out.facts[key] = GroupFacts(mixed=mixed, shares_patients_with=links,
+                                            alternatives=alternatives)
+    if problems:
+        raise InputError(problems)
     return out
+
+
+def _cell_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        if value != value:
+            return None
+    except (TypeError, ValueError):
+        pass
+    text = str(value).strip()
+    return text or None
+
+
+def _cell_list(value: Any) -> tuple[str, ...]:
+    return tuple(sorted(_values(value, split=True)))
 
 
 def records_from_frame(
@@ -193,6 +281,7 @@ def records_from_frame(
         raise InputError([f"{source}: column {c!r} is missing from the corpus table "
                           f"(columns: {', '.join(map(str, frame.columns))})" for c in missing])
     comp = dict(components or {})
+    facts: Mapping[tuple[str, str], GroupFacts] = getattr(components, "facts", {})
     records: list[Record] = []
     columns = list(frame.columns)
     for row in frame.itertuples(index=False, name=None):
@@ -216,6 +305,14 @@ def records_from_frame(
             "cohort": _values(r["cohort"], split=False),
             "population": _values(r["population"], split=False),
         }
+        fact = facts.get((study, group_id), GroupFacts())
+        mixed = _cell_text(r.get("mixed")) if "mixed" in r else fact.mixed
+        shares = (_cell_list(r.get("shares_patients_with")) if "shares_patients_with" in r
+                  else fact.shares_patients_with)
+        if "alternatives" in r:
+            alternatives = tuple(int(v) for v in _cell_list(r.get("alternatives")))
+        else:
+            alternatives = tuple(fact.alternatives.get(outcome, ()))
         records.append(Record(
             record_id=str(r.get("record") or f"{study}/{group_id}/{outcome}"),
             study=study, group_id=group_id, group=str(r["group"]), cohort=str(r["cohort"]),
@@ -224,6 +321,8 @@ def records_from_frame(
             total=_int_or_none(r["evaluable"]), label=label, year=year,
             date=_date(r.get("published"), year), attributes=attrs,
             components=tuple(parts or ()), derived=bool(r.get("derived") is True),
+            design=_cell_text(r.get("design")) or "", mixed=mixed,
+            shares_patients_with=tuple(shares), alternatives=alternatives,
         ))
     return records
 
@@ -413,31 +512,204 @@ def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
 # --------------------------------------------------------------------------- one analysis
 
 
+def _links(a: Record, b: Record) -> bool:
+    """True when either record's group says it shares patients with the other's."""
+    def names(r: Record, other: Record) -> bool:
+        return any(link in (other.study, f"{other.study}/{other.group_id}")
+                   for link in r.shares_patients_with)
+    return names(a, b) or names(b, a)
+
+
+def _clusters(records: Sequence[Record]) -> list[list[Record]]:
+    """Records that may hold the same patients: one cohort, or linked by
+    ``shares_patients_with`` (transitively), in first-appearance order."""
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(records):
+        for j in range(i):
+            b = records[j]
+            if a.cohort == b.cohort or _links(a, b):
+                parent[root(i)] = root(j)
+    out: dict[int, list[Record]] = {}
+    for i, r in enumerate(records):
+        out.setdefault(root(i), []).append(r)
+    return list(out.values())
+
+
+def _combine(parts: Sequence[Record]) -> Record:
+    """One entry for disjoint groups of one study: responders and evaluable summed
+    (Cochrane Handbook 6.5.2.10)."""
+    first = parts[0]
+    prefix = first.label.split(" · ", 1)[0]
+    names = " + ".join(r.group for r in parts)
+    ids = tuple(i for r in parts for i in r.pooled_ids)
+    group_ids = "+".join(r.group_id for r in parts)
+    return replace(
+        first,
+        record_id=f"{first.study}/{group_ids}/{first.outcome}",
+        group_id=group_ids,
+        group=f"{names} (combined)",
+        events=sum(r.events or 0 for r in parts),
+        total=sum(r.total or 0 for r in parts),
+        label=f"{prefix} · {_shorten(names, LABEL_GROUP_CHARS)} (combined)",
+        components=(),
+        derived=any(r.derived for r in parts),
+        shares_patients_with=tuple(sorted({x for r in parts for x in r.shares_patients_with})),
+        alternatives=(),
+        members=ids,
+    )
+
+
+def _disjoint_entries(records: Sequence[Record], subgroup: str
+                      ) -> tuple[list[Record], list[SetAside], dict[str, str]]:
+    """Entries of one study within one subgroup.
+
+    Groups counted in a total that is also here are set aside (the total counts them);
+    the remaining groups of one setting and unit are different patients given different
+    regimens (same study, same unit, same setting, neither a component of the other, no
+    shared-patients link between them), so they are combined into one entry. Groups of
+    different settings may hold the same patients (a first-salvage group is part of the
+    any-line groups): each setting gives one candidate.
+    """
+    aside: list[SetAside] = []
+    here = {r.group_id: r for r in records}
+    counted: dict[str, str] = {}
+    for r in records:
+        for part in r.components:
+            if part in here and part != r.group_id:
+                counted.setdefault(part, r.record_id)
+    rest: list[Record] = []
+    for r in records:
+        if r.group_id in counted:
+            total = counted[r.group_id]
+            aside.append(SetAside(
+                r.record_id, r.label, subgroup=subgroup,
+                reason=f"one cohort, one vote: counted in its total {total} in this "
+                       "subgroup (components are not added twice)"))
+        else:
+            rest.append(r)
+    buckets: dict[tuple[str, str], list[Record]] = {}
+    for r in rest:
+        buckets.setdefault((r.setting, r.unit), []).append(r)
+    entries: list[Record] = []
+    notes: dict[str, str] = {}
+    for parts in buckets.values():
+        linked = any(_links(a, b) for i, a in enumerate(parts) for b in parts[:i])
+        if len(parts) == 1 or linked:
+            entries.extend(parts)
+            continue
+        combined = _combine(parts)
+        entries.append(combined)
+        sums = " + ".join(f"{r.group} ({r.events}/{r.total})" for r in parts)
+        notes[combined.record_id] = (
+            f"{subgroup}: {combined.label.split(' · ', 1)[0]} combines disjoint groups of one "
+            f"study, {sums} = {combined.events}/{combined.total} (different patients given "
+            "different regimens; Cochrane Handbook 6.5.2.10).")
+    return entries, aside, notes
+
+
 def _dedupe(records: Sequence[Record], subgroup: str
             ) -> tuple[list[Record], list[SetAside]]:
-    """One cohort, one vote within a subgroup: latest report, then largest denominator."""
-    by_cohort: dict[str, list[Record]] = {}
-    for r in records:
-        by_cohort.setdefault(r.cohort, []).append(r)
+    """One cohort, one vote within a subgroup: latest report, then largest denominator.
+
+    (Kept for callers that need the plain rule; :func:`_one_vote` adds the combination of
+    disjoint groups and shared-patients links.)"""
+    keep, dropped, _ = _one_vote(records, subgroup)
+    return keep, dropped
+
+
+def _one_vote(records: Sequence[Record], subgroup: str
+              ) -> tuple[list[Record], list[SetAside], list[str]]:
+    """One cohort, one vote within a subgroup (methods, "Evidence handling").
+
+    Records that may hold the same patients (one cohort, or a ``shares_patients_with``
+    link) form a cluster. Within a cluster, each study's disjoint groups are first combined
+    into one entry (:func:`_disjoint_entries`); of the entries of one cohort (versions of
+    one report) the latest, then the largest evaluable denominator, then the study and
+    group ids is kept; of cohorts joined by a link (not versions of one report) the largest
+    denominator, then the latest report.
+    """
     keep: list[Record] = []
     dropped: list[SetAside] = []
-    for rs in by_cohort.values():
-        ranked = sorted(rs, key=lambda r: (tuple(-d for d in r.date), -(r.total or 0),
-                                           r.study, r.group_id))
+    notes: list[str] = []
+    combined: dict[str, str] = {}
+    for cluster in _clusters(records):
+        by_study: dict[str, list[Record]] = {}
+        for r in cluster:
+            by_study.setdefault(r.study, []).append(r)
+        candidates: list[Record] = []
+        for rs in by_study.values():
+            entries, aside, said = _disjoint_entries(rs, subgroup)
+            candidates.extend(entries)
+            dropped.extend(aside)
+            combined.update(said)
+        # versions of one report (one cohort): the latest, then the largest denominator
+        by_cohort: dict[str, list[Record]] = {}
+        for r in candidates:
+            by_cohort.setdefault(r.cohort, []).append(r)
+        winners: list[Record] = []
+        for versions in by_cohort.values():
+            ranked = sorted(versions, key=lambda r: (tuple(-d for d in r.date),
+                                                     -(r.total or 0), r.study, r.group_id))
+            winners.append(ranked[0])
+            for r in ranked[1:]:
+                dropped.extend(_lost(r, ranked[0], subgroup, linked=False))
+        # cohorts joined by a shared-patients link are not versions of one report: the
+        # larger denominator wins (a trial's own report over a series drawn from it)
+        ranked = sorted(winners, key=lambda r: (-(r.total or 0), tuple(-d for d in r.date),
+                                                r.study, r.group_id))
         kept = ranked[0]
-        keep.append(kept)
         for r in ranked[1:]:
-            why = ("an earlier report" if r.date < kept.date else
-                   "a smaller denominator" if (r.total or 0) < (kept.total or 0) else
-                   "the same date and denominator")
-            dropped.append(SetAside(
-                r.record_id, r.label, subgroup=subgroup,
-                reason=(f"same cohort ({r.cohort}) as {kept.record_id} in this subgroup; "
-                        f"one cohort, one vote: set aside as {why} "
-                        f"({r.events}/{r.total} vs {kept.events}/{kept.total})")))
-    order = {id(r): i for i, r in enumerate(records)}
-    keep.sort(key=lambda r: order[id(r)])
-    return keep, dropped
+            dropped.extend(_lost(r, kept, subgroup, linked=True))
+        keep.append(kept)
+        if kept.record_id in combined:
+            notes.append(combined[kept.record_id])
+    order = {r.record_id: i for i, r in enumerate(records)}
+    keep.sort(key=lambda r: min(order.get(i, len(order)) for i in r.pooled_ids))
+    return keep, dropped, notes
+
+
+def _lost(r: Record, kept: Record, subgroup: str, *, linked: bool) -> list[SetAside]:
+    """Set-aside entries for an entry that lost its vote to ``kept``."""
+    smaller = (r.total or 0) < (kept.total or 0)
+    why = ("a smaller denominator" if linked and smaller else
+           "an earlier report" if r.date < kept.date else
+           "a smaller denominator" if smaller else
+           "the same date and denominator")
+    if linked:
+        link = f"shares patients with {kept.record_id} (shares_patients_with)"
+    else:
+        link = f"same cohort ({r.cohort}) as {kept.record_id}"
+    return [SetAside(rid, r.label, subgroup=subgroup,
+                     reason=(f"{link} in this subgroup; one cohort, one vote: set aside as "
+                             f"{why} ({r.events}/{r.total} vs {kept.events}/{kept.total})"))
+            for rid in r.pooled_ids]
+
+
+def _design_reason(design: str) -> str:
+    if design == "case-report":
+        return ("design case-report: not pooled in this analysis (one or two patients, "
+                "published because of the response; see the sensitivity analysis)")
+    return f"design {design}: not pooled in this analysis"
+
+
+def _mixed_reason(analysis: Analysis, r: Record) -> tuple[str | None, str | None]:
+    """(subgroup, reason set aside) for a mixed group under the analysis's grouping."""
+    grouping = analysis.grouping
+    assert grouping is not None
+    if r.mixed == "all-classes":
+        return None, ("mixed group (all-classes): reports every salvage class together, "
+                      "so it belongs to no class")
+    if grouping.mixed == "other" and grouping.other is not None:
+        return grouping.other, None
+    return None, (f"mixed group ({r.mixed}): mixes salvage classes, kept out of the classes "
+                  f"of the grouping '{analysis.grouping_name}'")
 
 
 def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResult:
@@ -466,6 +738,12 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
         if r.total == 0:
             aside.append(SetAside(r.record_id, r.label, "no evaluable patients (0/0)"))
             continue
+        if r.design and r.design in analysis.exclude_designs:
+            aside.append(SetAside(r.record_id, r.label, _design_reason(r.design)))
+            continue
+        if analysis.alternative_counts and r.alternatives:
+            r = replace(r, events=r.alternatives[0],
+                        label=f"{r.label} (alternative count)")
         chosen.append(r)
 
     grouping = analysis.grouping
@@ -481,6 +759,11 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
             aside.append(SetAside(r.record_id, r.label, f"excluded by the grouping: {excluded}"))
             continue
         name = grouping.classify(r.attributes) if grouping is not None else ALL_STUDIES
+        if grouping is not None and r.mixed and grouping.mixed != "classify":
+            name, why = _mixed_reason(analysis, r)
+            if why is not None:
+                aside.append(SetAside(r.record_id, r.label, why))
+                continue
         if grouping is not None and r.components:
             others = sorted({c for part in r.components
                              if (c := group_class.get((r.study, part), name)) != name},
@@ -501,11 +784,15 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
         members[name].append(r)
 
     kept: dict[str, list[Record]] = {}
+    combined_notes: list[str] = []
     for name, rs in members.items():
-        keep, dropped = _dedupe(rs, name)
+        keep, dropped, notes = _one_vote(rs, name)
         kept[name] = keep
         aside.extend(dropped)
+        combined_notes.extend(notes)
     pooled = pool_groups(kept, analysis.model, overall=analysis.overall)
+    if combined_notes:
+        pooled = replace(pooled, notes=(*pooled.notes, *combined_notes))
     return AnalysisResult(analysis=analysis, pooled=pooled, set_aside=tuple(aside))
 
 
@@ -536,10 +823,14 @@ def analysis_dict(result: AnalysisResult) -> dict[str, Any]:
     p = result.pooled
     return {
         "analysis": a.name,
+        "role": a.role,
+        "sensitivity_of": a.sensitivity_of,
         "title": a.title,
+        "description": a.description,
         "outcome": a.outcome,
         "selection": {"population": list(a.population), "setting": list(a.setting),
-                      "unit": list(a.unit)},
+                      "unit": list(a.unit), "exclude_designs": list(a.exclude_designs),
+                      "alternative_counts": a.alternative_counts},
         "grouping": a.grouping_name,
         "model": {"transform": a.model.transform, "estimator": a.model.estimator,
                   "ci": a.model.ci, "level": a.model.level, "description": a.model.describe()},

@@ -32,6 +32,24 @@ from metaresp.forestdata import CumulativeRow
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import AnalysisResult, GroupResult, Record
 
+__all__ = [
+    "CSV_COLUMNS",
+    "CSV_NAME",
+    "FIGURE_FOLDER",
+    "CumulativeFigure",
+    "CumulativeStep",
+    "csv_text",
+    "cumulative_analysis",
+    "cumulative_class",
+    "date_order",
+    "date_text",
+    "figure_stem",
+    "pooled_classes",
+    "rows_for_plot",
+    "slug",
+    "write_cumulative",
+]
+
 CSV_NAME = "cumulative.csv"
 FIGURE_FOLDER = Path("figures") / "cumulative"
 

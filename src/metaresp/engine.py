@@ -34,11 +34,12 @@ from numpy.typing import NDArray
 from scipy import special
 
 from metaresp import estimators, glmm
+from metaresp.errors import ConvergenceError
 from metaresp.intervals import critical, hksj_scale
 from metaresp.models import ModelSpec
 from metaresp.transforms import back_transform_array, effect_sizes
 
-__all__ = ["FALLBACK", "Rows", "assemble_glmm", "fit_rows", "mean_rate"]
+__all__ = ["FALLBACK", "Rows", "assemble_glmm", "fit_one", "fit_rows", "mean_rate"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -308,3 +309,38 @@ def fit_rows(
             mean[bad] = np.nan
             out = replace(out, mean=mean)
     return out
+
+
+def fit_one(
+    xi: IntArray, ni: IntArray, spec: ModelSpec, notes: list[str]
+) -> tuple[Any, ModelSpec, str | None, Any]:
+    """One dataset (1-d counts) as :func:`metaresp.pool` fits it: the one-row fit, the model
+    fitted, the fallback reason (None without a fallback) and, for the GLMM, its single-fit
+    report (:class:`~metaresp.glmm.GlmmFit`, with the heterogeneity tests). A GLMM that
+    cannot be fitted is replaced by :data:`FALLBACK`, and ``notes`` says so."""
+
+    if spec.family == "iv":
+        rows = fit_rows(xi[None, :], ni[None, :], spec, tau2_ci=False)
+        return rows, spec, None, None
+    reason: str | None = None
+    try:
+        fit = glmm.fit_glmm(xi, ni, nagq=spec.nagq)
+        if not fit.converged:
+            reason = "the fit reports no convergence"
+    except ConvergenceError as exc:
+        reason = str(exc).removeprefix("GLMM: ").split("; try ")[0]
+    if reason is None:
+        info = None if getattr(fit, "info", None) is None else np.array([fit.info])
+        rows = assemble_glmm(
+            xi[None, :], ni[None, :], spec, mu=np.array([fit.mu]), se=np.array([fit.se]),
+            tau2=np.array([fit.tau2]),
+            q=np.array([fit.q_wald]), converged=np.array([True]), info=info,
+            q_pvalue=np.array([fit.q_wald_pvalue]),
+        )
+        return rows, spec, None, fit
+    fitted = FALLBACK.with_(level=spec.level)
+    notes.append(
+        f"GLMM did not converge ({reason}); fell back to the REML model on the logit "
+        "scale with an HKSJ interval (ad hoc floor: never narrower than the z interval)"
+    )
+    return fit_rows(xi[None, :], ni[None, :], fitted, tau2_ci=False), fitted, reason, None

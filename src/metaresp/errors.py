@@ -31,3 +31,6 @@ class ConvergenceError(MetarespError, ValueError):
 
 class StatisticalWarning(RuntimeWarning):
     """A fallback, correction or convergence problem the user should know about."""
+
+
+__all__ = ["ConvergenceError", "InputError", "MetarespError", "StatisticalWarning"]

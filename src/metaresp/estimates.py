@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FEW_STUDIES",
+    "Combined",
     "EstimateRow",
     "RowKind",
     "estimate_row",
@@ -100,6 +101,17 @@ def q_kind(res: PoolResult) -> fmt.QKind:
 
 
 @dataclass(frozen=True)
+class Combined:
+    """One pooled entry that sums disjoint groups of one study (their record ids)."""
+
+    entry: str
+    label: str
+    records: tuple[str, ...]
+    responders: int
+    evaluable: int
+
+
+@dataclass(frozen=True)
 class EstimateRow:
     """One pooled estimate, or a single study shown but not pooled (``pooled=False``).
 
@@ -145,7 +157,9 @@ class EstimateRow:
     set_aside: int | None = None
     """Records of this subgroup set aside (tables of a plan run only)."""
     records: tuple[str, ...] = ()
-    """Record ids, in the order pooled."""
+    """Ids of the records pooled, in order (a combined entry counts each of its records)."""
+    combined: tuple[Combined, ...] = ()
+    """Entries that combine disjoint groups of one study into one count."""
     notes: tuple[str, ...] = ()
     """Notes on the subgroup (e.g. "one study: shown, not pooled")."""
 
@@ -195,8 +209,13 @@ def estimate_row(
         "level": level,
         "requested": requested,
         "set_aside": set_aside,
-        "records": tuple(r.record_id for r in g.records),
+        "records": tuple(i for r in g.records for i in r.pooled_ids),
         "notes": (g.note,) if g.note else (),
+        "combined": tuple(
+            Combined(r.record_id, r.label, tuple(r.members), r.events or 0, r.total or 0)
+            for r in g.records
+            if r.members
+        ),
     }
     res = g.result
     if res is None:
@@ -346,6 +365,16 @@ def summary_dict(row: EstimateRow) -> dict[str, Any]:
         "model": None if row.fitted is None else model_dict(row.fitted),
         "warnings": list(row.warnings),
         "records": list(row.records),
+        "combined": [
+            {
+                "entry": c.entry,
+                "label": c.label,
+                "records": list(c.records),
+                "responders": c.responders,
+                "evaluable": c.evaluable,
+            }
+            for c in row.combined
+        ],
     }
 
 
@@ -379,8 +408,10 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
     lines.append(f"heterogeneity: {heterogeneity_text(row) or fmt.MISSING}")
     if not fmt.is_missing(row.q_lrt):
-        lines.append("likelihood-ratio test of heterogeneity: "
-                     + fmt.lrt_test(row.q_lrt, row.q_df, row.q_lrt_pvalue))
+        lines.append(
+            "likelihood-ratio test of heterogeneity: "
+            + fmt.lrt_test(row.q_lrt, row.q_df, row.q_lrt_pvalue)
+        )
     if row.fallback and row.fitted is not None:
         asked = "" if row.requested is None else f" from {row.requested.label()}"
         lines.append(f"model fitted: {row.fitted.label()} (fallback{asked}; see the warning)")

@@ -24,6 +24,14 @@ pydantic models below. Its parts:
     of outcomes expands into one analysis per outcome (pooling ORR with CR would make no
     sense); lists of populations, settings or units are pooled together. Patients and
     treatment lines are never pooled together unless the analysis says ``mix_units: true``.
+``exclude_designs``
+    Study designs (vocabulary ``design``) that analyses do not pool; by default case
+    reports. An analysis or a variant may give its own list (``[]``: every design).
+``sensitivity`` (inside an analysis)
+    Variants of that primary analysis, each with a name, a description and what differs
+    (``exclude_designs``, ``alternative_counts``, ``model``, ``grouping``). They expand
+    right after their primary, per outcome, with ``role`` "sensitivity" and
+    ``sensitivity_of`` naming the primary.
 
 :func:`load_plan` reads and validates a file; every problem becomes one line naming the
 file, the line and the field (:class:`metaresp.errors.InputError`).
@@ -33,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -245,6 +253,11 @@ class Grouping(_Strict):
     """Subgroup for records that match no class; ``None``: such records are set aside."""
     exclude: dict[str, RuleList] = Field(default_factory=dict)
     """Records to set aside before classifying, keyed by the reason shown in the outputs."""
+    mixed: Literal["exclude", "other", "classify"] = "exclude"
+    """Groups marked ``mixed: several-classes`` in the corpus: ``exclude`` (default) sets
+    them aside (methods: mixed groups are kept out of class pools), ``other`` sends them to
+    the ``other`` bucket (set aside when there is none), ``classify`` treats them like any
+    group. Groups marked ``all-classes`` are set aside unless this is ``classify``."""
 
     def excluded(self, record: Mapping[str, frozenset[str]]) -> str | None:
         """The reason a record is excluded from this grouping, or ``None``."""
@@ -279,6 +292,39 @@ class Selection(_Strict):
     """Only records of these modalities (others are out of scope, not set aside)."""
 
 
+DEFAULT_EXCLUDE_DESIGNS: tuple[str, ...] = ("case-report",)
+"""Designs a primary analysis does not pool unless the plan says otherwise (methods:
+case reports, one or two patients published because of the response, are kept for a
+sensitivity analysis)."""
+
+
+class Variant(_Strict):
+    """A sensitivity analysis declared beside its primary: the primary with some settings
+    changed. Anything not named is the primary's."""
+
+    name: str
+    """Full name of the variant (a lower-case slug; outcomes are appended as for the
+    primary when it lists several)."""
+    title: str | None = None
+    """Defaults to the primary's title with "sensitivity: <description>" after it."""
+    description: str
+    """What differs from the primary, in a few words (shown with the estimates)."""
+    exclude_designs: StrList | None = None
+    """Designs not pooled (``[]``: pool every design, e.g. to include case reports)."""
+    alternative_counts: bool = False
+    """Pool each derived count's first alternative (another count that reproduces the
+    printed percentage) instead of the recorded count."""
+    model: ModelSettings | None = None
+    grouping: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
+        return value
+
+
 class AnalysisSpec(_Strict):
     """One analysis as written in the plan (a list of outcomes expands it)."""
 
@@ -294,6 +340,10 @@ class AnalysisSpec(_Strict):
     mix_units: bool = False
     """Allow patients and treatment lines in one pool (never by default)."""
     thresholds: dict[Outcome, float] | None = None
+    exclude_designs: StrList | None = None
+    """Designs this analysis does not pool; none: the plan's ``exclude_designs``."""
+    sensitivity: list[Variant] = Field(default_factory=list)
+    """Sensitivity analyses of this (primary) analysis, pooled and shown beside it."""
 
     @field_validator("name")
     @classmethod
@@ -327,6 +377,8 @@ class Plan(_Strict):
     thresholds: dict[Outcome, float] = Field(default_factory=dict)
     """Default thresholds (percent) per outcome, for the living-update diff."""
     groupings: dict[str, Grouping] = Field(default_factory=dict)
+    exclude_designs: StrList = Field(default_factory=lambda: list(DEFAULT_EXCLUDE_DESIGNS))
+    """Designs no analysis pools unless it says otherwise (default: case reports)."""
     analyses: list[AnalysisSpec] = Field(min_length=1)
 
     @field_validator("thresholds")
@@ -338,15 +390,18 @@ class Plan(_Strict):
         return value
 
     def expanded(self) -> list[Analysis]:
-        """One :class:`Analysis` per analysis and outcome, with its model resolved."""
+        """One :class:`Analysis` per analysis and outcome, with its model resolved; each
+        primary is followed by its sensitivity variants (same outcome)."""
         out: list[Analysis] = []
         for spec in self.analyses:
             model = resolve_model(self.model, spec.model)
             multi = len(spec.selection.outcome) > 1
+            designs = tuple(spec.exclude_designs if spec.exclude_designs is not None
+                            else self.exclude_designs)
             for outcome in spec.selection.outcome:
                 name = f"{spec.name}-{OUTCOME_SLUG[outcome]}" if multi else spec.name
                 thresholds = {**self.thresholds, **(spec.thresholds or {})}
-                out.append(Analysis(
+                primary = Analysis(
                     name=name,
                     title=spec.title.replace("{outcome}", OUTCOME_TITLE[outcome]),
                     outcome=outcome,
@@ -361,8 +416,36 @@ class Plan(_Strict):
                     overall=spec.overall,
                     threshold=thresholds.get(outcome),
                     description=spec.description,
-                ))
+                    exclude_designs=designs,
+                )
+                out.append(primary)
+                for variant in spec.sensitivity:
+                    out.append(_variant(self, spec, variant, primary, multi))
         return out
+
+
+def _variant(plan: Plan, spec: AnalysisSpec, variant: Variant, primary: Analysis,
+             multi: bool) -> Analysis:
+    name = f"{variant.name}-{OUTCOME_SLUG[primary.outcome]}" if multi else variant.name
+    if variant.title is not None:
+        title = variant.title.replace("{outcome}", OUTCOME_TITLE[primary.outcome])
+    else:
+        title = f"{primary.title} (sensitivity: {variant.description})"
+    grouping_name = variant.grouping if variant.grouping is not None else spec.grouping
+    return replace(
+        primary,
+        name=name,
+        title=title,
+        description=variant.description,
+        grouping=plan.groupings[grouping_name] if grouping_name else None,
+        grouping_name=grouping_name,
+        model=resolve_model(plan.model, spec.model, variant.model),
+        exclude_designs=(tuple(variant.exclude_designs)
+                         if variant.exclude_designs is not None else primary.exclude_designs),
+        alternative_counts=variant.alternative_counts,
+        role="sensitivity",
+        sensitivity_of=primary.name,
+    )
 
 
 @dataclass(frozen=True)
@@ -383,6 +466,13 @@ class Analysis:
     threshold: float | None = None
     """Threshold in percent (e.g. 50 for ORR 50%), or ``None``."""
     description: str | None = None
+    exclude_designs: tuple[str, ...] = DEFAULT_EXCLUDE_DESIGNS
+    """Study designs set aside before pooling."""
+    alternative_counts: bool = False
+    """Pool each derived count's first alternative count instead of the recorded one."""
+    role: Literal["primary", "sensitivity"] = "primary"
+    sensitivity_of: str | None = None
+    """For a sensitivity analysis: the name of its primary analysis."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -477,6 +567,8 @@ def _allowed_hint(loc: tuple[str | int, ...], data: Any) -> str:
         models = [Selection]
     elif parent and parent[0] == "analyses" and len(parent) == 1:
         models = [AnalysisSpec]
+    elif parent[:2] == ["analyses", "sensitivity"] and len(parent) == 2:
+        models = [Variant]
     elif parent and parent[0] == "groupings":
         depth = len(parent)
         models = [Grouping] if depth <= 2 else [Rule] if depth == 4 else [Condition]
@@ -516,6 +608,19 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
             problems.append(f"{where}: {label}.model: {exc}")
         names = [spec.name] if len(spec.selection.outcome) == 1 else [
             f"{spec.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome]
+        for vi, variant in enumerate(spec.sensitivity):
+            vlabel = f"{label}.sensitivity[{vi}] ({variant.name})"
+            vwhere = f"{source}:{lines.get(('analyses', i, 'sensitivity', vi), '?')}"
+            if variant.grouping is not None and variant.grouping not in plan.groupings:
+                known = ", ".join(plan.groupings) or "none defined"
+                problems.append(f"{vwhere}: {vlabel}.grouping: unknown grouping "
+                                f"{variant.grouping!r} (defined: {known})")
+            try:
+                resolve_model(plan.model, spec.model, variant.model)
+            except ValueError as exc:
+                problems.append(f"{vwhere}: {vlabel}.model: {exc}")
+            names.extend([variant.name] if len(spec.selection.outcome) == 1 else [
+                f"{variant.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome])
         for name in names:
             if name in seen:
                 problems.append(f"{where}: {label}.name: analysis name {name!r} is used twice")
@@ -543,7 +648,14 @@ def _vocabulary_problems(plan: Plan, source: str,
             problems.append(f"{where}: {_format_loc(path, None)}: "
                             f"{vocab.unknown_term_message(field, value)}")
 
+    for value in plan.exclude_designs:
+        check("design", value, ("exclude_designs",))
     for i, spec in enumerate(plan.analyses):
+        for value in spec.exclude_designs or ():
+            check("design", value, ("analyses", i, "exclude_designs"))
+        for vi, variant in enumerate(spec.sensitivity):
+            for value in variant.exclude_designs or ():
+                check("design", value, ("analyses", i, "sensitivity", vi, "exclude_designs"))
         for value in spec.selection.population:
             check("population", value, ("analyses", i, "selection", "population"))
         for value in spec.selection.modality or ():

@@ -33,6 +33,14 @@ from metaresp.plan import Model, ModelSettings, resolve_model
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+__all__ = [
+    "pooled_json",
+    "pooled_text",
+    "read_table",
+    "run_pool",
+    "table_records",
+]
+
 _OPTIONS = {
     "--transform": allowed("transform"),
     "--estimator": allowed("estimator"),

@@ -40,7 +40,8 @@ from numpy.typing import NDArray
 from scipy import special
 
 from metaresp import models
-from metaresp.errors import ConvergenceError, InputError, StatisticalWarning
+from metaresp._inputs import validate_counts
+from metaresp.errors import StatisticalWarning
 from metaresp.intervals import clopper_pearson
 from metaresp.models import ModelSpec
 
@@ -401,145 +402,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# -- input validation ---------------------------------------------------------------------
-
-
-def _counts(name: str, values: Any, problems: list[str]) -> IntArray | None:
-    """Whole, finite, non-boolean counts as an int64 array; problems are appended."""
-    if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
-        problems.append(f"{name}: must be a sequence of whole numbers; got {type(values).__name__}")
-        return None
-    if isinstance(values, np.ndarray):
-        arr = values
-    else:
-        seq = list(values)
-        if any(isinstance(v, bool | np.bool_) for v in seq):
-            arr = np.asarray(seq, dtype=object)
-        else:
-            try:
-                arr = np.asarray(seq)
-            except (TypeError, ValueError, OverflowError):
-                arr = np.asarray(seq, dtype=object)
-    if arr.ndim != 1:
-        problems.append(f"{name}: must be one-dimensional; got shape {arr.shape}")
-        return None
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64)
-    if (
-        arr.dtype.kind == "f"
-        and np.isfinite(arr).all()
-        and (arr == np.floor(arr)).all()
-        and (np.abs(arr) < MAX_COUNT).all()
-    ):
-        return arr.astype(np.int64)
-    out: list[int] = []
-    for i, v in enumerate(arr.tolist()):
-        if isinstance(v, bool | np.bool_):
-            problems.append(f"{name}[{i}]: must be a whole number, not a boolean ({v!r})")
-        elif isinstance(v, numbers.Integral):
-            if abs(int(v)) >= MAX_COUNT:
-                problems.append(f"{name}[{i}]: {int(v)} is beyond any study size (at most "
-                                f"{MAX_COUNT - 1:,})")
-            else:
-                out.append(int(v))
-        elif isinstance(v, numbers.Real) and math.isnan(float(v)):
-            problems.append(f"{name}[{i}]: is missing (NaN); must be a whole number")
-        elif isinstance(v, numbers.Real) and math.isfinite(float(v)) and float(v).is_integer():
-            if abs(float(v)) >= MAX_COUNT:
-                problems.append(f"{name}[{i}]: {v!r} is beyond any study size (at most "
-                                f"{MAX_COUNT - 1:,})")
-            else:
-                out.append(int(float(v)))
-        else:
-            problems.append(f"{name}[{i}]: must be a whole number; got {v!r}")
-    return np.asarray(out, dtype=np.int64) if len(out) == arr.size else None
-
-
-#: Counts at or above this are refused: no study has a billion patients, and the arithmetic
-#: stays exact in double precision well below it.
-MAX_COUNT: Final[int] = 10**9
-
-
-def _validate(
-    events: Any,
-    totals: Any,
-    labels: Any,
-    spec_problems: list[str],
-) -> tuple[IntArray, IntArray, tuple[str, ...]]:
-    problems = list(spec_problems)
-    xi = _counts("events", events, problems)
-    ni = _counts("totals", totals, problems)
-    n_ev = len(events) if hasattr(events, "__len__") and not isinstance(events, str) else None
-    n_to = len(totals) if hasattr(totals, "__len__") and not isinstance(totals, str) else None
-    if n_ev == 0 or n_to == 0:
-        problems.append("events, totals: empty input; at least one study is needed")
-    elif n_ev is not None and n_to is not None and n_ev != n_to:
-        problems.append(f"events, totals: unequal lengths ({n_ev} events, {n_to} totals)")
-    elif xi is not None and ni is not None:
-        bad = (ni <= 0) | (xi < 0) | (xi > ni)
-        if bad.any():
-            for i in np.flatnonzero(bad).tolist():
-                x, n = int(xi[i]), int(ni[i])
-                if n <= 0:
-                    problems.append(f"totals[{i}]: must be at least 1; got {n}")
-                if x < 0:
-                    problems.append(f"events[{i}]: must not be negative; got {x}")
-                elif n > 0 and x > n:
-                    problems.append(f"events[{i}]: {x} events exceed the total of {n}")
-    k = n_ev or 0
-    if labels is None:
-        labs = tuple(f"Study {i + 1}" for i in range(k))
-    elif isinstance(labels, str) or not hasattr(labels, "__len__"):
-        problems.append("labels: must be a sequence of strings, one per study")
-        labs = ()
-    else:
-        labs = tuple(str(v) for v in labels)
-        if len(labs) != k:
-            problems.append(f"labels: {len(labs)} labels for {k} studies; need one per study")
-    if problems or xi is None or ni is None:
-        raise InputError(problems)
-    return xi, ni, labs
-
-
 # -- fitting --------------------------------------------------------------------------------
 
 
 def _opt(value: float) -> float | None:
     return None if not math.isfinite(value) else float(value)
-
-
-def _fit_frequentist(
-    xi: IntArray, ni: IntArray, spec: ModelSpec, notes: list[str]
-) -> tuple[Any, ModelSpec, str | None, Any]:
-    """One row of the engine: the rows fit, the model fitted, the fallback reason (None
-    without a fallback) and, for the GLMM, its single-fit report (:class:`GlmmFit`)."""
-    from metaresp import engine, glmm
-
-    if spec.family == "iv":
-        rows = engine.fit_rows(xi[None, :], ni[None, :], spec, tau2_ci=False)
-        return rows, spec, None, None
-    reason: str | None = None
-    try:
-        fit = glmm.fit_glmm(xi, ni, nagq=spec.nagq)
-        if not fit.converged:
-            reason = "the fit reports no convergence"
-    except ConvergenceError as exc:
-        reason = str(exc).removeprefix("GLMM: ").split("; try ")[0]
-    if reason is None:
-        info = None if getattr(fit, "info", None) is None else np.array([fit.info])
-        rows = engine.assemble_glmm(
-            xi[None, :], ni[None, :], spec, mu=np.array([fit.mu]), se=np.array([fit.se]),
-            tau2=np.array([fit.tau2]),
-            q=np.array([fit.q_wald]), converged=np.array([True]), info=info,
-            q_pvalue=np.array([fit.q_wald_pvalue]),
-        )
-        return rows, spec, None, fit
-    fitted = engine.FALLBACK.with_(level=spec.level)
-    notes.append(
-        f"GLMM did not converge ({reason}); fell back to the REML model on the logit "
-        "scale with an HKSJ interval (ad hoc floor: never narrower than the z interval)"
-    )
-    return engine.fit_rows(xi[None, :], ni[None, :], fitted, tau2_ci=False), fitted, reason, None
 
 
 def pool(
@@ -584,7 +451,7 @@ def pool(
     ):
         problems.append(f"threshold: must be a proportion strictly between 0 and 1; got "
                         f"{threshold!r}")
-    xi, ni, labs = _validate(events, totals, labels, problems)
+    xi, ni, labs = validate_counts(events, totals, labels, problems)
     spec = ModelSpec(
         transform=transform, estimator=estimator, ci=ci, level=float(level), nagq=int(nagq),
         tau_prior=tau_prior, mu_prior=mu_prior,
@@ -603,7 +470,9 @@ def _pool_frequentist(
 ) -> PoolResult:
     k = int(xi.size)
     notes: list[str] = []
-    rows, fitted, reason, glmm_fit = _fit_frequentist(xi, ni, spec, notes)
+    from metaresp.engine import fit_one
+
+    rows, fitted, reason, glmm_fit = fit_one(xi, ni, spec, notes)
     if k == 1 and fitted.family == "iv" and fitted.estimator != "FE":
         notes.append("k = 1: between-study variance not estimable; tau2 set to 0")
     if k == 1 and fitted.ci != "z":
@@ -694,83 +563,9 @@ def _pool_frequentist(
 def _pool_bayes(
     xi: IntArray, ni: IntArray, labs: tuple[str, ...], spec: ModelSpec, threshold: float | None
 ) -> PoolResult:
-    """The Bayesian binomial-normal model (:mod:`metaresp.bayes`): posterior medians and
-    equal-tailed credible intervals in the fields the frequentist models fill with point
-    estimates and confidence intervals. I² and H² use the posterior median of τ² with the
-    typical within-study variance; Q is Cochran's Q of the continuity-corrected logits,
-    reported as a description of the data (the model does not use it)."""
-    from metaresp import bayes
-    from metaresp.estimators import q_generalised, typical_variance
-    from metaresp.priors import parse_mu_prior, parse_tau_prior
-    from metaresp.transforms import effect_sizes
+    from metaresp._bayes_fields import bayes_fields
 
-    problems: list[str] = []
-    tau_text = spec.tau_prior or bayes.DEFAULT_TAU_PRIOR
-    mu_text = spec.mu_prior or bayes.DEFAULT_MU_PRIOR
-    for parse, text in ((parse_tau_prior, tau_text), (parse_mu_prior, mu_text)):
-        try:
-            parse(text)
-        except ValueError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise InputError(problems)
-    fit = bayes.fit_bayes(
-        xi, ni, tau_prior=tau_text, mu_prior=mu_text, level=spec.level, threshold=threshold
-    )
-    fitted = spec.with_(tau_prior=fit.tau_prior, mu_prior=fit.mu_prior)
-    k = int(xi.size)
-    yi, vi = effect_sizes("logit", xi, ni)
-    if k >= 2:
-        vt = typical_variance(vi)
-        i2, h2 = 100.0 * fit.tau2 / (vt + fit.tau2), fit.tau2 / vt + 1.0
-        q = q_generalised(yi, vi, 0.0)
-        q_p = float(special.chdtrc(k - 1, q))
-    else:
-        i2, h2, q, q_p = 0.0, 1.0, 0.0, 1.0
-    logit = special.logit
-    return PoolResult(
-        k=k,
-        estimate=float(fit.mu),
-        se=float(fit.mu_sd),
-        proportion=float(fit.proportion),
-        ci_low=float(fit.ci_low),
-        ci_high=float(fit.ci_high),
-        pi_low=float(fit.pi_low),
-        pi_high=float(fit.pi_high),
-        tau2=float(fit.tau2),
-        i2=float(i2),
-        h2=float(h2),
-        q=float(q),
-        q_pvalue=q_p,
-        weights=None,
-        warnings=tuple(dict.fromkeys(fit.warnings)),
-        transform="logit",
-        estimator="BAYES",
-        ci=fitted.ci,
-        level=fitted.level,
-        converged=True,
-        estimate_ci_low=float(logit(fit.ci_low)),
-        estimate_ci_high=float(logit(fit.ci_high)),
-        estimate_pi_low=float(logit(fit.pi_low)),
-        estimate_pi_high=float(logit(fit.pi_high)),
-        df=None,
-        yi=tuple(yi.tolist()),
-        vi=tuple(vi.tolist()),
-        events=tuple(xi.tolist()),
-        totals=tuple(ni.tolist()),
-        labels=labs,
-        requested=spec,
-        fitted=fitted,
-        q_kind="cochran",
-        q_df=max(k - 1, 0),
-        mean_proportion=float(fit.mean_proportion),
-        mean_ci_low=float(fit.mean_ci_low),
-        mean_ci_high=float(fit.mean_ci_high),
-        threshold=threshold,
-        prob_above=fit.prob_above,
-        prob_mean_above=fit.prob_mean_above,
-        _lazy={"tau2_ci": (float(fit.tau2_ci_low), float(fit.tau2_ci_high))},
-    )
+    return PoolResult(**bayes_fields(xi, ni, labs, spec, threshold))
 
 
 __all__ = ["CIS", "ESTIMATORS", "PoolResult", "pool"]

@@ -49,6 +49,7 @@ __all__ = [
     "check_out_folder",
     "corpus_version",
     "run_analyses",
+    "run_plan",
     "run_plan_files",
 ]
 
@@ -86,6 +87,22 @@ def check_out_folder(out: Path) -> None:
             f"{out}: --out is a non-empty folder without earlier results "
             f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it"
         )
+
+
+def run_plan(
+    plan: str | Path = "analysis-plan.yaml",
+    extractions: str | Path = "extractions",
+    out: str | Path = "results",
+    *,
+    progress: bool = False,
+) -> RunOutput:
+    """What ``metaresp run`` does, from Python: run the analysis plan on the extraction
+    folder and replace ``out`` with the pooled tables, forest plots, report and
+    ``summary.json`` (atomically: a failure leaves the old results whole). Returns what was
+    written, with every :class:`~metaresp.analysis.AnalysisResult`. To pool without writing
+    files, use :func:`run_analyses` with :func:`metaresp.load_plan` and
+    :func:`metaresp.load_extractions`."""
+    return run_plan_files(Path(plan), Path(extractions), Path(out), progress=progress)
 
 
 def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:

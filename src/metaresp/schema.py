@@ -99,6 +99,25 @@ OutcomeName = Annotated[
 ]
 
 
+def _design_spelling(value: object) -> object:
+    """``Retrospective cohort`` and ``retrospective_cohort`` are spellings of
+    ``retrospective-cohort`` (the vocabulary's form); other words are not guessed."""
+    if not isinstance(value, str):
+        return value
+    text = "-".join(value.strip().lower().replace("_", " ").split())
+    return text.replace("randomized", "randomised")
+
+
+Design = Annotated[
+    str,
+    BeforeValidator(_design_spelling),
+    _term_checker("design"),
+    WithJsonSchema(_vocab_schema("design", "Design")),
+]
+Mixed = Annotated[str, _term_checker("mixed"), WithJsonSchema(_vocab_schema("mixed", "Mixed"))]
+GROUP_REF_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:/[a-z0-9]+(?:-[a-z0-9]+)*)?$"
+
+
 def _normalise_agent(value: object) -> object:
     return vocab.normalise_agent(value) if isinstance(value, str) else value
 
@@ -148,6 +167,13 @@ def _check_percent(value: str) -> str:
     return value
 
 
+def _count_items(value: object) -> object:
+    """Whole numbers written as text (a spreadsheet cell "23; 24") are read as numbers."""
+    if isinstance(value, list | tuple):
+        return [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in value]
+    return value
+
+
 def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
     # Checked after the items, so a list whose items fail is not also reported as empty.
     if not value:
@@ -191,6 +217,12 @@ class Outcome(_Model):
     note: Text | None = Field(
         default=None, description="e.g. which count was chosen when no whole count fits"
     )
+    alternatives: Annotated[tuple[Count, ...], BeforeValidator(_count_items)] = Field(
+        default=(),
+        description="for a derived count: the other whole counts that also reproduce the "
+        "printed percent, or, where none does, the other count next to it (pooled in a "
+        "sensitivity analysis that asks for them)",
+    )
     quote: Text = Field(description="the source sentence or table row, verbatim")
     location: Text = Field(description="where the quote stands (table, section, page)")
 
@@ -224,6 +256,20 @@ class Group(_Model):
     components: tuple[Slug, ...] = Field(
         default=(), description="ids of groups in this file whose counts add up to this one"
     )
+    mixed: Mixed | None = Field(
+        default=None,
+        description="the group mixes salvage classes (several-classes) or reports them all "
+        "together (all-classes); kept out of class pools",
+    )
+    shares_patients_with: Annotated[
+        tuple[Annotated[str, Field(pattern=GROUP_REF_PATTERN)], ...], BeforeValidator(_as_list)
+    ] = Field(
+        default=(),
+        description="other groups ('study-id/group-id', or 'study-id' for every group of "
+        "that study) that include some of this group's patients: a trial's patients inside "
+        "a centre's series, or a subset of another group of this file that is not one of "
+        "its components; one cohort, one vote never pools the two together",
+    )
     outcomes: Annotated[tuple[Outcome, ...], *NonEmpty]
 
 
@@ -237,7 +283,10 @@ class Study(_Model):
     published: Annotated[PublishedText | None, BeforeValidator(_published_text)] = Field(
         default=None, description="YYYY, YYYY-MM or YYYY-MM-DD"
     )
-    design: Text
+    design: Design
+    design_detail: Text | None = Field(
+        default=None, description="the design in the source's words (phase, subgroup, ...)"
+    )
     centres: Annotated[int, Strict(), Field(ge=1)] | None = None
     population: Population
     cohort: Slug = Field(description="reports of the same patients share this id")
@@ -363,6 +412,8 @@ def _check_outcome(rec: Outcome, at: Path_) -> list[Finding]:
                     "derived: true but there is no derived count (responders is null)",
                 )
             )
+    if rec.alternatives:
+        found.extend(_check_alternatives(rec, at))
     if p is None or n is None:
         return found
     fits = matching_counts(n, p)
@@ -403,6 +454,33 @@ def _check_outcome(rec: Outcome, at: Path_) -> list[Finding]:
                     "warning",
                 )
             )
+    return found
+
+
+def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
+    where = (*at, "alternatives")
+    if not rec.derived or rec.responders is None:
+        return [Finding(where, "alternatives are other derived counts: the record needs "
+                        "derived: true and a count")]
+    if rec.percent is None or rec.evaluable is None:
+        return [Finding(where, "alternatives need the printed percent and the evaluable "
+                        "denominator they reproduce")]
+    found: list[Finding] = []
+    fits = matching_counts(rec.evaluable, rec.percent)
+    if not fits:
+        # No whole count reproduces the percent: the two counts either side of it are the
+        # candidates (e.g. "64" of 37: 23 or 24).
+        exact = Fraction(Decimal(rec.percent)) * rec.evaluable / 100
+        fits = sorted({math.floor(exact), math.ceil(exact)} & set(range(rec.evaluable + 1)))
+    for k, count in enumerate(rec.alternatives):
+        if count == rec.responders:
+            found.append(Finding((*where, k), f"alternative {count} is the recorded count"))
+        elif count not in fits:
+            found.append(Finding(
+                (*where, k),
+                f"alternative {count}/{rec.evaluable} = {_pct(count, rec.evaluable)} does not "
+                f"reproduce the printed {rec.percent}% (candidates: "
+                f"{', '.join(map(str, fits))})"))
     return found
 
 

@@ -23,6 +23,22 @@ from metaresp.files import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+__all__ = [
+    "POOLED_COLUMNS",
+    "SET_ASIDE_COLUMNS",
+    "estimate_rows",
+    "markdown",
+    "model_text",
+    "pooled_frame",
+    "pooled_rows",
+    "set_aside_frame",
+    "set_aside_rows",
+    "write_csv",
+    "write_markdown",
+    "write_tables",
+    "write_xlsx",
+]
+
 POOLED_COLUMNS: tuple[str, ...] = (
     "analysis",
     "title",

@@ -103,6 +103,31 @@ OUTCOMES: dict[str, str] = {
     "CR+": "complete response or better (≥CR, including stringent CR)",
 }
 
+DESIGNS: dict[str, str] = {
+    "randomised-trial": "a trial that allocated patients to treatments at random",
+    "single-arm-trial": "a prospective interventional trial (phase 1, 1/2 or 2) with one "
+    "treatment arm, or a subgroup of such a trial",
+    "prospective-cohort": "an observational study that enrolled patients before their "
+    "outcomes were known and followed them forward",
+    "retrospective-cohort": "an observational study of consecutive or registry patients "
+    "whose records were reviewed after treatment (including a retrospective analysis of "
+    "trial patients)",
+    "case-series": "a description of three or more patients without a protocol-defined "
+    "selection or follow-up",
+    "case-report": "one or two patients, usually published because of the response; "
+    "not pooled in primary analyses",
+    "conference-abstract": "results known only from a meeting abstract or poster, not a "
+    "peer-reviewed full paper",
+}
+
+MIXED: dict[str, str] = {
+    "several-classes": "the group mixes regimens of different salvage classes (e.g. "
+    "'other combinations'); kept out of named classes, a grouping's 'other' bucket may "
+    "take it",
+    "all-classes": "the group reports every salvage regimen of the study together; it "
+    "belongs to no class and is set aside from grouped analyses",
+}
+
 #: Every controlled vocabulary, keyed by the field name it governs.
 VOCABULARIES: dict[str, dict[str, str]] = {
     "modality": MODALITIES,
@@ -111,6 +136,8 @@ VOCABULARIES: dict[str, dict[str, str]] = {
     "setting": SETTINGS,
     "unit": UNITS,
     "outcome": OUTCOMES,
+    "design": DESIGNS,
+    "mixed": MIXED,
 }
 
 #: Other names of vocabulary values, used only to suggest the right value in an

@@ -62,3 +62,6 @@ def pool(
                     nagq=nagq, tau_prior=tau_prior, mu_prior=mu_prior,
                     sheet=sheet, overall=overall, plot=plot, as_json=as_json)
     typer.echo(text)
+
+
+__all__ = ["pool"]
