@@ -18,7 +18,7 @@ def study(sid: str, responders: int = 3) -> Study:
             "id": sid,
             "citation": "A test.",
             "year": 2023,
-            "design": "cohort",
+            "design": "retrospective-cohort",
             "population": "post-bcma-cart",
             "cohort": sid,
             "source": "test.txt",
