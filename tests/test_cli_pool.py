@@ -124,3 +124,47 @@ def test_wrong_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert code == 1
     assert err.startswith(f"error: {fake}: cannot read the table (")
     assert len(err.splitlines()) == 1
+
+
+def test_json_and_text_say_which_model_was_fitted(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    zeros = [("A", 0, 5, "x"), ("B", 0, 7, "x"), ("C", 0, 9, "x")]
+    table = write_csv(tmp_path / "z.csv", zeros)
+    args = (str(table), "--events", "responders", "--totals", "evaluable", "--labels", "study")
+    code, out, err = run(capsys, *args, "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["model"]["estimator"] == "GLMM"  # what was asked for
+    assert data["fallback"] is True
+    assert data["fitted"]["estimator"] == data["pooled"]["estimator"] != "GLMM"
+    assert data["q_kind"] == "cochran"
+    assert data["fallback_reason"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert "model fitted: " in out
+    assert "weight" in out.splitlines()[2]
+    glmm = write_csv(tmp_path / "t.csv")
+    code, out, _ = run(capsys, str(glmm), "--events", "responders", "--totals", "evaluable",
+                       "--json")
+    data = json.loads(out)
+    assert (data["fallback"], data["q_kind"], data["fitted"]["estimator"]) == (
+        False, "wald", "GLMM")
+    assert all(s["weight"] is None for s in data["studies"])
+    code, out, _ = run(capsys, str(glmm), "--events", "responders", "--totals", "evaluable")
+    assert "Wald Q = " in out
+    assert " n/a" in out  # the GLMM gives no weights: said, not left blank
+
+
+def test_plot_takes_a_title_and_an_axis_label(tmp_path: Path) -> None:
+    from metaresp.poolcli import run_pool
+
+    table = write_csv(tmp_path / "my-table.csv")
+    svg = tmp_path / "forest.svg"
+    run_pool(table, events="responders", totals="evaluable", labels="study", plot=svg,
+             title="Response to talquetamab", xlabel="Responders (%)")
+    text = svg.read_text(encoding="utf-8")
+    assert "Response to talquetamab" in text
+    assert "Responders (%)" in text
+    assert "my-table" not in text  # the file name is not a title
+    run_pool(table, events="responders", totals="evaluable", plot=svg)
+    assert "Proportion (%)" in svg.read_text(encoding="utf-8")

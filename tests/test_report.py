@@ -106,8 +106,8 @@ def test_report_content(tmp_path: Path) -> None:
     assert "doi:10.1002/sim.4040" in page  # Stijnen 2010, full reference
     assert "one cohort, one vote" in page
     assert "percentage without a denominator" in page
-    # pooled table derived from the forest data: 70.0 (21.0–95.0), and the subgroup test
-    assert '<td class="num">70.0</td><td class="num">21.0–95.0</td>' in page
+    # pooled table derived from the forest data: 70.0 (21.0 to 95.0), and the subgroup test
+    assert '<td class="num">70.0</td><td class="num">21.0 to 95.0</td>' in page
     assert "Test for subgroup differences" in page
     # k <= 3 is flagged (the coverage simulation found no interval reliable there)
     assert "Bispecific antibodies: pooled from 2 studies: with 3 or fewer studies" in page

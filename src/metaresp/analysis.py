@@ -48,7 +48,6 @@ JSON-ready record of every estimate.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from metaresp.errors import InputError
 from metaresp.fields import ANALYSIS_FIELDS
-from metaresp.forestdata import ForestData, PooledRow, StudyRow, Subgroup, SubgroupTest
+from metaresp.forestdata import ForestData
 from metaresp.plan import Analysis, Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -800,107 +799,22 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
 # --------------------------------------------------------------------------- plot data
 
 
-def _pooled_row(g: GroupResult, label: str, level: float) -> PooledRow:
-    res = g.result
-    if res is None:
-        r = g.records[0]
-        assert r.events is not None
-        assert r.total is not None
-        low, high = exact_ci(r.events, r.total, level)
-        return PooledRow(label=label, k=1, events=r.events, total=r.total,
-                         proportion=r.events / r.total, ci_low=low, ci_high=high,
-                         pooled=False)
-    return PooledRow(
-        label=label, k=res.k, events=g.events, total=g.patients, proportion=res.proportion,
-        ci_low=res.ci_low, ci_high=res.ci_high, pi_low=res.pi_low, pi_high=res.pi_high,
-        i2=res.i2, tau2=res.tau2, q=res.q, q_df=res.k - 1, q_pvalue=res.q_pvalue,
-        pooled=True, warnings=tuple(res.warnings))
-
-
 def forest_data(pooled: GroupedPool, *, title: str, outcome: str,
                 footnotes: Sequence[str] = ()) -> ForestData:
-    """Fill :class:`ForestData` from pooled subgroups (labels made unique per plot)."""
-    level = pooled.model.level
-    used: set[str] = set()
+    """Fill :class:`ForestData` from pooled subgroups (:func:`metaresp.forestdata.build`)."""
+    from metaresp.forestdata import build
 
-    def unique(label: str) -> str:
-        text, n = label, 2
-        while text in used:
-            text, n = f"{label} ({n})", n + 1
-        used.add(text)
-        return text
-
-    subgroups: list[Subgroup] = []
-    for g in pooled.groups:
-        weights = g.result.weights if g.result is not None else None
-        rows: list[StudyRow] = []
-        for i, r in enumerate(g.records):
-            assert r.events is not None
-            assert r.total is not None
-            low, high = exact_ci(r.events, r.total, level)
-            rows.append(StudyRow(
-                label=unique(r.label), events=r.events, total=r.total,
-                proportion=r.events / r.total, ci_low=low, ci_high=high,
-                weight=None if weights is None else weights[i], record_id=r.record_id,
-                year=r.year))
-        label = "One study, not pooled"
-        if g.result is not None:
-            fallback = g.result.estimator != pooled.model.estimator
-            label = (f"Pooled (fallback: {g.result.estimator}, {g.result.ci.upper()})"
-                     if fallback else "Pooled")
-        subgroups.append(Subgroup(name=g.name, studies=tuple(rows),
-                                  pooled=_pooled_row(g, label, level)))
-    overall = (_pooled_row(pooled.overall, "Overall", level)
-               if pooled.overall is not None else None)
-    test = (SubgroupTest(q=pooled.test.q, df=pooled.test.df, pvalue=pooled.test.pvalue)
-            if pooled.test is not None else None)
-    notes = list(footnotes)
-    for g in pooled.groups:
-        if g.result is not None:
-            notes.extend(f"Note ({g.name}): {w}" for w in g.result.warnings)
-    return ForestData(title=title, outcome=outcome, subgroups=tuple(subgroups),
-                      overall=overall, subgroup_test=test, model_note=pooled.model.describe(),
-                      footnotes=tuple(notes))
+    return build(pooled, title=title, outcome=outcome, footnotes=footnotes)
 
 
 # --------------------------------------------------------------------------- summary
 
 
-def _num(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def estimate_dict(g: GroupResult, level: float) -> dict[str, Any]:
     """One estimate (pooled or a single study shown) as JSON-ready values (0-1 scale)."""
-    row = _pooled_row(g, g.name, level)
-    res = g.result
-    return {
-        "subgroup": g.name,
-        "pooled": row.pooled,
-        "k": g.k,
-        "patients": g.patients,
-        "responders": g.events,
-        "estimate": _num(row.proportion),
-        "ci_low": _num(row.ci_low),
-        "ci_high": _num(row.ci_high),
-        "pi_low": _num(row.pi_low),
-        "pi_high": _num(row.pi_high),
-        "i2": _num(row.i2),
-        "tau2": _num(row.tau2),
-        "q": _num(row.q),
-        "q_df": row.q_df,
-        "q_pvalue": _num(row.q_pvalue),
-        "model": None if res is None else {
-            "transform": res.transform, "estimator": res.estimator, "ci": res.ci,
-            "level": res.level},
-        "warnings": list(row.warnings),
-        "records": [i for r in g.records for i in r.pooled_ids],
-        "combined": [{"entry": r.record_id, "label": r.label, "records": list(r.members),
-                      "responders": r.events, "evaluable": r.total}
-                     for r in g.records if r.members],
-    }
+    from metaresp.estimates import estimate_row, summary_dict
+
+    return summary_dict(estimate_row(g, level=level))
 
 
 def analysis_dict(result: AnalysisResult) -> dict[str, Any]:

@@ -32,12 +32,43 @@ from metaresp.forestdata import CumulativeRow
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import AnalysisResult, GroupResult, Record
 
+__all__ = [
+    "CSV_COLUMNS",
+    "CSV_NAME",
+    "FIGURE_FOLDER",
+    "CumulativeFigure",
+    "CumulativeStep",
+    "csv_text",
+    "cumulative_analysis",
+    "cumulative_class",
+    "date_order",
+    "date_text",
+    "figure_stem",
+    "pooled_classes",
+    "rows_for_plot",
+    "slug",
+    "write_cumulative",
+]
+
 CSV_NAME = "cumulative.csv"
 FIGURE_FOLDER = Path("figures") / "cumulative"
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "analysis", "subgroup", "step", "record", "label", "date", "k", "proportion", "ci_low",
-    "ci_high", "pi_low", "pi_high", "tau2", "i2", "warnings",
+    "analysis",
+    "subgroup",
+    "step",
+    "record",
+    "label",
+    "date",
+    "k",
+    "proportion",
+    "ci_low",
+    "ci_high",
+    "pi_low",
+    "pi_high",
+    "tau2",
+    "i2",
+    "warnings",
 )
 
 
@@ -74,8 +105,9 @@ def date_text(date: tuple[int, int, int]) -> str:
 
 def date_order(records: Sequence[Record]) -> list[int]:
     """Indices of ``records`` by report date, then label, then record id."""
-    return sorted(range(len(records)),
-                  key=lambda i: (records[i].date, records[i].label, records[i].record_id))
+    return sorted(
+        range(len(records)), key=lambda i: (records[i].date, records[i].label, records[i].record_id)
+    )
 
 
 def _opt(value: object) -> float | None:
@@ -92,16 +124,27 @@ def cumulative_class(analysis: str, group: GroupResult) -> list[CumulativeStep]:
     order = date_order(group.records)
     table = result.cumulative(order)
     steps: list[CumulativeStep] = []
-    for step, (index, row) in enumerate(zip(order, table.to_dict("records"), strict=True),
-                                        start=1):
+    for step, (index, row) in enumerate(zip(order, table.to_dict("records"), strict=True), start=1):
         record = group.records[index]
-        steps.append(CumulativeStep(
-            analysis=analysis, subgroup=group.name, step=step, record=record.record_id,
-            label=record.label, date=date_text(record.date), k=int(row["k"]),
-            proportion=float(row["proportion"]), ci_low=float(row["ci_low"]),
-            ci_high=float(row["ci_high"]), pi_low=_opt(row.get("pi_low")),
-            pi_high=_opt(row.get("pi_high")), tau2=float(row["tau2"]), i2=float(row["i2"]),
-            warnings=str(row.get("warnings") or "")))
+        steps.append(
+            CumulativeStep(
+                analysis=analysis,
+                subgroup=group.name,
+                step=step,
+                record=record.record_id,
+                label=record.label,
+                date=date_text(record.date),
+                k=int(row["k"]),
+                proportion=float(row["proportion"]),
+                ci_low=float(row["ci_low"]),
+                ci_high=float(row["ci_high"]),
+                pi_low=_opt(row.get("pi_low")),
+                pi_high=_opt(row.get("pi_high")),
+                tau2=float(row["tau2"]),
+                i2=float(row["i2"]),
+                warnings=str(row.get("warnings") or ""),
+            )
+        )
     return steps
 
 
@@ -129,11 +172,19 @@ def figure_stem(analysis: str, subgroup: str) -> str:
     return f"{analysis}--{slug(subgroup)}"
 
 
-def rows_for_plot(steps: Sequence[CumulativeStep]) -> list[CumulativeRow]:
+def rows_for_plot(steps: Sequence[CumulativeStep], level: float = 0.95) -> list[CumulativeRow]:
     """Plot rows: the study added (with its date) and the estimate after it."""
-    return [CumulativeRow(label=f"{s.label} ({s.date})" if s.date else s.label, k=s.k,
-                          proportion=s.proportion, ci_low=s.ci_low, ci_high=s.ci_high)
-            for s in steps]
+    return [
+        CumulativeRow(
+            label=f"{s.label} ({s.date})" if s.date else s.label,
+            k=s.k,
+            proportion=s.proportion,
+            ci_low=s.ci_low,
+            ci_high=s.ci_high,
+            level=level,
+        )
+        for s in steps
+    ]
 
 
 def csv_text(steps: Sequence[CumulativeStep]) -> str:
@@ -142,8 +193,7 @@ def csv_text(steps: Sequence[CumulativeStep]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for s in steps:
-        writer.writerow([getattr(s, c) if getattr(s, c) is not None else ""
-                         for c in CSV_COLUMNS])
+        writer.writerow([getattr(s, c) if getattr(s, c) is not None else "" for c in CSV_COLUMNS])
     return buffer.getvalue()
 
 
@@ -158,8 +208,9 @@ class CumulativeFigure:
     model_note: str
 
 
-def write_cumulative(folder: Path, results: Sequence[AnalysisResult], *,
-                     min_k: int = 3) -> list[CumulativeFigure]:
+def write_cumulative(
+    folder: Path, results: Sequence[AnalysisResult], *, min_k: int = 3
+) -> list[CumulativeFigure]:
     """Write ``cumulative.csv`` (every step of every pooled class) under ``folder`` and
     return the cumulative forest plots to draw: one per class of at least ``min_k``
     studies (with fewer, the plot would only repeat the forest plot)."""
@@ -172,12 +223,20 @@ def write_cumulative(folder: Path, results: Sequence[AnalysisResult], *,
             every.extend(steps)
             if len(steps) < min_k:
                 continue
-            title = (f"{a.title}: cumulative by publication date" if subgroup == _all()
-                     else f"{a.title}, {subgroup}: cumulative by publication date")
-            figures.append(CumulativeFigure(
-                png=folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png",
-                rows=tuple(rows_for_plot(steps)), title=title, outcome=a.outcome,
-                model_note=a.model.describe()))
+            title = (
+                f"{a.title}: cumulative by publication date"
+                if subgroup == _all()
+                else f"{a.title}, {subgroup}: cumulative by publication date"
+            )
+            figures.append(
+                CumulativeFigure(
+                    png=folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png",
+                    rows=tuple(rows_for_plot(steps, a.model.level)),
+                    title=title,
+                    outcome=a.outcome,
+                    model_note=a.model.describe(),
+                )
+            )
     (folder / FIGURE_FOLDER).mkdir(parents=True, exist_ok=True)
     (folder / CSV_NAME).write_text(csv_text(every), encoding="utf-8")
     return figures

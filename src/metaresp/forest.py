@@ -18,15 +18,22 @@ Agg canvas. Labels are made unique (identical labels would collapse onto one row
 appending no-break spaces, which render as blanks.
 
 Layout follows ``forest.meta`` of R's ``meta`` (Schwarzer): columns Study, Events,
-Total, the plot, Proportion, 95% CI, Weight; a "Random effects model" diamond per
-subgroup; a "Prediction interval" row (Higgins, Thompson & Spiegelhalter 2009);
-"Heterogeneity: I² = …, τ² = …, p = …"; "Test for subgroup differences: χ² = …, df = …
-(p = …)".
+Total, the plot, Rate (%), the CI at the plot's level, Weight; a diamond per subgroup; a
+"Prediction interval" row (Higgins, Thompson & Spiegelhalter 2009); "Heterogeneity:
+I² = …, τ² = …, Cochran's Q = …, df = …, p = …" (a Wald Q for the GLMM); "Test for
+subgroup differences: Q = …, df = …, p = …". Every number is written by
+:mod:`metaresp.formatting`. Without study weights (the GLMM) the squares show study size
+and the footnote says so.
+
+SVG: ``forestplot`` aligns columns by padding one string per row with spaces, which SVG
+viewers collapse. After drawing, :func:`_split_columns` replaces each padded string by one
+text per cell, anchored at its column's edge, so a browser shows what the PNG shows.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,6 +43,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
+from metaresp import formatting as fmt
+from metaresp.estimates import heterogeneity_text
 from metaresp.forestdata import CumulativeRow, ForestData, PooledRow, StudyRow, Subgroup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,9 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "draw_cumulative",
     "draw_forest",
-    "format_ci",
     "format_heterogeneity",
-    "format_pvalue",
     "format_subgroup_test",
     "outcome_axis_label",
     "save_cumulative",
@@ -73,6 +80,8 @@ MONO_ADVANCE_EM = 0.602
 """Advance width of every DejaVu Sans Mono glyph, in em."""
 TEXT_SLACK = 1.02
 
+RATE_HEADER = "Rate (%)"
+"""Header over the point estimates, which are printed in percent."""
 POOLED_LABEL = "Random effects model"
 PI_LABEL = "Prediction interval"
 NOT_POOLED_LABEL = "One study: shown, not pooled"
@@ -95,53 +104,19 @@ def outcome_axis_label(outcome: str) -> str:
     return _OUTCOME_AXIS.get(outcome, f"{outcome} (%)")
 
 
-def _pct(p: float) -> str:
-    return f"{100.0 * p:.1f}"
-
-
-def format_ci(low: float, high: float) -> str:
-    """A 0-1 interval as percent text, e.g. ``(29.0–96.3)``."""
-    return f"({_pct(low)}–{_pct(high)})"
-
-
-def format_pvalue(p: float) -> str:
-    """``p = 0.12``, ``p = 0.004``, ``p < 0.001`` (the style of R's ``meta``)."""
-    if not math.isfinite(p):
-        return "p = NA"
-    if p < 0.001:
-        return "p < 0.001"
-    if p < 0.01:
-        return f"p = {p:.3f}"
-    return f"p = {p:.2f}"
-
-
-def _format_tau2(tau2: float) -> str:
-    if tau2 <= 0.0:
-        return "0"
-    if tau2 < 0.0001:
-        return "< 0.0001"
-    return f"{tau2:.4f}"
-
-
 def format_heterogeneity(row: PooledRow) -> str:
-    """``Heterogeneity: I² = 45%, τ² = 0.2100, p = 0.12`` from the fields present; "" if none.
+    """``Heterogeneity: I² = 45.0%, τ² = 0.2100, Cochran's Q = 7.30, df = 4, p = 0.12``.
 
-    I² in percent and τ² on the model's (logit) scale, as ``meta`` prints them; p is
-    Cochran's Q test with k − 1 df.
+    I² in percent and τ² on the model's (logit) scale, as ``meta`` prints them
+    (:func:`metaresp.estimates.heterogeneity_text`); "" when nothing is given.
     """
-    parts: list[str] = []
-    if row.i2 is not None and math.isfinite(row.i2):
-        parts.append(f"I² = {row.i2:.0f}%")
-    if row.tau2 is not None and math.isfinite(row.tau2):
-        parts.append(f"τ² = {_format_tau2(row.tau2)}")
-    if row.q_pvalue is not None:
-        parts.append(format_pvalue(row.q_pvalue))
-    return "Heterogeneity: " + ", ".join(parts) if parts else ""
+    text = heterogeneity_text(row)
+    return f"Heterogeneity: {text}" if text else ""
 
 
 def format_subgroup_test(q: float, df: int, pvalue: float) -> str:
-    """``Test for subgroup differences: χ² = 5.20, df = 3 (p = 0.16)``."""
-    return f"Test for subgroup differences: χ² = {q:.2f}, df = {df} ({format_pvalue(pvalue)})"
+    """``Test for subgroup differences: Q = 5.21, df = 3, p = 0.16``."""
+    return f"Test for subgroup differences: {fmt.subgroup_test(q, df, pvalue)}"
 
 
 # --------------------------------------------------------------------------- containment
@@ -184,7 +159,8 @@ def _contained(fig: Figure | None = None) -> Iterator[Any]:
         # that parsing was a tenth of the drawing time.
         original_check = UnitData.__dict__["_str_is_convertible"]
         UnitData._str_is_convertible = staticmethod(  # type: ignore[method-assign]
-            lambda val: False)
+            lambda val: False
+        )
         if fig is not None:
             graph_utils.plt = SimpleNamespace(gcf=lambda: fig, MaxNLocator=MaxNLocator)
         try:
@@ -274,26 +250,46 @@ def _check_pooled(row: PooledRow, where: str, problems: list[str]) -> None:
         _check_unit(row.pi_high, f"{where}.pi_high", problems)
 
 
-def _marker_areas(studies: Sequence[StudyRow]) -> dict[int, float]:
-    """Square marker area (pt²) per study, area proportional to weight as in ``meta``.
+SIZE_NOTE = "Squares are sized by the number of patients: the model gives no study weights."
+"""Footnote of a plot whose pooled studies do not all carry a weight (the GLMM)."""
 
-    The heaviest study in the plot gets a 9 pt side; the side never falls below 2.5 pt;
-    studies without a weight get a 4.5 pt side.
+
+def _weighted(data: ForestData) -> bool:
+    """Whether every study of a pooled subgroup has a weight (then squares and a Weight
+    column show weights; otherwise squares show study size, for every subgroup alike)."""
+    pooled = [
+        s
+        for sub in data.subgroups
+        if sub.pooled is None or not sub.pooled.single
+        for s in sub.studies
+    ]
+    return bool(pooled) and all(s.weight is not None for s in pooled)
+
+
+def _marker_areas(studies: Sequence[StudyRow], weighted: bool = True) -> dict[int, float]:
+    """Square marker area (pt²) per study, area proportional to weight as in ``meta``
+    (``weighted``), else to the number of patients.
+
+    The heaviest (or largest) study in the plot gets a 9 pt side; the side never falls
+    below 2.5 pt; with weights, a study without one gets a 4.5 pt side.
     """
-    weights = [s.weight for s in studies if s.weight is not None and s.weight > 0]
-    wmax = max(weights) if weights else 0.0
+
+    def size(s: StudyRow) -> float | None:
+        value = s.weight if weighted else float(s.total)
+        return value if value is not None and value > 0 else None
+
+    sizes = [v for v in map(size, studies) if v is not None]
+    vmax = max(sizes) if sizes else 0.0
     out: dict[int, float] = {}
     for s in studies:
-        if s.weight is not None and s.weight > 0 and wmax > 0:
-            side = max(2.5, 9.0 * math.sqrt(s.weight / wmax))
-        else:
-            side = 4.5
+        v = size(s)
+        side = max(2.5, 9.0 * math.sqrt(v / vmax)) if v is not None and vmax > 0 else 4.5
         out[id(s)] = side * side
     return out
 
 
 def _weight_text(weight: float | None) -> str:
-    return "" if weight is None else f"{weight:.1f}%"
+    return "" if weight is None else f"{fmt.number(weight, 1)}%"
 
 
 def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
@@ -306,7 +302,11 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
             100 * row.ci_low,
             100 * row.ci_high,
             left=(str(row.events), str(row.total)),
-            right=(_pct(row.proportion), format_ci(row.ci_low, row.ci_high), weight_text),
+            right=(
+                fmt.percent(row.proportion, sign=False),
+                fmt.interval(row.ci_low, row.ci_high),
+                weight_text,
+            ),
             pooled=row,
         )
     ]
@@ -319,7 +319,7 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
                 100 * row.pi_low,
                 100 * row.pi_high,
                 left=("", ""),
-                right=("", format_ci(row.pi_low, row.pi_high), ""),
+                right=("", fmt.interval(row.pi_low, row.pi_high), ""),
                 pooled=row,
             )
         )
@@ -331,7 +331,8 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
 
 def _forest_table(data: ForestData) -> _Table:
     all_studies = [s for sub in data.subgroups for s in sub.studies]
-    areas = _marker_areas(all_studies)
+    weighted = _weighted(data)
+    areas = _marker_areas(all_studies, weighted)
     grouped = len(data.subgroups) > 1 or bool(data.subgroups[0].name.strip())
     sections: list[_Section] = []
     for i, sub in enumerate(data.subgroups):
@@ -347,18 +348,20 @@ def _forest_table(data: ForestData) -> _Table:
         t = data.subgroup_test
         text = format_subgroup_test(t.q, t.df, t.pvalue)
         tail.append(_Row("text", "", left=("", ""), right=("", "", ""), text=text))
-    footnotes = tuple(f for f in (data.model_note, *data.footnotes) if f.strip())
+    notes = (data.model_note, *data.footnotes, *(() if weighted else (SIZE_NOTE,)))
+    footnotes = tuple(f for f in notes if f.strip())
     reference = 100 * data.overall.proportion if data.overall is not None else None
-    right_headers: tuple[str, ...] = ("Proportion", "95% CI", "Weight")
-    if all(s.weight is None for sub in data.subgroups for s in sub.studies):
-        # a model without weights (the GLMM): no empty Weight column
+    right_headers: tuple[str, ...] = (RATE_HEADER, fmt.ci_label(data.level), "Weight")
+    if not weighted:
+        # a model without weights (the GLMM), also beside a fallback that has them:
+        # no Weight column at all rather than one filled for some subgroups only
         right_headers = right_headers[:2]
         for section in sections:
             for row in section.rows:
                 row.right = row.right[:2]
     return _Table(
         title=data.title,
-        xlabel=outcome_axis_label(data.outcome),
+        xlabel=data.xlabel or outcome_axis_label(data.outcome),
         left_headers=("Events", "Total"),
         right_headers=right_headers,
         sections=sections,
@@ -376,7 +379,11 @@ def _study_row(s: StudyRow, area: float) -> _Row:
         100 * s.ci_low,
         100 * s.ci_high,
         left=(str(s.events), str(s.total)),
-        right=(_pct(s.proportion), format_ci(s.ci_low, s.ci_high), _weight_text(s.weight)),
+        right=(
+            fmt.percent(s.proportion, sign=False),
+            fmt.interval(s.ci_low, s.ci_high),
+            _weight_text(s.weight),
+        ),
         marker_area=area,
     )
 
@@ -473,10 +480,29 @@ def _n_rows(table: _Table) -> int:
 
 
 def _height(table: _Table) -> float:
-    top = 0.38 if table.title else 0.12
+    top = _top(table)
     foot_lines = sum(len(_wrap(f)) for f in table.footnotes)
     bottom = 0.46 + 0.13 * foot_lines + (0.06 if foot_lines else 0.0)
     return top + ROW_HEIGHT_IN * _n_rows(table) + bottom
+
+
+TITLE_LINE_IN = 0.17
+"""Height of a second (third, ...) title line: 8.5 pt bold at 1.25 line spacing, plus air."""
+
+
+def _title_lines(table: _Table) -> list[str]:
+    """The title wrapped to the page width (bold DejaVu Sans averages about 0.63 em)."""
+    if not table.title:
+        return []
+    size = table.fontsize + 1.5
+    chars = max(20, int((FIG_WIDTH_IN - 2 * MARGIN_IN) * 72 / (0.63 * size)))
+    return textwrap.wrap(table.title, chars) or [table.title]
+
+
+def _top(table: _Table) -> float:
+    """Inches above the column headers: the title's lines, or a small margin."""
+    lines = len(_title_lines(table))
+    return 0.38 + TITLE_LINE_IN * (lines - 1) if lines else 0.12
 
 
 def _wrap(text: str, width_in: float = FIG_WIDTH_IN - 2 * MARGIN_IN) -> list[str]:
@@ -565,7 +591,81 @@ def _draw_table(table: _Table, ax: Axes | None) -> Axes:
             col_spacing=2,
         )
     _finish(table, ax, fig, prepared, by_key, own_figure)
+    _split_columns(ax, fig)
     return ax
+
+
+_RUN = re.compile(r"\S+(?: \S+)*")
+"""A cell of a space-padded table line: text whose words are one space apart (columns are
+at least two spaces apart; no-break spaces, which only make labels unique, count as blank)."""
+
+
+def _split_columns(ax: Axes, fig: Figure) -> None:
+    """Redraw every space-padded table line as one text per cell.
+
+    ``forestplot`` writes each row as one monospace string (label and left columns as a y
+    tick label, the right columns as one text) and aligns columns with runs of spaces.
+    SVG viewers collapse runs of spaces (SVG has no ``white-space: pre`` by default), so
+    in a browser the columns run together, and a reader without DejaVu Sans Mono gets
+    other glyph widths. Here each cell becomes its own text, anchored where the padded
+    string put it: the first cell of a tick label (the study label, a group header or
+    "Study") by its left edge, every other cell (numbers and their headers, which are
+    right-justified) by its right edge, so ``text-anchor: end`` keeps the columns aligned
+    whatever font the viewer substitutes. x is in inches from the figure's left edge and
+    y is the row's data coordinate, so the positions hold at any dpi.
+    """
+    from matplotlib.text import Text
+    from matplotlib.transforms import blended_transform_factory
+
+    trans = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
+    to_inches = fig.dpi_scale_trans.inverted()
+
+    def redraw(t: Text, y_data: float, first_left: bool) -> None:
+        text = t.get_text()
+        if not text.strip():
+            return
+        anchor_px = t.get_transform().transform(t.get_unitless_position())
+        advance_px = MONO_ADVANCE_EM * float(t.get_fontsize()) * fig.dpi / 72.0
+        mono = MONO_FONT in t.get_fontfamily()
+        ha = t.get_horizontalalignment()
+        width_px = len(text) * advance_px if mono else 0.0
+        start_px = float(anchor_px[0]) - {"left": 0.0, "center": width_px / 2}.get(ha, width_px)
+        runs = list(_RUN.finditer(text)) if mono else []
+        if not runs:  # proportional text (group headers): one cell as it stands
+            runs = []
+            cells = [(text.strip(), start_px, "left")]
+        else:
+            cells = []
+            for i, m in enumerate(runs):
+                left = first_left and i == 0
+                edge = m.start() if left else m.end()
+                cells.append((m.group(), start_px + edge * advance_px, "left" if left else "right"))
+        for cell, x_px, align in cells:
+            x_in = float(to_inches.transform((x_px, 0.0))[0])
+            ax.text(
+                x_in,
+                y_data,
+                cell,
+                transform=trans,
+                ha=align,
+                va=t.get_verticalalignment(),
+                fontsize=t.get_fontsize(),
+                fontfamily=t.get_fontfamily(),
+                fontweight=t.get_fontweight(),
+                fontstyle=t.get_fontstyle(),
+                color=t.get_color(),
+                clip_on=False,
+            )
+
+    padded = [t for t in ax.texts if MONO_FONT in t.get_fontfamily()]
+    labels = [lab for lab in ax.get_yticklabels() if lab.get_visible()]
+    for lab in labels:
+        redraw(lab, float(lab.get_position()[1]), first_left=True)
+    for t in padded:
+        y = float(ax.yaxis.convert_units(t.get_position()[1]))  # type: ignore[no-untyped-call]
+        redraw(t, y, first_left=False)
+        t.remove()
+    ax.tick_params(axis="y", which="both", labelleft=False, labelright=False)
 
 
 def _finish(
@@ -715,7 +815,7 @@ def _layout(table: _Table, ax: Axes, fig: Figure) -> None:
     plot_w = width - 2 * MARGIN_IN - left_w - right_w - LEFT_GAP_IN - GAP_IN
     height = _height(table)
     fig.set_size_inches(width, height)
-    top = 0.38 if table.title else 0.12
+    top = _top(table)
     rows_h = ROW_HEIGHT_IN * _n_rows(table)
     bottom = height - top - rows_h
     left = MARGIN_IN + left_w + LEFT_GAP_IN
@@ -735,9 +835,10 @@ def _layout(table: _Table, ax: Axes, fig: Figure) -> None:
         fig.text(
             MARGIN_IN / width,
             1 - 0.1 / height,
-            table.title,
+            "\n".join(_title_lines(table)),
             ha="left",
             va="top",
+            linespacing=1.25,
             fontsize=table.fontsize + 1.5,
             fontweight="bold",
             fontfamily=SANS_FONT,
@@ -807,17 +908,21 @@ def _cumulative_table(
             100 * r.ci_low,
             100 * r.ci_high,
             left=(str(r.k),),
-            right=(_pct(r.proportion), format_ci(r.ci_low, r.ci_high)),
+            right=(fmt.percent(r.proportion, sign=False), fmt.interval(r.ci_low, r.ci_high)),
             marker_area=4.5 * 4.5,
         )
         for r in items
     ]
-    notes = ("Each row pools every study down to and including that row, in date order.",)
+    notes = (
+        "Each row pools every study down to and including that row, in date order.",
+        "The first row is one study through the model, so its interval is the model's, "
+        "not the exact interval the forest plot shows for that study.",
+    )
     return _Table(
         title=title,
         xlabel=outcome_axis_label(outcome),
         left_headers=("k",),
-        right_headers=("Proportion", "95% CI"),
+        right_headers=(RATE_HEADER, fmt.ci_label(items[0].level)),
         sections=[_Section("", table_rows)],
         footnotes=tuple(f for f in (model_note, *notes) if f.strip()),
         grouped=False,
@@ -854,14 +959,14 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
     targets: list[tuple[Path, str]] = [(Path(png), "png")]
     if svg is not None:
         targets.append((Path(svg), "svg"))
-    for path, fmt in targets:
+    for path, kind in targets:
         # no timestamp in the SVG, so reruns give identical files
         # PNG: a fast zlib level (these are figures, not archives)
         extra: dict[str, Any] = (
-            {"metadata": {"Date": None}} if fmt == "svg"
-            else {"pil_kwargs": {"compress_level": 1}})
+            {"metadata": {"Date": None}} if kind == "svg" else {"pil_kwargs": {"compress_level": 1}}
+        )
         with atomic_path(path) as tmp, tmp.open("wb") as fh, matplotlib.rc_context(RENDER_RC):
-            fig.savefig(fh, format=fmt, dpi=dpi, facecolor="white", **extra)
+            fig.savefig(fh, format=kind, dpi=dpi, facecolor="white", **extra)
 
 
 def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
@@ -894,5 +999,6 @@ def save_cumulative(
     model_note: str = "",
 ) -> None:
     """Draw a cumulative forest plot (:func:`draw_cumulative`) and write PNG (and SVG)."""
-    _save_axes(draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note),
-               png, svg, dpi)
+    _save_axes(
+        draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note), png, svg, dpi
+    )

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp import formatting as fmt
 from metaresp.analysis import (
     ALL_STUDIES,
     GroupedPool,
@@ -24,11 +26,20 @@ from metaresp.analysis import (
     pool_groups,
 )
 from metaresp.errors import InputError
+from metaresp.estimates import estimate_row, model_dict, text_lines
 from metaresp.models import allowed
-from metaresp.plan import ModelSettings, resolve_model
+from metaresp.plan import Model, ModelSettings, resolve_model
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+__all__ = [
+    "pooled_json",
+    "pooled_text",
+    "read_table",
+    "run_pool",
+    "table_records",
+]
 
 _OPTIONS = {
     "--transform": allowed("transform"),
@@ -172,68 +183,53 @@ def _check_options(transform: str | None, estimator: str | None, ci: str | None,
 # --------------------------------------------------------------------------- output
 
 
-def _pc(p: float | None) -> str:
-    return "–" if p is None or not math.isfinite(p) else f"{100 * p:.1f}%"
-
-
-def _pval(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _group_text(g: GroupResult, level: float) -> list[str]:
+def _study_lines(g: GroupResult, level: float) -> list[str]:
+    """The per-study table: counts, proportion, exact interval, weight ("n/a" without)."""
     width = max(12, *(len(r.label) for r in g.records))
-    lvl = f"{100 * level:g}%"
-    lines = [f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>6}  "
-             f"{lvl + ' CI (exact)':<19}  {'weight':>6}"]
+    ci_head = fmt.ci_label(level) + " (exact)"
+    rows: list[tuple[str, str, str, str, str, str]] = []
     weights = g.result.weights if g.result is not None else None
     for i, r in enumerate(g.records):
         x, n = r.events or 0, r.total or 0
         low, high = exact_ci(x, n, level)
-        w = "" if weights is None else f"{weights[i]:.1f}%"
-        lines.append(f"{r.label:<{width}}  {x:>6}  {n:>6}  {_pc(x / n):>6}  "
-                     f"{_pc(low) + ' to ' + _pc(high):<19}  {w:>6}")
-    res = g.result
-    if res is None:
-        lines.append("one study: shown, not pooled")
-        return lines
-    lines.append(f"pooled (k = {res.k}, {g.events}/{g.patients}): {_pc(res.proportion)} "
-                 f"({lvl} CI {_pc(res.ci_low)} to {_pc(res.ci_high)})")
-    if res.pi_low is not None:
-        lines.append(f"prediction interval: {_pc(res.pi_low)} to {_pc(res.pi_high)}")
-    lines.append(f"heterogeneity: I² = {res.i2:.1f}%, τ² = {res.tau2:.4g}, "
-                 f"Q = {res.q:.2f} (df = {res.k - 1}), p = {_pval(res.q_pvalue)}")
-    lines.extend(f"warning: {w}" for w in res.warnings)
+        w = "n/a" if weights is None else f"{fmt.number(weights[i], 1)}%"
+        rows.append((r.label, str(x), str(n), fmt.percent(x / n), fmt.interval(low, high), w))
+    ci_w = max(len(ci_head), *(len(row[4]) for row in rows))
+    lines = [f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>7}  "
+             f"{ci_head:>{ci_w}}  {'weight':>6}"]
+    lines.extend(f"{a:<{width}}  {b:>6}  {c:>6}  {d:>7}  {e:>{ci_w}}  {f:>6}"
+                 for a, b, c, d, e, f in rows)
     return lines
+
+
+def _group_text(g: GroupResult, model: Model) -> list[str]:
+    row = estimate_row(g, level=model.level, requested=model)
+    return [*_study_lines(g, model.level), *text_lines(row),
+            *(f"warning: {w}" for w in row.warnings)]
 
 
 def pooled_text(pooled: GroupedPool, by: str | None) -> str:
     """Readable text: per-study tables, pooled lines, the subgroup test."""
-    level = pooled.model.level
     lines = [f"Model: {pooled.model.describe()}", ""]
     for g in pooled.groups:
         if by is not None:
             lines.append(f"{by} = {g.name}")
-        lines.extend(_group_text(g, level))
+        lines.extend(_group_text(g, pooled.model))
         lines.append("")
     if pooled.overall is not None and pooled.overall.result is not None:
-        res = pooled.overall.result
-        lines.append(f"overall (k = {res.k}, {pooled.overall.events}/"
-                     f"{pooled.overall.patients}): {_pc(res.proportion)} ({100 * level:g}% CI "
-                     f"{_pc(res.ci_low)} to {_pc(res.ci_high)})"
-                     + (f"; prediction interval {_pc(res.pi_low)} to {_pc(res.pi_high)}"
-                        if res.pi_low is not None else ""))
-        lines.append(f"heterogeneity: I² = {res.i2:.1f}%, τ² = {res.tau2:.4g}, "
-                     f"Q = {res.q:.2f} (df = {res.k - 1}), p = {_pval(res.q_pvalue)}")
+        row = estimate_row(pooled.overall, level=pooled.model.level, requested=pooled.model,
+                           kind="overall")
+        lines.extend(text_lines(row, "overall"))
     if pooled.test is not None:
         t = pooled.test
-        lines.append(f"test for subgroup differences: Q = {t.q:.2f}, df = {t.df}, "
-                     f"p = {_pval(t.pvalue)}")
+        lines.append(f"test for subgroup differences: {fmt.subgroup_test(t.q, t.df, t.pvalue)}")
     lines.extend(pooled.notes)
     return "\n".join(lines).rstrip()
 
 
-def _group_json(g: GroupResult, level: float) -> dict[str, Any]:
+def _group_json(g: GroupResult, model: Model) -> dict[str, Any]:
     studies = []
+    level = model.level
     weights = g.result.weights if g.result is not None else None
     for i, r in enumerate(g.records):
         x, n = r.events or 0, r.total or 0
@@ -241,10 +237,14 @@ def _group_json(g: GroupResult, level: float) -> dict[str, Any]:
         studies.append({"label": r.label, "events": x, "total": n, "proportion": x / n,
                         "ci_low": low, "ci_high": high,
                         "weight": None if weights is None else weights[i]})
+    row = estimate_row(g, level=level, requested=model)
     return {"name": g.name, "k": g.k, "events": g.events, "total": g.patients,
             "studies": studies, "pooled": None if g.result is None else _clean(
                 {k: v for k, v in g.result.to_dict().items()
                  if k not in ("yi", "vi", "events", "totals", "labels")}),
+            "fitted": None if row.fitted is None else model_dict(row.fitted),
+            "fallback": row.fallback, "fallback_reason": row.fallback_reason,
+            "q_kind": None if row.single else row.q_kind,
             "note": g.note or None}
 
 
@@ -263,11 +263,12 @@ def pooled_json(pooled: GroupedPool, by: str | None) -> dict[str, Any]:
     model = {"transform": pooled.model.transform, "estimator": pooled.model.estimator,
              "ci": pooled.model.ci, "level": level}
     if by is None:
-        return {"model": model, **_group_json(pooled.groups[0], level)}
+        return {"model": model, **_group_json(pooled.groups[0], pooled.model)}
     return {
         "model": model, "by": by,
-        "subgroups": [_group_json(g, level) for g in pooled.groups],
-        "overall": None if pooled.overall is None else _group_json(pooled.overall, level),
+        "subgroups": [_group_json(g, pooled.model) for g in pooled.groups],
+        "overall": None if pooled.overall is None else _group_json(pooled.overall,
+                                                                    pooled.model),
         "subgroup_test": None if pooled.test is None else {
             "q": pooled.test.q, "df": pooled.test.df, "pvalue": pooled.test.pvalue},
         "notes": list(pooled.notes),
@@ -279,8 +280,11 @@ def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None
              estimator: str | None = None, ci: str | None = None, level: float = 0.95,
              sheet: str | None = None, overall: bool = True, plot: Path | None = None,
              as_json: bool = False, nagq: int | None = None, tau_prior: str | None = None,
-             mu_prior: str | None = None) -> str:
-    """Everything ``metaresp pool`` does; returns the text to print."""
+             mu_prior: str | None = None, title: str | None = None,
+             xlabel: str | None = None) -> str:
+    """Everything ``metaresp pool`` does; returns the text to print.
+
+    ``title`` and ``xlabel`` name the plot (default: no title, "Proportion (%)")."""
     settings = _check_options(transform, estimator, ci, level)
     settings = settings.model_copy(
         update={"nagq": nagq, "tau_prior": tau_prior, "mu_prior": mu_prior})
@@ -292,20 +296,21 @@ def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None
     groups = table_records(frame, str(table), events, totals, labels, by)
     pooled = pool_groups(groups, model, overall=overall and by is not None)
     if plot is not None:
-        _plot(pooled, plot, title=table.stem)
+        _plot(pooled, plot, title=title or "", xlabel=xlabel or "Proportion (%)")
     if as_json:
         return json.dumps(pooled_json(pooled, by), indent=2, ensure_ascii=False)
     return pooled_text(pooled, by)
 
 
-def _plot(pooled: GroupedPool, path: Path, title: str) -> None:
+def _plot(pooled: GroupedPool, path: Path, title: str, xlabel: str) -> None:
     from metaresp.forest import save_forest
 
     if path.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--plot: {path}: give a .png or .svg file name")
     if not path.parent.exists():
         raise InputError(f"--plot: {path.parent}: folder not found")
-    data = forest_data(pooled, title=title, outcome="Proportion", footnotes=_notes(pooled))
+    data = replace(forest_data(pooled, title=title, outcome="Proportion",
+                               footnotes=_notes(pooled)), xlabel=xlabel)
     if path.suffix.lower() == ".svg":
         png = path.with_suffix(".png")
         save_forest(data, png, path)

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp import formatting as fmt
+from metaresp.estimates import FEW_STUDIES, EstimateRow, few_studies_note, plain_words
 from metaresp.files import write_text_atomic
-from metaresp.forestdata import FEW_STUDIES, ForestData, PooledRow, few_studies_note
+from metaresp.forestdata import ForestData
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -126,7 +128,13 @@ h3 { font-size: 1.08em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left;
          vertical-align: top; }
-th { border-bottom: 2px solid #888; background: #f4f4f4; white-space: nowrap; }
+th { border-bottom: 2px solid #888; background: #f4f4f4; }
+.wide { max-width: 100%; overflow-x: auto; }
+@media (max-width: 900px) {
+  body { padding: 0 0.5em; }
+  table { font-size: 0.78em; }
+  th, td { padding: 0.2em 0.35em; }
+}
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: 1em 0; }
 figure img { width: 100%; max-width: 1000px; height: auto; border: 1px solid #eee; }
@@ -134,6 +142,13 @@ figcaption { font-size: 0.9em; color: #444; }
 .warnings li { color: #8a4b00; }
 .methods { background: #fafafa; border-left: 3px solid #999; padding: 0.6em 1em; }
 ol.refs { font-size: 0.9em; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  figure, tr, .methods { break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  .wide { overflow: visible; }
+  figure img { border: none; }
+}
 """
 
 
@@ -172,88 +187,79 @@ class ReportAnalysis:
 # --------------------------------------------------------------------------- tables
 
 
-def _pct(p: float | None) -> str:
-    return "" if p is None or not math.isfinite(p) else f"{100.0 * p:.1f}"
-
-
-def _interval(lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return ""
-    return f"{_pct(lo)}–{_pct(hi)}"
-
-
-def _p(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return ""
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-_POOLED_COLUMNS = (
-    "Subgroup",
-    "k",
-    "Events",
-    "Patients",
-    "Pooled %",
-    "95% CI",
-    "95% PI",
-    "I² %",
-    "τ²",
-    "Q (df)",
-    "p (Q)",
-    "Note",
-)
+def _columns(level: float) -> tuple[str, ...]:
+    return (
+        "Subgroup",
+        "k",
+        "Events",
+        "Patients",
+        "Pooled %",
+        fmt.ci_label(level),
+        fmt.ci_label(level, "PI"),
+        "I²",
+        "τ²",
+        "Heterogeneity test",
+        "Note",
+    )
 
 
 def pooled_table(forest: ForestData) -> pd.DataFrame:
     """One row per subgroup (and the overall estimate) from a forest plot's data.
 
     Columns: ``Subgroup``, ``k``, ``Events``, ``Patients``, ``Pooled %``, ``95% CI``,
-    ``95% PI``, ``I² %``, ``τ²``, ``Q (df)``, ``p (Q)``, ``Note``. Percentages to one
-    decimal; τ² on the model's (logit) scale.
+    ``95% PI`` (the headers name the plot's level), ``I²``, ``τ²``, ``Heterogeneity test``
+    (Cochran's or Wald Q with df and p), ``Note``; every value written by
+    :mod:`metaresp.formatting`. τ² on the model's (logit) scale.
     """
     import pandas as pd
 
+    columns = _columns(forest.level)
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, row: PooledRow, n_studies: int) -> None:
-        single = not row.pooled or row.k < 2
+    def add(name: str, row: EstimateRow) -> None:
+        pooled = not row.single
         rows.append(
-            {
-                "Subgroup": name,
-                "k": row.k if row.k else n_studies,
-                "Events": row.events,
-                "Patients": row.total,
-                "Pooled %": _pct(row.proportion),
-                "95% CI": _interval(row.ci_low, row.ci_high),
-                "95% PI": _interval(row.pi_low, row.pi_high),
-                "I² %": "" if single or row.i2 is None else f"{row.i2:.0f}",
-                "τ²": "" if single or row.tau2 is None else f"{row.tau2:.4f}",
-                "Q (df)": ""
-                if single or row.q is None
-                else f"{row.q:.2f} ({'' if row.q_df is None else row.q_df})",
-                "p (Q)": "" if single else _p(row.q_pvalue),
-                "Note": ("one study: shown, not pooled (exact CI)" if single
-                         else f"† {row.k} studies: read with caution" if row.k <= FEW_STUDIES
-                         else ""),
-            }
+            dict(
+                zip(
+                    columns,
+                    (
+                        name,
+                        row.k,
+                        row.events,
+                        row.total,
+                        fmt.percent(row.proportion, sign=False),
+                        fmt.interval(row.ci_low, row.ci_high),
+                        fmt.interval(row.pi_low, row.pi_high) if pooled else "",
+                        fmt.i2(row.i2) if pooled else "",
+                        fmt.tau2(row.tau2) if pooled else "",
+                        fmt.q_test(row.q, row.q_df, row.q_pvalue, row.q_kind) if pooled else "",
+                        (
+                            "one study: shown, not pooled (exact CI)"
+                            if not pooled
+                            else f"† {row.k} studies: read with caution"
+                            if row.few_studies
+                            else ""
+                        ),
+                    ),
+                    strict=True,
+                )
+            )
         )
 
     for sub in forest.subgroups:
         if sub.pooled is not None:
-            add(sub.name, sub.pooled, len(sub.studies))
+            add(sub.name, sub.pooled)
     if forest.overall is not None:
-        add("Overall", forest.overall, sum(len(s.studies) for s in forest.subgroups))
+        add("Overall", forest.overall)
     if forest.subgroup_test is not None:
         t = forest.subgroup_test
         rows.append(
             {
                 "Subgroup": "Test for subgroup differences",
-                "Q (df)": f"{t.q:.2f} ({t.df})",
-                "p (Q)": _p(t.pvalue),
+                "Heterogeneity test": fmt.subgroup_test(t.q, t.df, t.pvalue),
             }
         )
-    columns = list(_POOLED_COLUMNS)
-    return pd.DataFrame([[r.get(c, "") for c in columns] for r in rows], columns=columns)
+    return pd.DataFrame([[r.get(c, "") for c in columns] for r in rows], columns=list(columns))
 
 
 def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
@@ -265,10 +271,10 @@ def analysis_warnings(analysis: ReportAnalysis) -> list[str]:
         if forest.overall is not None:
             named.append(("Overall", forest.overall))
         for name, row in named:
-            out.extend(f"{name}: {w}" for w in row.warnings)
-            if row.pooled and 2 <= row.k <= FEW_STUDIES:
+            out.extend(f"{name}: {plain_words(w)}" for w in row.warnings)
+            if row.few_studies and not row.single:
                 out.append(f"{name}: {few_studies_note(row.k)}")
-            if not row.pooled or row.k < 2:
+            if row.single:
                 out.append(f"{name}: one study, shown, not pooled")
     return list(dict.fromkeys(out))
 
@@ -280,8 +286,8 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-_NUMBER_LIKE = re.compile(r"^[<>≤≥]?\s?[-+\d.,–() %]*\d[-+\d.,–() %]*$")
-"""Numbers, percentages, intervals like ``21.0–95.0`` and ``4.10 (1)``: right-aligned, unwrapped."""
+_NUMBER_LIKE = re.compile(r"^[<>≤≥]?\s?(?:[-+\d.,–() %]|\bto\b)*\d(?:[-+\d.,–() %]|\bto\b)*$")
+"""Numbers, percentages and intervals like ``21.0 to 95.0``: right-aligned, unwrapped."""
 
 
 def _cell(value: object) -> str:
@@ -303,7 +309,10 @@ def _frame_html(frame: pd.DataFrame) -> str:
         "<tr>" + "".join(_cell(v) for v in row) + "</tr>"
         for row in frame.itertuples(index=False, name=None)
     )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    return (
+        f'<div class="wide"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n'
+        "</tbody>\n</table></div>"
+    )
 
 
 def _figure_html(fig: ReportFigure) -> str:
@@ -332,8 +341,11 @@ def _list(items: Sequence[str], cls: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
-def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Sequence[str]],
-                   warnings: Sequence[str]) -> list[str]:
+def _summary_lines(
+    analyses: Sequence[ReportAnalysis],
+    per_analysis: Sequence[Sequence[str]],
+    warnings: Sequence[str],
+) -> list[str]:
     """The few lines a panel must read before the numbers: the run's own warnings, how
     many estimates rest on few studies, single studies and model fallbacks."""
     pooled = few = single = fallback = 0
@@ -344,24 +356,27 @@ def _summary_lines(analyses: Sequence[ReportAnalysis], per_analysis: Sequence[Se
         if a.forest.overall is not None:
             rows.append(a.forest.overall)
         for row in rows:
-            if not row.pooled or row.k < 2:
+            if row.single:
                 single += 1
                 continue
             pooled += 1
-            few += row.k <= FEW_STUDIES
-            fallback += any("fell back" in w for w in row.warnings)
+            few += row.few_studies
+            fallback += row.fallback
     lines = list(dict.fromkeys(warnings))
     lines.append(
         f"{few} of {pooled} pooled estimates rest on {FEW_STUDIES} or fewer studies. With so "
         "few studies no interval method keeps its 95% promise in every scenario of the "
         "coverage simulation (see Methods): read them as summaries of those studies, not as "
-        "estimates of a class effect.")
+        "estimates of a class effect."
+    )
     if single:
         lines.append(f"{single} subgroup(s) hold a single study: shown, not pooled.")
     if fallback:
-        lines.append(f"{fallback} pooled estimate(s) could not be fitted with the mixed model "
-                     "(every study at 0% or 100%) and use the REML fallback (logit, HKSJ "
-                     "with the ad hoc floor).")
+        lines.append(
+            f"{fallback} pooled estimate(s) could not be fitted with the requested "
+            "model and use a fallback model; each such estimate names it, and the "
+            "reasons are listed with its analysis' notes."
+        )
     noted = sum(1 for notes in per_analysis if notes)
     if noted:
         lines.append(f"{noted} analyses carry notes and warnings: see each analysis.")
@@ -403,9 +418,13 @@ def render_report(
     per_analysis = [analysis_warnings(a) for a in analyses]
     parts.append("<h2>Read this first</h2>")
     parts.append(_list(_summary_lines(analyses, per_analysis, warnings), "warnings"))
-    parts.append('<ol class="toc">' + "".join(
-        f'<li><a href="#analysis-{i}">{_e(a.title)}</a></li>' for i, a in enumerate(analyses, 1))
-        + "</ol>")
+    parts.append(
+        '<ol class="toc">'
+        + "".join(
+            f'<li><a href="#analysis-{i}">{_e(a.title)}</a></li>' for i, a in enumerate(analyses, 1)
+        )
+        + "</ol>"
+    )
 
     parts.append("<h2>Methods</h2>")
     parts.append(f'<p class="methods">{_e(methods or METHODS_PARAGRAPH)}</p>')
@@ -428,8 +447,11 @@ def render_report(
             parts.append(f'<p class="meta">Model: {_e(a.forest.model_note)}</p>')
         parts.extend(_figure_html(f) for f in a.figures)
         if notes:
-            parts.append(f"<details><summary>Notes and warnings ({len(notes)})</summary>"
-                         + _list(notes, "warnings") + "</details>")
+            parts.append(
+                f"<details><summary>Notes and warnings ({len(notes)})</summary>"
+                + _list(notes, "warnings")
+                + "</details>"
+            )
 
     parts.append("<h2>Records included</h2>")
     parts.append(
