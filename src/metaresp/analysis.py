@@ -852,3 +852,28 @@ def summary(results: Sequence[AnalysisResult], **meta: Any) -> dict[str, Any]:
 
     return {"metaresp": __version__, **meta,
             "analyses": [analysis_dict(r) for r in results]}
+
+
+__all__ = [
+    "ALL_STUDIES",
+    "LABEL_GROUP_CHARS",
+    "REQUIRED_COLUMNS",
+    "AnalysisResult",
+    "CorpusGroups",
+    "DifferenceTest",
+    "GroupFacts",
+    "GroupResult",
+    "GroupedPool",
+    "Record",
+    "SetAside",
+    "analysis_dict",
+    "components_from_corpus",
+    "difference_test",
+    "estimate_dict",
+    "exact_ci",
+    "forest_data",
+    "pool_groups",
+    "records_from_frame",
+    "run_analysis",
+    "summary",
+]

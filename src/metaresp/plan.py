@@ -678,3 +678,25 @@ def load_plan(path: str | Path) -> Plan:
     from metaresp.files import read_text_file
 
     return parse_plan(read_text_file(path, "plan file"), str(path))
+
+
+__all__ = [
+    "DEFAULT_ESTIMATOR_IV",
+    "DEFAULT_EXCLUDE_DESIGNS",
+    "OUTCOMES",
+    "OUTCOME_SLUG",
+    "OUTCOME_TITLE",
+    "RULE_FIELDS",
+    "Analysis",
+    "AnalysisSpec",
+    "Condition",
+    "Grouping",
+    "ModelSettings",
+    "Plan",
+    "Rule",
+    "Selection",
+    "Variant",
+    "load_plan",
+    "parse_plan",
+    "resolve_model",
+]

@@ -599,3 +599,36 @@ def write_outputs(
     text = summary_markdown(frame, reps=reps, seed=seed, seconds=seconds)
     atomic_write(out.summary, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return out
+
+
+__all__ = [
+    "BAYESIAN",
+    "COLUMNS",
+    "DEFAULT_REPS",
+    "DEFAULT_SEED",
+    "DEFAULT_TOTALS",
+    "DESIGNS",
+    "FREQUENTIST",
+    "FULL_K",
+    "FULL_P",
+    "FULL_TAU",
+    "METHODS",
+    "QUICK_K",
+    "QUICK_P",
+    "QUICK_REPS",
+    "QUICK_TAU",
+    "TARGET_BAND",
+    "Cell",
+    "Outputs",
+    "chosen_default",
+    "corpus_totals",
+    "draw",
+    "grid",
+    "heatmap",
+    "in_band",
+    "quick_grid",
+    "run_grid",
+    "simulate_cell",
+    "summary_markdown",
+    "write_outputs",
+]

@@ -46,6 +46,10 @@ def pool(
         "--overall/--no-overall", help="With --by, also pool all rows together.")] = True,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write a forest plot (PNG, or SVG by the file's suffix).")] = None,
+    title: Annotated[str | None, typer.Option(
+        "--title", help="Title of the forest plot (default: none).")] = None,
+    xlabel: Annotated[str | None, typer.Option(
+        "--xlabel", help="Label of the plot's rate axis (default: response rate).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Pool a table of events and totals (CSV or XLSX), like R's metaprop.
@@ -59,7 +63,8 @@ def pool(
 
     text = run_pool(table, events=events, totals=totals, labels=labels, by=by,
                     transform=transform, estimator=estimator, ci=ci, level=level,
-                    nagq=nagq, tau_prior=tau_prior, mu_prior=mu_prior,
+                    nagq=nagq, tau_prior=tau_prior, mu_prior=mu_prior, title=title,
+                    xlabel=xlabel,
                     sheet=sheet, overall=overall, plot=plot, as_json=as_json)
     typer.echo(text)
 
