@@ -26,3 +26,17 @@ def test_getting_started_notebook_executes() -> None:
                    for o in cell.get("outputs", []))
     assert "Pooled proportion: Random effects, binomial-normal GLMM" in text
     assert "BCMA: k = " in text
+
+
+def test_notebook_uses_only_the_public_api() -> None:
+    """The notebook reaches metaresp only through ``import metaresp`` and its exports."""
+    import json
+    import re
+
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert not re.search(r"from metaresp[.\w]* import|import metaresp\.", code)
+    import metaresp
+
+    used = set(re.findall(r"metaresp\.(\w+)", code))
+    assert used <= set(metaresp.__all__), used - set(metaresp.__all__)
