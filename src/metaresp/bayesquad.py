@@ -1,0 +1,599 @@
+"""Numerical core of :mod:`metaresp.bayes`: quadrature rules, study likelihoods, the
+(τ, μ) grid and the posterior summaries computed on it. See :mod:`metaresp.bayes` for the
+method and how its accuracy is controlled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import special
+
+from metaresp.glmm import quadrature_rule
+from metaresp.priors import MuPrior, TauPrior
+
+FloatArray = NDArray[np.float64]
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+#: From this τ on, study integrals use Resolution.nagq_wide nodes.
+WIDE_TAU = 1.0
+#: From this τ on, 0/n and n/n studies are integrated by parts (see _extreme_loglik).
+EXTREME_SWITCH_TAU = 1.0
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Node counts and tolerances of the integration (the defaults meet 1e-3; see module doc).
+
+    ``nagq``/``nagq_wide``: adaptive Gauss-Hermite nodes per study for τ below / from
+    ``WIDE_TAU`` on (skewed near-0/n studies need more when τ is large);
+    ``mode_steps``: Newton steps centring them; ``mu_nodes``/``mu_half_width``: μ nodes
+    per τ node and their half-width in conditional SDs; ``pilot_*``: the coarse pass
+    locating μ | τ; ``tau_step``: largest step in v (τ = a sinh v); ``tau_tail_tol``:
+    posterior mass allowed beyond the τ grid; ``mean_nodes``: nodes for the mean rate;
+    ``pred_nodes``: nodes over z for the predictive; ``extreme_nodes``: nodes for 0/n and
+    n/n studies at large τ; ``solver_steps``: regula falsi steps after bracketing on
+    ``bracket_points`` points.
+    """
+
+    nagq: int = 9
+    nagq_wide: int = 15
+    mode_steps: int = 5
+    mu_nodes: int = 32
+    mu_half_width: float = 7.0
+    pilot_nodes: int = 20
+    pilot_half_width: float = 10.0
+    pilot_stride: int = 4
+    tau_step: float = 0.1
+    tau_tail_tol: float = 1e-6
+    mean_nodes: int = 24
+    pred_nodes: int = 12
+    extreme_nodes: int = 20
+    bracket_points: int = 24
+    solver_steps: int = 8
+
+    @classmethod
+    def fine(cls) -> Resolution:
+        """A far denser setting, for checking the default one."""
+        return cls(
+            nagq=31,
+            nagq_wide=31,
+            mode_steps=12,
+            mu_nodes=96,
+            mu_half_width=10.0,
+            pilot_nodes=60,
+            pilot_half_width=14.0,
+            pilot_stride=1,
+            tau_step=0.025,
+            tau_tail_tol=1e-9,
+            mean_nodes=100,
+            pred_nodes=40,
+            extreme_nodes=60,
+            bracket_points=200,
+            solver_steps=40,
+        )
+
+
+DEFAULT_RESOLUTION = Resolution()
+DEFAULT_NAGQ = DEFAULT_RESOLUTION.nagq
+#: Cap on R·T·M·k·nagq elements in one likelihood evaluation (memory).
+_CHUNK_ELEMENTS = 400_000
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+@lru_cache(maxsize=64)
+def _rule(n: int, reflect: bool) -> tuple[FloatArray, FloatArray]:
+    """Four-point composite rule on n equispaced nodes (unit step).
+
+    Returns (C, w): C[j] is the (n, n) matrix row giving ∫_{x_0}^{x_j} f as C @ f, w the
+    weights of the whole integral. ``reflect``: f is even about x_0 (f(x_-1) = f(x_1)).
+    """
+    c = np.zeros((n, n))
+    for i in range(n - 1):
+        row = np.zeros(n)
+        if i == 0:
+            if reflect:
+                row[:3] += np.array([13.0, 12.0, -1.0]) / 24.0  # f(x_-1) = f(x_1)
+            else:
+                row[:4] += np.array([9.0, 19.0, -5.0, 1.0]) / 24.0
+        elif i == n - 2:
+            row[n - 4 :] += np.array([1.0, -5.0, 19.0, 9.0]) / 24.0
+        else:
+            row[i - 1 : i + 3] += np.array([-1.0, 13.0, 13.0, -1.0]) / 24.0
+        c[i + 1] = c[i] + row
+    return c, c[-1].copy()
+
+
+@lru_cache(maxsize=4)
+def _laguerre(nodes: int) -> tuple[FloatArray, FloatArray]:
+    s, w = special.roots_laguerre(nodes)
+    return s.astype(np.float64), w.astype(np.float64)
+
+
+def _gh_normal(nodes: int) -> tuple[FloatArray, FloatArray]:
+    """Nodes and weights of E[f(Z)], Z ~ N(0, 1)."""
+    t, lw = quadrature_rule(nodes)
+    w = np.exp(lw - 0.5 * t * t - _LOG_SQRT_2PI)
+    return t, w
+
+
+def _hermite_table(big: FloatArray, small: FloatArray, h: FloatArray) -> FloatArray:
+    """Per-interval (F_j, F_j+1, h f_j, h f_j+1) of a CDF on nodes x0 + j h: (..., M-1, 4)."""
+    hh = h[..., None]
+    out: FloatArray = np.stack(
+        [big[..., :-1], big[..., 1:], small[..., :-1] * hh, small[..., 1:] * hh], axis=-1
+    )
+    return out
+
+
+def _hermite(x0: FloatArray, h: FloatArray, table: FloatArray, c: FloatArray) -> FloatArray:
+    """Cubic Hermite interpolant of a CDF (see :func:`_hermite_table`) at ``c``.
+
+    ``x0``/``h`` have the leading shape of ``table`` and ``c`` that shape plus (P,).
+    Monotone: each value is clipped between its interval's end values.
+    """
+    s = (c - x0[..., None]) / h[..., None]
+    j = np.clip(np.floor(s), 0, table.shape[-2] - 1).astype(np.intp)
+    t = np.clip(s - j, 0.0, 1.0)
+    g = np.take_along_axis(table, j[..., None], axis=-2)
+    f0, f1, d0, d1 = g[..., 0], g[..., 1], g[..., 2], g[..., 3]
+    t2 = t * t
+    val = (
+        f0 + t * d0 + t2 * (3.0 * (f1 - f0) - 2.0 * d0 - d1) + t2 * t * (2.0 * (f0 - f1) + d0 + d1)
+    )
+    out: FloatArray = np.clip(val, np.minimum(f0, f1), np.maximum(f0, f1))
+    return out
+
+
+def _invert(
+    cdf: Callable[[FloatArray], FloatArray],
+    lo: FloatArray,
+    hi: FloatArray,
+    probs: FloatArray,
+    res: Resolution,
+    centre: FloatArray | None = None,
+    scale: FloatArray | None = None,
+) -> FloatArray:
+    """Solve cdf(c) = p per row for each p (rows of ``lo``/``hi``: the search range).
+
+    With ``centre``/``scale`` the bracketing points are spaced as centre + scale·sinh(u),
+    u equispaced: fine near the centre, geometric far out (for very wide ranges).
+    """
+    u = np.linspace(0.0, 1.0, res.bracket_points)
+    if centre is None or scale is None:
+        grid = lo[:, None] + (hi - lo)[:, None] * u
+    else:
+        ua = np.arcsinh((lo - centre) / scale)[:, None]
+        ub = np.arcsinh((hi - centre) / scale)[:, None]
+        grid = centre[:, None] + scale[:, None] * np.sinh(ua + (ub - ua) * u)
+    vals = cdf(grid)
+    vals = np.maximum.accumulate(vals, axis=1)
+    idx = np.sum(vals[:, :, None] < probs[None, None, :], axis=1)
+    idx = np.clip(idx, 1, res.bracket_points - 1)
+    a = np.take_along_axis(grid, idx - 1, axis=1)
+    b = np.take_along_axis(grid, idx, axis=1)
+    fa = np.take_along_axis(vals, idx - 1, axis=1) - probs
+    fb = np.take_along_axis(vals, idx, axis=1) - probs
+    for _ in range(res.solver_steps):
+        denom = fb - fa
+        ok = np.abs(denom) > 0.0
+        c = np.where(ok, b - fb * (b - a) / np.where(ok, denom, 1.0), 0.5 * (a + b))
+        c = np.clip(c, np.minimum(a, b), np.maximum(a, b))
+        fc = cdf(c) - probs
+        # Illinois: keep a bracket; halve the retained end's value when it is kept again.
+        swap = fc * fb < 0.0
+        a, fa = np.where(swap, b, a), np.where(swap, fb, 0.5 * fa)
+        b, fb = c, fc
+    return b
+
+
+# ----------------------------------------------------------------------- likelihood
+
+
+def _modes(x: FloatArray, n: FloatArray, mu: FloatArray, tau: FloatArray, steps: int) -> FloatArray:
+    """Approximate modes ẑ of x(μ + τz) - n log(1 + e^(μ+τz)) - z²/2 (``steps`` steps).
+
+    Start from the normal approximation (0.5-corrected logit and variance), then Newton
+    steps kept inside the bracket [τ(x - n), τx] that holds the root. The quadrature only
+    needs a centre near the mode: its accuracy is checked end to end by the tests.
+    """
+    y = np.log((x + 0.5) / (n - x + 0.5))
+    v = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
+    z = tau * (y - mu) / (v + tau * tau)
+    lo, hi = tau * (x - n), tau * x
+    for _ in range(steps):
+        p = special.expit(mu + tau * z)
+        g = tau * (x - n * p) - z
+        z = np.clip(z + g / (1.0 + tau * tau * n * p * (1.0 - p)), lo, hi)
+    out: FloatArray = z
+    return out
+
+
+def _study_loglik(
+    x: FloatArray,
+    n: FloatArray,
+    lc: FloatArray,
+    mu: FloatArray,
+    tau: FloatArray,
+    nagq: int,
+    res: Resolution,
+) -> FloatArray:
+    """Σ_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc: (R, 1, 1, k)."""
+    t, lw = quadrature_rule(nagq)
+    zhat = _modes(x, n, mu, tau, res.mode_steps)
+    eta = mu + tau * zhat
+    p = special.expit(eta)
+    sig = 1.0 / np.sqrt(1.0 + tau * tau * n * p * (1.0 - p))
+    z = zhat[..., None] + sig[..., None] * t
+    e = mu[..., None] + tau[..., None] * z
+    hz = x[..., None] * e - n[..., None] * np.logaddexp(0.0, e) - 0.5 * z * z + lw
+    top = np.max(hz, axis=-1)
+    li = top + np.log(np.sum(np.exp(hz - top[..., None]), axis=-1)) + np.log(sig)
+    li = li - _LOG_SQRT_2PI
+    extreme = ((x == 0) | (x == n)) & (tau >= EXTREME_SWITCH_TAU)
+    if np.any(extreme):
+        li = np.where(extreme, _extreme_loglik(x, n, mu, tau, res), li)
+    out: FloatArray = np.sum(li + lc, axis=-1)
+    return out
+
+
+def _extreme_loglik(
+    x: FloatArray, n: FloatArray, mu: FloatArray, tau: FloatArray, res: Resolution
+) -> FloatArray:
+    """log L_i for a 0/n or n/n study by parts, accurate for large τ.
+
+    With S(θ) = (1 - expit θ)^n (x = 0; x = n mirrors μ), L = ∫ S(θ) N(θ | μ, τ²) dθ =
+    ∫ D(t) Φ((t - μ)/τ) dt, D(t) = n e^t / (1 + e^t)^(n+1) a density of unit scale; for
+    τ ≥ 1 the integrand is smooth on that scale, where adaptive quadrature in z would
+    straddle the cliff of S. Gauss-Hermite around D's mode -log n, as a ratio to ∫ D = 1.
+    """
+    u, lw = quadrature_rule(res.extreme_nodes)
+    sign = np.where((x == n) & (x > 0), -1.0, 1.0)
+    centre = -np.log(n)
+    scale = np.sqrt((n + 1.0) / n)
+    t = centre[..., None] + scale[..., None] * u
+    log_d = np.log(n)[..., None] + t - (n[..., None] + 1.0) * np.logaddexp(0.0, t) + lw
+    top = np.max(log_d, axis=-1, keepdims=True)
+    q = np.exp(log_d - top)
+    tau_safe = np.maximum(tau, EXTREME_SWITCH_TAU)
+    arg = (t - (sign * mu)[..., None]) / tau_safe[..., None]
+    out: FloatArray = np.log(np.sum(q * special.ndtr(arg), axis=-1) / np.sum(q, axis=-1))
+    return out
+
+
+def _mean_rate(mu: FloatArray, tau: FloatArray, nodes: int) -> tuple[FloatArray, FloatArray]:
+    """m(μ, τ) = E[expit(μ + τ Z)] and ∂m/∂μ (broadcast shapes).
+
+    τ < 1: Gauss-Hermite over z. τ ≥ 1: m = Φ(μ/τ) + ∫_0^∞ expit(-s) [φ((s + μ)/τ) -
+    φ((s - μ)/τ)] ds / τ (split at expit's step, by parts), Gauss-Laguerre in s.
+    """
+    mu, tau = np.broadcast_arrays(mu, tau)
+    m = np.empty(mu.shape)
+    d = np.empty(mu.shape)
+    small = tau < 1.0
+    if np.any(small):
+        t, w = _gh_normal(nodes)
+        ps = special.expit(mu[small][:, None] + tau[small][:, None] * t)
+        m[small] = ps @ w
+        d[small] = (ps * (1.0 - ps)) @ w
+    big = ~small
+    if np.any(big):
+        s, wl = _laguerre(nodes)
+        mb = mu[big][:, None]
+        tb = tau[big][:, None]
+        a = (s + mb) / tb
+        b = (s - mb) / tb
+        phi_a = np.exp(-0.5 * a * a - _LOG_SQRT_2PI)
+        phi_b = np.exp(-0.5 * b * b - _LOG_SQRT_2PI)
+        den = tb * (1.0 + np.exp(-s))
+        ratio = mb[:, 0] / tb[:, 0]
+        m[big] = special.ndtr(ratio) + ((phi_a - phi_b) / den) @ wl
+        d[big] = (
+            np.exp(-0.5 * ratio * ratio - _LOG_SQRT_2PI) / tb[:, 0]
+            + ((-a * phi_a - b * phi_b) / (den * tb)) @ wl
+        )
+    return np.clip(m, 0.0, 1.0), np.maximum(d, 0.0)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Likelihood × mu-prior on the (τ, μ) grid of R rows; shapes (R, T[, M])."""
+
+    v_step: FloatArray  # (R,)
+    scale: float
+    tau: FloatArray  # (R, T)
+    log_jac: FloatArray  # (R, T): log dτ/dv
+    mu0: FloatArray  # (R, T): first μ node
+    mu_step: FloatArray  # (R, T)
+    cdf: FloatArray  # (R, T, M): F(μ | τ) at the nodes
+    pdf: FloatArray  # (R, T, M): f(μ | τ) at the nodes
+    log_z: FloatArray  # (R, T): log ∫ L(μ, τ) π(μ) dμ
+    mean: FloatArray  # (R, T): E[μ | τ]
+    second: FloatArray  # (R, T): E[μ² | τ]
+    edge: FloatArray  # (R, T): density at the μ grid ends relative to the peak
+
+
+def _normal_approx(
+    x: FloatArray, n: FloatArray, tau: FloatArray, mu_prior: MuPrior
+) -> tuple[FloatArray, FloatArray]:
+    """Centre and SD of μ | τ from the normal-normal model with 0.5 corrections."""
+    y = np.log((x + 0.5) / (n - x + 0.5))
+    v = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
+    w = 1.0 / (v[:, None, :] + tau[..., None] ** 2)
+    prec = np.sum(w, axis=-1) + 1.0 / mu_prior.sd**2
+    centre = (np.sum(w * y[:, None, :], axis=-1) + mu_prior.mean / mu_prior.sd**2) / prec
+    return centre, 1.0 / np.sqrt(prec)
+
+
+def _conditional(
+    x: FloatArray,
+    n: FloatArray,
+    lc: FloatArray,
+    tau: FloatArray,
+    mu_nodes: FloatArray,
+    mu_prior: MuPrior,
+    res: Resolution,
+) -> FloatArray:
+    """log L(μ, τ) + log π(μ) at nodes mu_nodes (R, T, M) for τ (R, T)."""
+    xs, ns, ls = (a[:, None, None, :] for a in (x, n, lc))
+    # Each row's node count depends on its own τ only, so a row's result does not depend
+    # on the other rows of a batch: columns where rows disagree are evaluated both ways.
+    is_wide = tau >= WIDE_TAU
+    ll = np.empty(mu_nodes.shape)
+    rows, _, n_mu = mu_nodes.shape
+    for want_wide in (False, True):
+        nagq = res.nagq_wide if want_wide else res.nagq
+        cols = np.any(is_wide, axis=0) if want_wide else ~np.all(is_wide, axis=0)
+        idx = np.flatnonzero(cols)
+        block = max(1, _CHUNK_ELEMENTS // (rows * n_mu * x.shape[-1] * nagq))
+        for start in range(0, idx.size, block):
+            sel = idx[start : start + block]
+            vals = _study_loglik(
+                xs, ns, ls, mu_nodes[:, sel, :, None], tau[:, sel, None, None], nagq, res
+            )
+            mine = is_wide[:, sel] == want_wide
+            ll[:, sel] = np.where(mine[..., None], vals, ll[:, sel])
+    out: FloatArray = ll + mu_prior.log_pdf(mu_nodes)
+    return out
+
+
+def _build_grid(
+    x: FloatArray,
+    n: FloatArray,
+    lc: FloatArray,
+    v_max: FloatArray,
+    scale: float,
+    upper: float,
+    mu_prior: MuPrior,
+    res: Resolution,
+) -> _Grid:
+    rows = x.shape[0]
+    n_tau = max(24, math.ceil(float(np.max(v_max)) / res.tau_step) + 1)
+    v_step = v_max / (n_tau - 1)
+    v = v_step[:, None] * np.arange(n_tau)
+    tau = scale * np.sinh(v)
+    if math.isfinite(upper):
+        tau[:, -1] = upper
+    log_jac = math.log(scale) + np.log(np.cosh(v))
+    # Pilot: every pilot_stride-th τ node, a wide coarse μ grid from the normal approximation.
+    pick = np.unique(np.r_[np.arange(0, n_tau, res.pilot_stride), n_tau - 1])
+    c0, s0 = _normal_approx(x, n, tau[:, pick], mu_prior)
+    u = np.linspace(-res.pilot_half_width, res.pilot_half_width, res.pilot_nodes)
+    nodes = c0[..., None] + s0[..., None] * u
+    lp = _conditional(x, n, lc, tau[:, pick], nodes, mu_prior, res)
+    wts = np.exp(lp - np.max(lp, axis=-1, keepdims=True))
+    wts /= np.sum(wts, axis=-1, keepdims=True)
+    pm = np.sum(wts * nodes, axis=-1)
+    psd = np.sqrt(np.maximum(np.sum(wts * (nodes - pm[..., None]) ** 2, axis=-1), 1e-300))
+    psd = np.maximum(psd, 0.05 * s0)
+    centre = np.stack([np.interp(v[r], v[r, pick], pm[r]) for r in range(rows)])
+    sd = np.exp(np.stack([np.interp(v[r], v[r, pick], np.log(psd[r])) for r in range(rows)]))
+    # Main pass.
+    mu_step = 2.0 * res.mu_half_width * sd / (res.mu_nodes - 1)
+    mu0 = centre - res.mu_half_width * sd
+    nodes = mu0[..., None] + mu_step[..., None] * np.arange(res.mu_nodes)
+    lp = _conditional(x, n, lc, tau, nodes, mu_prior, res)
+    top = np.max(lp, axis=-1)
+    dens = np.exp(lp - top[..., None])
+    cmat, w = _rule(res.mu_nodes, False)
+    cum = np.einsum("ij,rtj->rti", cmat, dens) * mu_step[..., None]
+    total = cum[..., -1]
+    pdf = dens / total[..., None]
+    qw = w * mu_step[..., None] * pdf
+    mean = np.sum(qw * nodes, axis=-1)
+    second = np.sum(qw * nodes * nodes, axis=-1)
+    edge = np.maximum(dens[..., 0], dens[..., -1])
+    return _Grid(
+        v_step=v_step,
+        scale=scale,
+        tau=tau,
+        log_jac=log_jac,
+        mu0=mu0,
+        mu_step=mu_step,
+        cdf=cum / total[..., None],
+        pdf=pdf,
+        log_z=np.log(total) + top,
+        mean=mean,
+        second=second,
+        edge=edge,
+    )
+
+
+def _tau_weights(grid: _Grid, prior: TauPrior) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Posterior density of v on its nodes (normalised), its CDF, and mixing weights."""
+    lg = grid.log_z + prior.log_pdf(grid.tau) + grid.log_jac
+    g = np.exp(lg - np.max(lg, axis=-1, keepdims=True))
+    n_tau = g.shape[-1]
+    cmat, w = _rule(n_tau, True)
+    cum = np.einsum("ij,rj->ri", cmat, g) * grid.v_step[:, None]
+    total = cum[:, -1]
+    mix = w * g
+    mix = np.maximum(mix, 0.0)
+    mix /= np.sum(mix, axis=-1, keepdims=True)
+    return g / total[:, None], cum / total[:, None], mix
+
+
+# -------------------------------------------------------------------------- summary
+
+
+def _summarise(
+    grid: _Grid, prior: TauPrior, probs: FloatArray, threshold: float | None, res: Resolution
+) -> tuple[dict[str, FloatArray], FloatArray]:
+    dens_v, cdf_v, mix = _tau_weights(grid, prior)
+    rows, n_tau = mix.shape
+    tau_tail = dens_v[:, -1]  # ≈ mass beyond the grid: heavy tails decay like e^-v
+    out: dict[str, FloatArray] = {}
+    span = (grid.cdf.shape[-1] - 1) * grid.mu_step
+    lo_all = grid.mu0
+    hi_all = grid.mu0 + span
+
+    # μ
+    table_mu = _hermite_table(grid.cdf, grid.pdf, grid.mu_step)
+
+    def cdf_mu(c: FloatArray) -> FloatArray:
+        vals = _hermite(
+            grid.mu0,
+            grid.mu_step,
+            table_mu,
+            np.broadcast_to(c[:, None, :], (rows, n_tau, c.shape[1])),
+        )
+        res: FloatArray = np.einsum("rt,rtp->rp", mix, vals)
+        return res
+
+    mean_mu = np.sum(mix * grid.mean, axis=-1)
+    var_mu = np.maximum(np.sum(mix * grid.second, axis=-1) - mean_mu**2, 0.0)
+    sd_mu = np.sqrt(var_mu)
+    lo = np.maximum(np.min(lo_all, axis=-1), mean_mu - 40.0 * sd_mu)
+    hi = np.minimum(np.max(hi_all, axis=-1), mean_mu + 40.0 * sd_mu)
+    q_mu = _invert(cdf_mu, lo, hi, probs, res)
+    out["mu"] = q_mu[:, 1]
+    out["mu_sd"] = sd_mu
+    out["proportion"] = special.expit(q_mu[:, 1])
+    out["ci_low"] = special.expit(q_mu[:, 0])
+    out["ci_high"] = special.expit(q_mu[:, 2])
+
+    # τ²
+    v_step = grid.v_step
+    zero = np.zeros(rows)
+
+    table_v = _hermite_table(cdf_v, dens_v, v_step)
+
+    def cdf_v_at(c: FloatArray) -> FloatArray:
+        res: FloatArray = _hermite(zero, v_step, table_v, c)
+        return res
+
+    wide_probs = np.array([0.001, 0.999])
+    q_v = _invert(cdf_v_at, zero, v_step * (n_tau - 1), np.r_[probs, wide_probs[1]], res)
+    tau_far = grid.scale * np.sinh(q_v[:, 3])
+    q_v = q_v[:, :3]
+    q_tau = np.minimum(grid.scale * np.sinh(q_v), grid.tau[:, -1:])
+    out["tau2"] = q_tau[:, 1] ** 2
+    out["tau2_ci_low"] = q_tau[:, 0] ** 2
+    out["tau2_ci_high"] = q_tau[:, 2] ** 2
+
+    # Mean rate m(μ, τ), in y = logit m; inverse map y -> μ per τ node by Hermite.
+    nodes = grid.mu0[..., None] + grid.mu_step[..., None] * np.arange(grid.cdf.shape[-1])
+    tau3 = np.broadcast_to(grid.tau[..., None], nodes.shape)
+    m_pos, d_pos = _mean_rate(nodes, tau3, res.mean_nodes)
+    m_neg, _ = _mean_rate(-nodes, tau3, res.mean_nodes)
+    with np.errstate(divide="ignore"):
+        y = np.log(m_pos) - np.log(m_neg)
+        dy = d_pos / (m_pos * m_neg)
+    y = np.maximum.accumulate(np.nan_to_num(y, nan=-np.inf), axis=-1)
+    slope = np.where(dy > 0.0, 1.0 / np.where(dy > 0.0, dy, 1.0), 0.0)
+
+    def cdf_m(c: FloatArray) -> FloatArray:
+        cc = c[:, None, :]
+        j = np.sum(y[..., None] <= cc[:, :, None, :], axis=2) - 1
+        below = j < 0
+        above = j >= grid.cdf.shape[-1] - 1
+        jj = np.clip(j, 0, grid.cdf.shape[-1] - 2)
+        y0 = np.take_along_axis(y, jj, axis=-1)
+        y1 = np.take_along_axis(y, jj + 1, axis=-1)
+        dyy = np.where(np.isfinite(y1 - y0) & (y1 > y0), y1 - y0, 1.0)
+        t = np.clip(np.where(np.isfinite(y0), (cc - y0) / dyy, 1.0), 0.0, 1.0)
+        x0 = np.take_along_axis(nodes, jj, axis=-1)
+        x1 = np.take_along_axis(nodes, jj + 1, axis=-1)
+        s0 = np.take_along_axis(slope, jj, axis=-1) * dyy
+        s1 = np.take_along_axis(slope, jj + 1, axis=-1) * dyy
+        t2, t3 = t * t, t * t * t
+        mu_star = (
+            (2 * t3 - 3 * t2 + 1) * x0
+            + (t3 - 2 * t2 + t) * s0
+            + (3 * t2 - 2 * t3) * x1
+            + (t3 - t2) * s1
+        )
+        mu_star = np.clip(mu_star, np.minimum(x0, x1), np.maximum(x0, x1))
+        vals = _hermite(grid.mu0, grid.mu_step, table_mu, mu_star)
+        vals = np.where(below, 0.0, np.where(above, 1.0, vals))
+        res: FloatArray = np.einsum("rt,rtp->rp", mix, vals)
+        return res
+
+    wq = _rule(grid.cdf.shape[-1], False)[1] * grid.mu_step[..., None] * grid.pdf
+    finite_y = np.where(np.isfinite(y), y, 0.0)
+    ym = np.sum(mix * np.sum(wq * finite_y, axis=-1), axis=-1)
+    ysd = np.sqrt(
+        np.maximum(np.sum(mix * np.sum(wq * finite_y**2, axis=-1), axis=-1) - ym**2, 1e-12)
+    )
+    ylo = np.maximum(ym - 40.0 * ysd, np.min(np.where(np.isfinite(y), y, np.inf), axis=(1, 2)))
+    yhi = np.minimum(ym + 40.0 * ysd, np.max(finite_y, axis=(1, 2)))
+    q_m = _invert(cdf_m, ylo - 1e-9, yhi + 1e-9, probs, res)
+    out["mean_proportion"] = special.expit(q_m[:, 1])
+    out["mean_ci_low"] = special.expit(q_m[:, 0])
+    out["mean_ci_high"] = special.expit(q_m[:, 2])
+
+    # Posterior predictive θ_new = μ + τ z.
+    tz, wz = _gh_normal(res.pred_nodes)
+    sd_cond = np.sqrt(np.maximum(grid.second - grid.mean**2, 1e-300))
+    narrow = grid.tau < sd_cond  # (R, T)
+    wmu = wq  # (R, T, M): quadrature weights of μ | τ
+
+    def cdf_pred(c: FloatArray) -> FloatArray:
+        p = c.shape[1]
+        shifted = c[:, None, :, None] - grid.tau[:, :, None, None] * tz  # (R, T, P, Z)
+        vals = (
+            _hermite(grid.mu0[..., None], grid.mu_step[..., None], table_mu[:, :, None], shifted)
+            @ wz
+        )
+        tau_safe = np.where(narrow, 1.0, grid.tau)
+        arg = (c[:, None, None, :] - nodes[..., None]) / tau_safe[..., None, None]
+        wide_vals = np.einsum("rtm,rtmp->rtp", wmu, special.ndtr(arg))
+        both = np.where(narrow[..., None], vals.reshape(rows, n_tau, p), wide_vals)
+        res: FloatArray = np.einsum("rt,rtp->rp", mix, both)
+        return res
+
+    # Search range: P(θ_new < lo) <= P(μ < q_0.001) + P(τ > q_0.999) + Φ(-6) < (1-level)/2.
+    mu_far = _invert(cdf_mu, lo, hi, wide_probs, res)
+    reach = 6.0 * tau_far + 1.0
+    pq = np.array([probs[0], probs[2]])
+    q_pred = _invert(
+        cdf_pred,
+        mu_far[:, 0] - reach,
+        mu_far[:, 1] + reach,
+        pq,
+        res,
+        centre=q_mu[:, 1],
+        scale=sd_mu + np.sqrt(out["tau2"]) + 1e-3,
+    )
+    out["pi_low"] = special.expit(q_pred[:, 0])
+    out["pi_high"] = special.expit(q_pred[:, 1])
+
+    if threshold is None:
+        out["prob_above"] = np.full(rows, np.nan)
+        out["prob_mean_above"] = np.full(rows, np.nan)
+    else:
+        lt = np.full((rows, 1), special.logit(threshold))
+        out["prob_above"] = np.clip(1.0 - cdf_mu(lt)[:, 0], 0.0, 1.0)
+        out["prob_mean_above"] = np.clip(1.0 - cdf_m(lt)[:, 0], 0.0, 1.0)
+    out["tau_max"] = grid.tau[:, -1].copy()
+    out["tau_nodes"] = np.full(rows, float(n_tau))
+    edge = np.max(mix * grid.edge, axis=-1)
+    return out, np.stack([tau_tail, edge], axis=-1)
