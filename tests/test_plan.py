@@ -163,3 +163,23 @@ def test_bad_yaml_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_plan(binary)
     assert info.value.problems == (f"{binary}: not UTF-8 text",)
+
+
+def test_other_family_adds_a_variant_beside_every_primary() -> None:
+    text = BASE.replace("outcome: ORR", "outcome: [ORR, CR+]").replace(
+        "analyses:",
+        "model: {estimator: GLMM}\n"
+        "other_family:\n"
+        "  description: Bayesian binomial-normal model\n"
+        '  model: {estimator: BAYES, tau_prior: "half-normal(0.5)"}\n'
+        "analyses:",
+    )
+    expanded = parse_plan(text, "plan.yaml").expanded()
+    assert [a.name for a in expanded] == [
+        "one-orr", "one-other-model-orr", "one-cr", "one-other-model-cr"]
+    variant = expanded[1]
+    assert variant.role == "sensitivity"
+    assert variant.sensitivity_of == "one-orr"
+    assert variant.model.estimator == "BAYES"
+    assert variant.model.tau_prior == "half-normal(0.5)"
+    assert expanded[0].model.estimator == "GLMM"

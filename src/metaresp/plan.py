@@ -325,6 +325,24 @@ class Variant(_Strict):
         return value
 
 
+class OtherFamily(_Strict):
+    """A sensitivity analysis added beside every primary analysis: the same selection and
+    grouping pooled with the other model family (methods: the Bayesian model beside the
+    GLMM, or the reverse), named ``<primary>-<suffix>``."""
+
+    suffix: str = "other-model"
+    description: str
+    """What the other model is, in a few words (shown with the estimates)."""
+    model: ModelSettings
+
+    @field_validator("suffix")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
+        return value
+
+
 class AnalysisSpec(_Strict):
     """One analysis as written in the plan (a list of outcomes expands it)."""
 
@@ -379,6 +397,8 @@ class Plan(_Strict):
     groupings: dict[str, Grouping] = Field(default_factory=dict)
     exclude_designs: StrList = Field(default_factory=lambda: list(DEFAULT_EXCLUDE_DESIGNS))
     """Designs no analysis pools unless it says otherwise (default: case reports)."""
+    other_family: OtherFamily | None = None
+    """A sensitivity variant of every primary analysis with the other model family."""
     analyses: list[AnalysisSpec] = Field(min_length=1)
 
     @field_validator("thresholds")
@@ -419,7 +439,14 @@ class Plan(_Strict):
                     exclude_designs=designs,
                 )
                 out.append(primary)
-                for variant in spec.sensitivity:
+                variants = list(spec.sensitivity)
+                if self.other_family is not None:
+                    variants.append(Variant(
+                        name=f"{spec.name}-{self.other_family.suffix}",
+                        description=self.other_family.description,
+                        model=self.other_family.model,
+                    ))
+                for variant in variants:
                     out.append(_variant(self, spec, variant, primary, multi))
         return out
 
@@ -692,6 +719,7 @@ __all__ = [
     "Condition",
     "Grouping",
     "ModelSettings",
+    "OtherFamily",
     "Plan",
     "Rule",
     "Selection",
