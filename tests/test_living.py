@@ -352,3 +352,19 @@ def test_date_text() -> None:
     assert date_text((2023, 2, 0)) == "2023-02"
     assert date_text((2020, 0, 0)) == "2020"
     assert date_text((0, 0, 0)) == ""
+
+
+def test_a_wider_interval_after_a_study_is_added_is_explained() -> None:
+    from metaresp.living._diff import Estimate
+    from metaresp.living._render import widening
+
+    def est(k: int, pooled: bool, low: float, high: float) -> Estimate:
+        return Estimate("a", "A", "B", False, pooled, k, 30, 0.7, low, high, 0.95, 50.0, ())
+
+    one = est(1, False, 0.59, 0.92)
+    two = est(2, True, 0.03, 0.996)
+    assert "exact binomial interval" in str(widening(one, two))
+    assert "between-study variation" in str(widening(est(2, True, 0.4, 0.8),
+                                                     est(3, True, 0.2, 0.9)))
+    assert widening(est(2, True, 0.4, 0.8), est(3, True, 0.45, 0.75)) is None
+    assert widening(est(3, True, 0.4, 0.8), est(2, True, 0.2, 0.9)) is None

@@ -9,7 +9,7 @@ from typing import Any
 from metaresp.living._diff import Estimate, EstimateChange, FieldChange, RecordChange, StateDiff
 from metaresp.living._diff import pct as _pct
 
-__all__ = ["changelog", "diff_dict", "format_diff"]
+__all__ = ["changelog", "diff_dict", "format_diff", "widening"]
 
 
 def _ci(est: Estimate | None) -> str:
@@ -97,6 +97,9 @@ def format_diff(diff: StateDiff) -> str:
             why = _why_moved(ch)
             if why:
                 lines.append(f"  {_label(ch.key)}: {why}")
+            wider = widening(ch.old, ch.new) if ch.old and ch.new else None
+            if wider:
+                lines.append(f"  {_label(ch.key)}: {wider}")
     lines.append("")
     if diff.crossings:
         lines.append("Threshold crossings:")
@@ -131,6 +134,28 @@ def _describe(est: Estimate) -> str:
     return (
         f"{_pct(est.estimate)} ({level} CI {_pct(est.ci_low)} to {_pct(est.ci_high)}; "
         f"{studies}{kind})"
+    )
+
+
+def widening(old: Estimate, new: Estimate) -> str | None:
+    """Why an interval widened when the evidence grew, in one sentence (None otherwise)."""
+    if (
+        old.ci_low is None or old.ci_high is None or new.ci_low is None
+        or new.ci_high is None or new.k <= old.k
+        or new.ci_high - new.ci_low <= old.ci_high - old.ci_low + 1e-9
+    ):
+        return None
+    if not old.pooled and new.pooled:
+        return (
+            "The interval is wider although a study was added: one study is shown with its "
+            "exact binomial interval, which only reflects its own patients, while a pooled "
+            "estimate also allows for the true response rate to differ from study to study; "
+            f"with {new.k} studies that between-study variation can hardly be estimated, so "
+            "the allowance is large."
+        )
+    return (
+        "The interval is wider although a study was added: the studies' rates now differ more "
+        "than chance alone explains, so the model allows for more between-study variation."
     )
 
 
@@ -170,6 +195,9 @@ def changelog(diff: StateDiff) -> str:
         sentences.append(
             f"{ch.new.name()}: now {_describe(ch.new)}, previously {_describe(ch.old)}."
         )
+        why = widening(ch.old, ch.new)
+        if why:
+            sentences.append(why)
     for ch in diff.new:
         assert ch.new is not None
         sentences.append(f"New estimate, {ch.new.name()}: {_describe(ch.new)}.")
