@@ -4,47 +4,29 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import metaresp
-from metaresp.cli import main
+from factories import SHIPPED_EXTRACTIONS as EXTRACTIONS
+from factories import SHIPPED_PLAN as PLAN
+from factories import CliResult, ShippedRun
 
-ROOT = Path(__file__).resolve().parents[1]
-PLAN = ROOT / "analysis-plan.yaml"
-EXTRACTIONS = ROOT / "extractions"
-
-pytestmark = pytest.mark.slow  # the full run draws every figure
+Cli = Callable[..., CliResult]
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """One full run into a temporary folder (working directory there too, so nothing the
-    run writes lands in the repository)."""
-    work = tmp_path_factory.mktemp("run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(work)
-        code = main(
-            [
-                "run",
-                "--plan",
-                str(PLAN),
-                "--extractions",
-                str(EXTRACTIONS),
-                "--out",
-                str(work / "results"),
-                "--quiet",
-            ]
-        )
-        assert code == 0
-        yield work / "results", "ok"
+def shipped(test: Callable[..., None]) -> Callable[..., None]:
+    """A test reading the shared run of the shipped plan: slow (the run draws every
+    figure), and run on the xdist worker that holds that run."""
+    return pytest.mark.slow(pytest.mark.xdist_group("shipped")(test))
 
 
-def test_writes_every_output(results: tuple[Path, str]) -> None:
-    out, _ = results
+@shipped
+def test_writes_every_output(shipped_run: ShippedRun) -> None:
+    out = shipped_run.out
     from metaresp.plan import load_plan
 
     plan = load_plan(PLAN)
@@ -62,15 +44,20 @@ def test_writes_every_output(results: tuple[Path, str]) -> None:
     assert names == [a.name for a in plan.expanded()]
     for entry in state["analyses"]:
         if entry["estimates"]:
-            assert (out / "figures" / f"{entry['analysis']}.png").read_bytes()[:4] == b"\x89PNG"
+            png = (out / "figures" / f"{entry['analysis']}.png").read_bytes()
+            assert png[:4] == b"\x89PNG"
+            # the run draws at 300 dpi (tests elsewhere may draw quicker; this one may not)
+            at = png.index(b"pHYs") + 4  # pixels per metre, then the unit (1: metre)
+            assert round(int.from_bytes(png[at : at + 4], "big") * 0.0254) == 300
             assert (out / "figures" / f"{entry['analysis']}.svg").stat().st_size > 0
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".results.")]
 
 
-def test_summary_agrees_with_corpus_and_engine(results: tuple[Path, str]) -> None:
+@shipped
+def test_summary_agrees_with_corpus_and_engine(shipped_run: ShippedRun) -> None:
     """Every estimate's records exist in the corpus with the analysis's outcome, every
     record pooled once per analysis, and a pooled estimate is the engine on those counts."""
-    out, _ = results
+    out = shipped_run.out
     frame = metaresp.load_extractions(EXTRACTIONS).to_frame().set_index("record")
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     checked = 0
@@ -108,10 +95,11 @@ def test_summary_agrees_with_corpus_and_engine(results: tuple[Path, str]) -> Non
     assert checked == 3
 
 
-def test_tables_agree_with_summary(results: tuple[Path, str]) -> None:
+@shipped
+def test_tables_agree_with_summary(shipped_run: ShippedRun) -> None:
     import pandas as pd
 
-    out, _ = results
+    out = shipped_run.out
     table = pd.read_csv(out / "pooled.csv")
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     rows = table[table["row"] == "subgroup"]
@@ -130,19 +118,24 @@ def test_tables_agree_with_summary(results: tuple[Path, str]) -> None:
     assert "## " in (out / "pooled.md").read_text(encoding="utf-8")
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = main(["run", "--quiet", *args])
-    return code, capsys.readouterr().err
+@pytest.fixture
+def run_cli(cli: Cli) -> Callable[..., tuple[int, str]]:
+    """``metaresp run --quiet ARGS``: exit code and standard error."""
+
+    def run(*args: str) -> tuple[int, str]:
+        code, _, err = cli("run", "--quiet", *args)
+        return code, err
+
+    return run
 
 
-def test_bad_plan_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_plan_one_line(tmp_path: Path, run_cli: Callable[..., tuple[int, str]]) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         PLAN.read_text(encoding="utf-8").replace("estimator: GLMM", "estimator: GLM"),
         encoding="utf-8",
     )
     code, err = run_cli(
-        capsys,
         "--plan",
         str(plan),
         "--extractions",
@@ -157,27 +150,28 @@ def test_bad_plan_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = run_cli(capsys, "--plan", str(tmp_path / "none.yaml"))
+def test_missing_inputs(tmp_path: Path, run_cli: Callable[..., tuple[int, str]]) -> None:
+    code, err = run_cli("--plan", str(tmp_path / "none.yaml"))
     assert (code, err) == (1, f"error: {tmp_path / 'none.yaml'}: plan file not found\n")
-    code, err = run_cli(capsys, "--plan", str(PLAN), "--extractions", str(tmp_path / "x"))
+    code, err = run_cli("--plan", str(PLAN), "--extractions", str(tmp_path / "x"))
     assert (code, err) == (1, f"error: {tmp_path / 'x'}: extractions folder not found\n")
 
 
-def test_refuses_foreign_out_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_foreign_out_folder(
+    tmp_path: Path, run_cli: Callable[..., tuple[int, str]]
+) -> None:
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.docx").write_text("precious", encoding="utf-8")
-    code, err = run_cli(
-        capsys, "--plan", str(PLAN), "--extractions", str(EXTRACTIONS), "--out", str(out)
-    )
+    code, err = run_cli("--plan", str(PLAN), "--extractions", str(EXTRACTIONS), "--out", str(out))
     assert code == 1
     assert "non-empty folder without earlier results" in err
     assert (out / "thesis.docx").read_text(encoding="utf-8") == "precious"
 
 
+@pytest.mark.usefixtures("quick_figures")  # no figure worker processes for a failing run
 def test_failure_leaves_previous_results(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: Callable[..., tuple[int, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure while writing (here: the report) leaves the old folder as it was and no
     temporary folder behind."""
@@ -202,9 +196,7 @@ def test_failure_leaves_previous_results(
     monkeypatch.setattr(runner, "_write_report", broken)
     monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar, pool: {})
     monkeypatch.chdir(tmp_path)
-    code, err = run_cli(
-        capsys, "--plan", str(plan), "--extractions", str(extractions), "--out", str(out)
-    )
+    code, err = run_cli("--plan", str(plan), "--extractions", str(extractions), "--out", str(out))
     assert code == 1
     assert "disk full" in err
     assert (out / "summary.json").read_text(encoding="utf-8") == '{"old": true}'

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import metaresp
+from factories import git
 from metaresp import living
 from metaresp.analysis import Record, pool_groups
 from metaresp.cumulative import csv_text, cumulative_class, date_order, date_text
@@ -255,32 +255,14 @@ def test_load_previous_default_missing_means_nothing_published(tmp_path: Path) -
     assert "not written yet" in label
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.org",
-            "-c",
-            "commit.gpgsign=false",
-            *args,
-        ],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_state_at_a_git_revision(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     published = repo / "published" / "summary.json"
     living.publish(OLD, published)
-    _git(repo.parent, "init", "-q", str(repo))
-    _git(repo, "add", "published/summary.json")
-    _git(repo, "commit", "-q", "-m", "first")
+    git(repo.parent, "init", "-q", str(repo))
+    git(repo, "add", "published/summary.json")
+    git(repo, "commit", "-q", "-m", "first")
     newer = state([estimate("Bispecific", [A, B, C], 0.62, 0.53, 0.70)], OLD_RECORDS)
     living.publish(newer, published)
     at_head, label = living.load_previous("HEAD", published)
