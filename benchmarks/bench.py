@@ -172,8 +172,11 @@ def main() -> None:
         help="REML k=10 fits timed in metafor (per-fit time compared)",
     )
     parser.add_argument("--no-r", action="store_true", help="skip the metafor timings")
-    parser.add_argument("--no-commands", action="store_true",
-                        help="skip the command-line timings (run, --help, add)")
+    parser.add_argument(
+        "--no-commands",
+        action="store_true",
+        help="skip the command-line timings (run, --help, add)",
+    )
     args = parser.parse_args()
     min_time = 0.1 if args.quick else 0.5
 
@@ -250,8 +253,7 @@ def main() -> None:
 def _wall(argv: list[str], cwd: Path | None = None) -> float:
     """Wall seconds of one command (it must succeed)."""
     start = time.perf_counter()
-    subprocess.run(argv, check=True, cwd=cwd, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -267,14 +269,18 @@ def commands() -> None:
         shutil.copytree(ROOT / "extractions", work / "extractions")
         shutil.copy(ROOT / "analysis-plan.yaml", work / "analysis-plan.yaml")
         runs = [_wall([*exe, "run", "-q", "--no-publish"], cwd=work) for _ in range(2)]
-        print(f"metaresp run (shipped plan and corpus, every figure): "
-              f"{min(runs):.1f} s wall (best of 2), {os.cpu_count()} cores")
+        print(
+            f"metaresp run (shipped plan and corpus, every figure): "
+            f"{min(runs):.1f} s wall (best of 2), {os.cpu_count()} cores"
+        )
         _wall([*exe, "run", "-q"], cwd=work)  # the published state that add compares with
         study = work / "bench-2026.yaml"
         text = (ROOT / "extractions" / "chari-2020.yaml").read_text(encoding="utf-8")
         study.write_text(text.replace("id: chari-2020", "id: bench-2026"), encoding="utf-8")
-        print(f"metaresp add (one study, re-run, diff): "
-              f"{_wall([*exe, 'add', str(study)], cwd=work):.1f} s wall")
+        print(
+            f"metaresp add (one study, re-run, diff): "
+            f"{_wall([*exe, 'add', str(study)], cwd=work):.1f} s wall"
+        )
 
 
 if __name__ == "__main__":

@@ -132,11 +132,17 @@ def test_add_on_the_shipped_corpus_and_plan(
     # files, and 9/12, pooled with the analysis's model as the plan states it
     # (disjoint groups of one study combined into one entry are summed, as the analysis does)
     frame = metaresp.load_extractions(SHIPPED_EXTRACTIONS).to_frame().set_index("record")
-    (item,) = [e for a in before["analyses"] if a["analysis"] == key[0]
-               for e in a["estimates"] if e["subgroup"] == key[1]]
+    (item,) = [
+        e
+        for a in before["analyses"]
+        if a["analysis"] == key[0]
+        for e in a["estimates"]
+        if e["subgroup"] == key[1]
+    ]
     inside = {i for c in item.get("combined", ()) for i in c["records"]}
     entries = [[r] for r in old.records if r not in inside] + [
-        list(c["records"]) for c in item.get("combined", ())]
+        list(c["records"]) for c in item.get("combined", ())
+    ]
     events = [sum(int(frame.loc[r, "responders"]) for r in e) for e in entries] + [9]
     totals = [sum(int(frame.loc[r, "evaluable"]) for r in e) for e in entries] + [12]
     (analysis,) = [a for a in load_plan(SHIPPED_PLAN).expanded() if a.name == key[0]]

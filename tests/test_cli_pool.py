@@ -10,15 +10,23 @@ import pytest
 import metaresp
 from metaresp.cli import main
 
-ROWS = [("Merz 2024 talquetamab", 22, 28, "GPRC5D"), ("MCARH109", 7, 10, "GPRC5D"),
-        ("Merz 2024 teclistamab", 24, 37, "BCMA"), ("MajesTEC-1 C", 5, 11, "BCMA"),
-        ("Tec RWE", 7, 21, "BCMA")]
+ROWS = [
+    ("Merz 2024 talquetamab", 22, 28, "GPRC5D"),
+    ("MCARH109", 7, 10, "GPRC5D"),
+    ("Merz 2024 teclistamab", 24, 37, "BCMA"),
+    ("MajesTEC-1 C", 5, 11, "BCMA"),
+    ("Tec RWE", 7, 21, "BCMA"),
+]
 
 
-def write_csv(path: Path, rows: list[tuple[object, ...]] = ROWS,
-              header: str = "study,responders,evaluable,target") -> Path:
-    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n",
-                    encoding="utf-8")
+def write_csv(
+    path: Path,
+    rows: list[tuple[object, ...]] = ROWS,
+    header: str = "study,responders,evaluable,target",
+) -> Path:
+    path.write_text(
+        header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n", encoding="utf-8"
+    )
     return path
 
 
@@ -30,23 +38,44 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 def test_json_matches_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     table = write_csv(tmp_path / "t.csv")
-    code, out, err = run(capsys, str(table), "--events", "responders", "--totals", "evaluable",
-                         "--labels", "study", "--json")
+    code, out, err = run(
+        capsys,
+        str(table),
+        "--events",
+        "responders",
+        "--totals",
+        "evaluable",
+        "--labels",
+        "study",
+        "--json",
+    )
     assert (code, err) == (0, "")
     data = json.loads(out)
     direct = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS])
     assert data["pooled"]["proportion"] == direct.proportion
     assert data["pooled"]["ci_low"] == direct.ci_low
     assert [s["label"] for s in data["studies"]] == [r[0] for r in ROWS]
-    assert data["model"] == {"transform": "logit", "estimator": "GLMM", "ci": "t",
-                             "level": 0.95}
+    assert data["model"] == {"transform": "logit", "estimator": "GLMM", "ci": "t", "level": 0.95}
 
 
-def test_text_by_subgroup_and_model_options(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_text_by_subgroup_and_model_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     table = write_csv(tmp_path / "t.csv")
-    code, out, _ = run(capsys, str(table), "--events", "responders", "--totals", "evaluable",
-                       "--labels", "study", "--by", "target", "--estimator", "REML")
+    code, out, _ = run(
+        capsys,
+        str(table),
+        "--events",
+        "responders",
+        "--totals",
+        "evaluable",
+        "--labels",
+        "study",
+        "--by",
+        "target",
+        "--estimator",
+        "REML",
+    )
     assert code == 0
     direct = metaresp.pool([24, 5, 7], [37, 11, 21], estimator="REML", ci="hksj")
     assert "target = BCMA" in out
@@ -68,9 +97,23 @@ def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         sheet.append([label, x, n])
     book.save(tmp_path / "t.xlsx")
     png = tmp_path / "forest.png"
-    code, out, err = run(capsys, str(tmp_path / "t.xlsx"), "--events", "x", "--totals", "n",
-                         "--labels", "study", "--estimator", "DL", "--ci", "z", "--plot",
-                         str(png), "--json")
+    code, out, err = run(
+        capsys,
+        str(tmp_path / "t.xlsx"),
+        "--events",
+        "x",
+        "--totals",
+        "n",
+        "--labels",
+        "study",
+        "--estimator",
+        "DL",
+        "--ci",
+        "z",
+        "--plot",
+        str(png),
+        "--json",
+    )
     assert (code, err) == (0, "")
     direct = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS], estimator="DL", ci="z")
     assert json.loads(out)["pooled"]["proportion"] == direct.proportion
@@ -80,28 +123,62 @@ def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 @pytest.mark.parametrize(
     ("args", "rows", "expected"),
     [
-        (["--events", "resp", "--totals", "evaluable"], ROWS,
-         ["{t}: --events: no column 'resp' (columns: 'study', 'responders', 'evaluable', "
-          "'target')"]),
-        (["--events", "responders", "--totals", "evaluable"],
-         [("A", "five", 7, "x"), ("B", 3, "", "x"), ("C", 4.5, 9, "x"), ("D", 9, 8, "x"),
-          ("E", -1, 4, "x")],
-         ["{t}: row 2, column 'responders': 'five' is not a whole number",
-          "{t}: row 3, column 'evaluable': empty cell",
-          "{t}: row 4, column 'responders': '4.5' is not a whole number",
-          "{t}: row 5: events 9 > total 8 (columns 'responders', 'evaluable')",
-          "{t}: row 6, column 'responders': -1 is negative"]),
-        (["--events", "responders", "--totals", "evaluable", "--transform", "probit"], ROWS,
-         ["--transform: 'probit' is not one of logit, freeman-tukey, arcsine, raw, log"]),
-        (["--events", "responders", "--totals", "evaluable", "--transform", "arcsine",
-          "--estimator", "GLMM"], ROWS,
-         ['model options: estimator: "GLMM" is a logit model and needs transform="logit"; '
-          "got transform='arcsine'"]),
+        (
+            ["--events", "resp", "--totals", "evaluable"],
+            ROWS,
+            [
+                "{t}: --events: no column 'resp' (columns: 'study', 'responders', 'evaluable', "
+                "'target')"
+            ],
+        ),
+        (
+            ["--events", "responders", "--totals", "evaluable"],
+            [
+                ("A", "five", 7, "x"),
+                ("B", 3, "", "x"),
+                ("C", 4.5, 9, "x"),
+                ("D", 9, 8, "x"),
+                ("E", -1, 4, "x"),
+            ],
+            [
+                "{t}: row 2, column 'responders': 'five' is not a whole number",
+                "{t}: row 3, column 'evaluable': empty cell",
+                "{t}: row 4, column 'responders': '4.5' is not a whole number",
+                "{t}: row 5: events 9 > total 8 (columns 'responders', 'evaluable')",
+                "{t}: row 6, column 'responders': -1 is negative",
+            ],
+        ),
+        (
+            ["--events", "responders", "--totals", "evaluable", "--transform", "probit"],
+            ROWS,
+            ["--transform: 'probit' is not one of logit, freeman-tukey, arcsine, raw, log"],
+        ),
+        (
+            [
+                "--events",
+                "responders",
+                "--totals",
+                "evaluable",
+                "--transform",
+                "arcsine",
+                "--estimator",
+                "GLMM",
+            ],
+            ROWS,
+            [
+                'model options: estimator: "GLMM" is a logit model and needs transform="logit"; '
+                "got transform='arcsine'"
+            ],
+        ),
     ],
 )
-def test_bad_input_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                 args: list[str], rows: list[tuple[object, ...]],
-                                 expected: list[str]) -> None:
+def test_bad_input_one_line_each(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    rows: list[tuple[object, ...]],
+    expected: list[str],
+) -> None:
     table = write_csv(tmp_path / "t.csv", rows)
     code, out, err = run(capsys, str(table), *args)
     assert code == 1
@@ -116,8 +193,10 @@ def test_wrong_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     other = tmp_path / "t.xls"
     other.write_bytes(b"\xd0\xcf\x11\xe0")
     code, _, err = run(capsys, str(other), "--events", "a", "--totals", "b")
-    assert (code, err) == (1, f"error: {other}: not a CSV or XLSX file (suffix '.xls'); "
-                              "save it as .csv or .xlsx\n")
+    assert (code, err) == (
+        1,
+        f"error: {other}: not a CSV or XLSX file (suffix '.xls'); save it as .csv or .xlsx\n",
+    )
     fake = tmp_path / "t.xlsx"
     fake.write_text("not a zip", encoding="utf-8")
     code, _, err = run(capsys, str(fake), "--events", "a", "--totals", "b")
@@ -126,8 +205,9 @@ def test_wrong_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert len(err.splitlines()) == 1
 
 
-def test_json_and_text_say_which_model_was_fitted(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_and_text_say_which_model_was_fitted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     zeros = [("A", 0, 5, "x"), ("B", 0, 7, "x"), ("C", 0, 9, "x")]
     table = write_csv(tmp_path / "z.csv", zeros)
     args = (str(table), "--events", "responders", "--totals", "evaluable", "--labels", "study")
@@ -144,11 +224,15 @@ def test_json_and_text_say_which_model_was_fitted(tmp_path: Path,
     assert "model fitted: " in out
     assert "weight" in out.splitlines()[2]
     glmm = write_csv(tmp_path / "t.csv")
-    code, out, _ = run(capsys, str(glmm), "--events", "responders", "--totals", "evaluable",
-                       "--json")
+    code, out, _ = run(
+        capsys, str(glmm), "--events", "responders", "--totals", "evaluable", "--json"
+    )
     data = json.loads(out)
     assert (data["fallback"], data["q_kind"], data["fitted"]["estimator"]) == (
-        False, "wald", "GLMM")
+        False,
+        "wald",
+        "GLMM",
+    )
     assert all(s["weight"] is None for s in data["studies"])
     code, out, _ = run(capsys, str(glmm), "--events", "responders", "--totals", "evaluable")
     assert "Wald Q = " in out
@@ -160,8 +244,15 @@ def test_plot_takes_a_title_and_an_axis_label(tmp_path: Path) -> None:
 
     table = write_csv(tmp_path / "my-table.csv")
     svg = tmp_path / "forest.svg"
-    run_pool(table, events="responders", totals="evaluable", labels="study", plot=svg,
-             title="Response to talquetamab", xlabel="Responders (%)")
+    run_pool(
+        table,
+        events="responders",
+        totals="evaluable",
+        labels="study",
+        plot=svg,
+        title="Response to talquetamab",
+        xlabel="Responders (%)",
+    )
     text = svg.read_text(encoding="utf-8")
     assert "Response to talquetamab" in text
     assert "Responders (%)" in text

@@ -26,8 +26,11 @@ def primaries() -> tuple[list[Record], list[AnalysisResult]]:
     corpus = metaresp.load_extractions(ROOT / "extractions")
     records = records_from_frame(corpus.to_frame(), components_from_corpus(corpus))
     plan = load_plan(ROOT / "analysis-plan.yaml")
-    results = [run_analysis(a, records) for a in plan.expanded()
-               if a.role == "primary" and a.outcome == "ORR"]
+    results = [
+        run_analysis(a, records)
+        for a in plan.expanded()
+        if a.role == "primary" and a.outcome == "ORR"
+    ]
     return records, results
 
 
@@ -41,7 +44,8 @@ def test_every_study_has_a_design_term() -> None:
 
 
 def test_no_primary_pools_a_case_report_or_one_cohort_twice(
-        primaries: tuple[list[Record], list[AnalysisResult]]) -> None:
+    primaries: tuple[list[Record], list[AnalysisResult]],
+) -> None:
     records, results = primaries
     by_id = {r.record_id: r for r in records}
     links = {(r.study, r.group_id): set(r.shares_patients_with) for r in records}
@@ -62,7 +66,8 @@ def test_no_primary_pools_a_case_report_or_one_cohort_twice(
 
 
 def test_no_patients_set_aside_only_for_a_sibling_group(
-        primaries: tuple[list[Record], list[AnalysisResult]]) -> None:
+    primaries: tuple[list[Record], list[AnalysisResult]],
+) -> None:
     """A group set aside against another group of its own study must hold some of the same
     patients: the other group's setting differs (first salvage is part of any line) or a
     shared-patients link joins them; disjoint groups of one setting are combined instead."""
@@ -78,13 +83,14 @@ def test_no_patients_set_aside_only_for_a_sibling_group(
             if kept is None or kept.study != lost.study:
                 continue
             linked = {f"{kept.study}/{kept.group_id}", kept.study} & set(
-                lost.shares_patients_with) or {f"{lost.study}/{lost.group_id}",
-                                               lost.study} & set(kept.shares_patients_with)
+                lost.shares_patients_with
+            ) or {f"{lost.study}/{lost.group_id}", lost.study} & set(kept.shares_patients_with)
             assert kept.setting != lost.setting or linked, aside
 
 
 def test_van_oekelen_venetoclax_and_other_combined(
-        primaries: tuple[list[Record], list[AnalysisResult]]) -> None:
+    primaries: tuple[list[Record], list[AnalysisResult]],
+) -> None:
     """Table 2: "Venetoclax-based therapy 3.8% 2 out of 3 66.7%" and "Other combinations
     (including MAPKi, checkpoint inhibitor or other trial) 11 13.9% 1 out of 11 9.1%":
     different patients in the other-agents subgroup, so one entry of 2 + 1 of 3 + 11."""
@@ -93,5 +99,7 @@ def test_van_oekelen_venetoclax_and_other_combined(
     (other,) = [g for g in result.pooled.groups if g.name.startswith("Other agents")]
     (entry,) = [e for e in other.records if e.study == "vanoekelen-2023"]
     assert (entry.events, entry.total) == (3, 14)
-    assert set(entry.members) == {"vanoekelen-2023/first-venetoclax/ORR",
-                                  "vanoekelen-2023/first-other/ORR"}
+    assert set(entry.members) == {
+        "vanoekelen-2023/first-venetoclax/ORR",
+        "vanoekelen-2023/first-other/ORR",
+    }

@@ -211,8 +211,7 @@ def test_review_percent_with_a_bounded_denominator_is_derived(frame: pd.DataFram
 
     fits = [(n, k) for n in range(1, 51) for k in matching_counts(n, "72.9")]
     assert fits == [(48, 35)]
-    rows = frame[(frame["study"] == "talquetamab-cart-exposed-ref96")
-                 & (frame["outcome"] == "ORR")]
+    rows = frame[(frame["study"] == "talquetamab-cart-exposed-ref96") & (frame["outcome"] == "ORR")]
     assert len(rows) == 1
     row = rows.iloc[0]
     assert (row["responders"], row["evaluable"], row["percent_text"]) == (35, 48, "72.9")

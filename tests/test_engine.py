@@ -46,8 +46,11 @@ def test_one_row_of_many_is_the_single_fit() -> None:
     rng = np.random.default_rng(11)
     n = rng.integers(2, 40, size=(25, 4))
     x = rng.binomial(n, 0.4)
-    for spec in (ModelSpec("logit", "PM", "hksj"), ModelSpec("arcsine", "EB", "t"),
-                 ModelSpec("logit", "GLMM", "t")):
+    for spec in (
+        ModelSpec("logit", "PM", "hksj"),
+        ModelSpec("arcsine", "EB", "t"),
+        ModelSpec("logit", "GLMM", "t"),
+    ):
         rows = engine.fit_rows(x, n, spec)
         for r in (0, 7, 24):
             one = pool(x[r], n[r], **spec.as_kwargs())
@@ -105,7 +108,8 @@ def test_fe_defaults_to_a_z_interval_and_re_to_hksj() -> None:
 
 
 @pytest.mark.parametrize(
-    "row", [d for d in GLMM_REF["datasets"] if d.get("tau2") and d["tau2"] > 1e-6],
+    "row",
+    [d for d in GLMM_REF["datasets"] if d.get("tau2") and d["tau2"] > 1e-6],
     ids=lambda d: d["name"],
 )
 def test_glmm_likelihood_ratio_test_of_tau2_against_lme4(row: dict[str, Any]) -> None:
@@ -129,6 +133,7 @@ def test_glmm_likelihood_ratio_test_of_tau2_against_lme4(row: dict[str, Any]) ->
 
 def test_mean_rate_against_an_independent_integrator() -> None:
     for mu, tau in ((-1.0, 0.0), (2.2, 2.4), (0.3, 0.8), (-3.0, 1.5)):
+
         def f(z: float, mu: float = mu, tau: float = tau) -> float:
             return float(special.expit(mu + tau * z) * stats.norm.pdf(z))
 

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_flag_marks_exactly_the_pooled_rows_with_few_studies() -> None:
     from metaresp import load_extractions
 
-    results = run_analyses(load_plan(ROOT / "analysis-plan.yaml"),
-                           load_extractions(ROOT / "extractions"))
+    results = run_analyses(
+        load_plan(ROOT / "analysis-plan.yaml"), load_extractions(ROOT / "extractions")
+    )
     rows = [r for r in pooled_rows(results) if r["row"] in ("subgroup", "overall")]
     pooled = [r for r in rows if r["model"] != "not pooled (one study)"]
     assert any(r["k"] <= FEW_STUDIES for r in pooled)

@@ -193,9 +193,11 @@ def test_forest_shows_rows_columns_diamonds_pi_and_heterogeneity() -> None:
     assert row_text(ax, "71.4") == f"{LONG} 5 7 71.4 29.0 to 96.3 18.2%"
     assert LONG in text
     assert row_text(ax, "0.0 to 52.2") == (
-        "Van Oekelen 2023 · BCMA CAR T re-infusion 0 5 0.0 0.0 to 52.2 31.0%")  # 0/5
+        "Van Oekelen 2023 · BCMA CAR T re-infusion 0 5 0.0 0.0 to 52.2 31.0%"
+    )  # 0/5
     assert row_text(ax, "39.8 to 100.0") == (
-        "Reyes 2024 · teclistamab 4 4 100.0 39.8 to 100.0 9.1%")  # 4/4
+        "Reyes 2024 · teclistamab 4 4 100.0 39.8 to 100.0 9.1%"
+    )  # 4/4
     assert "Heterogeneity: I² = 35.0%, τ² = 0.3100, Cochran's Q = 6.10, df = 4, p = 0.19" in text
     assert "Heterogeneity: I² = 48.0%, τ² = 0.4500, Cochran's Q = 19.40, df = 10, p = 0.04" in text
     assert "Test for subgroup differences: Q = 5.21, df = 3, p = 0.16" in text
@@ -464,31 +466,51 @@ def test_state_is_restored_in_process_too() -> None:
 
 def test_without_weights_squares_show_study_size_and_say_so() -> None:
     glmm = ForestData(
-        "t", "ORR",
-        (Subgroup("A", (study("Big", 10, 40), study("Small", 1, 10)),
-                  pooled(2, 11, 50, 0.22, 0.1, 0.5)),
-         Subgroup("B", (study("Mid", 9, 20, 60.0), study("Tiny", 3, 5, 40.0)),
-                  pooled(2, 12, 25, 0.48, 0.3, 0.7))))  # B fell back and has weights
+        "t",
+        "ORR",
+        (
+            Subgroup(
+                "A",
+                (study("Big", 10, 40), study("Small", 1, 10)),
+                pooled(2, 11, 50, 0.22, 0.1, 0.5),
+            ),
+            Subgroup(
+                "B",
+                (study("Mid", 9, 20, 60.0), study("Tiny", 3, 5, 40.0)),
+                pooled(2, 12, 25, 0.48, 0.3, 0.7),
+            ),
+        ),
+    )  # B fell back and has weights
     ax = forest.draw_forest(glmm)
     text = all_text(ax)
     assert "Weight" not in text  # not a column filled for one subgroup only
     assert forest.SIZE_NOTE in text
     offsets = np.ma.filled(np.ma.asarray(ax.collections[-1].get_offsets()), np.nan)
-    areas = {round(float(x)): float(a) for (x, _), a in zip(
-        offsets, ax.collections[-1].get_sizes(), strict=True) if np.isfinite(x)}
+    areas = {
+        round(float(x)): float(a)
+        for (x, _), a in zip(offsets, ax.collections[-1].get_sizes(), strict=True)
+        if np.isfinite(x)
+    }
     # area proportional to the number of patients, side at least 2.5 pt (9 pt for 40):
     # Big 25% of 40, Small 10% of 10, Mid 45% of 20, Tiny 60% of 5
-    assert areas == pytest.approx({x: max(2.5, 9 * math.sqrt(n / 40)) ** 2
-                                   for x, n in ((25, 40), (10, 10), (45, 20), (60, 5))})
+    assert areas == pytest.approx(
+        {
+            x: max(2.5, 9 * math.sqrt(n / 40)) ** 2
+            for x, n in ((25, 40), (10, 10), (45, 20), (60, 5))
+        }
+    )
     weighted = forest.draw_forest(make_data())
     assert forest.SIZE_NOTE not in all_text(weighted)
 
 
 def test_long_titles_wrap_inside_the_figure() -> None:
-    title = ("CAR-T retreatment by target, any prior BCMA-directed therapy: overall response "
-             "(≥PR), BCMA: cumulative by publication date")
-    ax = forest.draw_cumulative([("A 2021", 1, 0.2, 0.1, 0.4), ("B 2022", 2, 0.5, 0.2, 0.8)],
-                                title=title)
+    title = (
+        "CAR-T retreatment by target, any prior BCMA-directed therapy: overall response "
+        "(≥PR), BCMA: cumulative by publication date"
+    )
+    ax = forest.draw_cumulative(
+        [("A 2021", 1, 0.2, 0.1, 0.4), ("B 2022", 2, 0.5, 0.2, 0.8)], title=title
+    )
     assert outside(ax) == []
     assert overlaps(ax) == []
     shown = [t.get_text() for t in texts(ax) if "CAR-T retreatment" in t.get_text()]

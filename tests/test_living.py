@@ -346,7 +346,8 @@ def test_a_wider_interval_after_a_study_is_added_is_explained() -> None:
     one = est(1, False, 0.59, 0.92)
     two = est(2, True, 0.03, 0.996)
     assert "exact binomial interval" in str(widening(one, two))
-    assert "between-study variation" in str(widening(est(2, True, 0.4, 0.8),
-                                                     est(3, True, 0.2, 0.9)))
+    assert "between-study variation" in str(
+        widening(est(2, True, 0.4, 0.8), est(3, True, 0.2, 0.9))
+    )
     assert widening(est(2, True, 0.4, 0.8), est(3, True, 0.45, 0.75)) is None
     assert widening(est(3, True, 0.4, 0.8), est(2, True, 0.2, 0.9)) is None

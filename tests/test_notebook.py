@@ -16,14 +16,27 @@ pytestmark = pytest.mark.slow  # starts a kernel
 
 def test_getting_started_notebook_executes() -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     client.execute()
-    errors = [o for cell in nb.cells if cell.cell_type == "code"
-              for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert errors == []
-    text = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                   for o in cell.get("outputs", []))
+    text = "".join(
+        o.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+    )
     assert "Pooled proportion: Random effects, binomial-normal GLMM" in text
     assert "BCMA: k = " in text
 

@@ -36,13 +36,15 @@ def test_shipped_plan_loads_and_covers_the_issue() -> None:
     plan = load_plan(ROOT / "analysis-plan.yaml")
     names = [a.name for a in plan.expanded()]
     for outcome in ("orr", "vgpr", "cr"):
-        for base in ("class-first-salvage", "class-any-line", "bispecific-target",
-                     "cart-target"):
+        for base in ("class-first-salvage", "class-any-line", "bispecific-target", "cart-target"):
             assert f"{base}-{outcome}" in names
     classes = list(plan.groupings["salvage-class"].classes)
-    assert classes[:4] == ["GPRC5D-directed therapy",
-                           "Bispecific antibody (BCMA, FcRH5 or other target)",
-                           "CAR-T retreatment (BCMA or dual target)", "Selinexor-based"]
+    assert classes[:4] == [
+        "GPRC5D-directed therapy",
+        "Bispecific antibody (BCMA, FcRH5 or other target)",
+        "CAR-T retreatment (BCMA or dual target)",
+        "Selinexor-based",
+    ]
     assert list(plan.groupings["bispecific-target"].classes) == ["BCMA", "GPRC5D", "FcRH5"]
     assert list(plan.groupings["cart-target"].classes) == ["BCMA", "GPRC5D", "Dual target"]
     first = next(a for a in plan.expanded() if a.name == "class-first-salvage-orr")
@@ -77,8 +79,9 @@ def test_model_defaults_follow_methods() -> None:
         ({"bcma"}, {"all": ["GPRC5D", "BCMA"]}, False),
     ],
 )
-def test_condition_semantics(values: set[str], condition: dict[str, object],
-                             expected: bool) -> None:
+def test_condition_semantics(
+    values: set[str], condition: dict[str, object], expected: bool
+) -> None:
     assert Condition.model_validate(condition).matches(frozenset(values)) is expected
 
 
@@ -88,8 +91,12 @@ def test_condition_shorthand() -> None:
 
 
 def test_outcome_list_expands() -> None:
-    plan = parse_plan(BASE.replace("outcome: ORR", "outcome: [ORR, CR+]")
-                      .replace("title: One", 'title: "One: {outcome}"'), "plan.yaml")
+    plan = parse_plan(
+        BASE.replace("outcome: ORR", "outcome: [ORR, CR+]").replace(
+            "title: One", 'title: "One: {outcome}"'
+        ),
+        "plan.yaml",
+    )
     expanded = plan.expanded()
     assert [a.name for a in expanded] == ["one-orr", "one-cr"]
     assert expanded[1].title == "One: complete response or better (≥CR)"
@@ -99,32 +106,51 @@ def test_outcome_list_expands() -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("outcome: ORR", "outcome: PR"), "plan.yaml:10: analyses[0] (one).selection.outcome[0]: "
-                                          "Input should be 'ORR', 'VGPR+' or 'CR+'"),
-        (("grouping: cls", "grouping: nope"), "plan.yaml:8: analyses[0] (one).grouping: "
-                                              "unknown grouping 'nope' (defined: cls)"),
-        (("title: One", "title: One\n    colour: red"),
-         "plan.yaml:10: analyses[0] (one).colour: unknown field (allowed: description, "
-         "exclude_designs, grouping, mix_units, model, name, overall, selection, "
-         "sensitivity, thresholds, title)"),
-        (("grouping: cls", "grouping: cls\n    model: {transform: arcsine, estimator: GLMM}"),
-         "plan.yaml:8: analyses[0] (one).model: estimator: \"GLMM\" is a logit model and "
-         "needs transform=\"logit\"; got transform='arcsine'"),
-        (("outcome: ORR}", "outcome: ORR, unit: [patients, lines]}"),
-         "plan.yaml:8: analyses[0] (one): selection.unit lists patients and lines: they are "
-         "never pooled together unless the analysis says mix_units: true"),
-        (("population: post-bcma-cart", "population: post-bcma-car"),
-         "plan.yaml:10: analyses[0].selection.population: unknown population "
-         "'post-bcma-car'; did you mean 'post-bcma-cart'?"),
-        (("modality: bispecific", "modality: bispecfic"),
-         "plan.yaml:6: groupings.cls.classes.Bispecific.modality: unknown modality "
-         "'bispecfic'; did you mean 'bispecific'?"),
-        (("name: one", "name: One"),
-         "plan.yaml:8: analyses[0] (One).name: must be a lower-case slug (letters, digits, "
-         "hyphens)"),
-        (("grouping: cls", "grouping: cls\n    thresholds: {ORR: 150}"),
-         "plan.yaml:12: analyses[0] (one).thresholds: threshold for ORR is a percentage "
-         "between 0 and 100"),
+        (
+            ("outcome: ORR", "outcome: PR"),
+            "plan.yaml:10: analyses[0] (one).selection.outcome[0]: "
+            "Input should be 'ORR', 'VGPR+' or 'CR+'",
+        ),
+        (
+            ("grouping: cls", "grouping: nope"),
+            "plan.yaml:8: analyses[0] (one).grouping: unknown grouping 'nope' (defined: cls)",
+        ),
+        (
+            ("title: One", "title: One\n    colour: red"),
+            "plan.yaml:10: analyses[0] (one).colour: unknown field (allowed: description, "
+            "exclude_designs, grouping, mix_units, model, name, overall, selection, "
+            "sensitivity, thresholds, title)",
+        ),
+        (
+            ("grouping: cls", "grouping: cls\n    model: {transform: arcsine, estimator: GLMM}"),
+            'plan.yaml:8: analyses[0] (one).model: estimator: "GLMM" is a logit model and '
+            "needs transform=\"logit\"; got transform='arcsine'",
+        ),
+        (
+            ("outcome: ORR}", "outcome: ORR, unit: [patients, lines]}"),
+            "plan.yaml:8: analyses[0] (one): selection.unit lists patients and lines: they are "
+            "never pooled together unless the analysis says mix_units: true",
+        ),
+        (
+            ("population: post-bcma-cart", "population: post-bcma-car"),
+            "plan.yaml:10: analyses[0].selection.population: unknown population "
+            "'post-bcma-car'; did you mean 'post-bcma-cart'?",
+        ),
+        (
+            ("modality: bispecific", "modality: bispecfic"),
+            "plan.yaml:6: groupings.cls.classes.Bispecific.modality: unknown modality "
+            "'bispecfic'; did you mean 'bispecific'?",
+        ),
+        (
+            ("name: one", "name: One"),
+            "plan.yaml:8: analyses[0] (One).name: must be a lower-case slug (letters, digits, "
+            "hyphens)",
+        ),
+        (
+            ("grouping: cls", "grouping: cls\n    thresholds: {ORR: 150}"),
+            "plan.yaml:12: analyses[0] (one).thresholds: threshold for ORR is a percentage "
+            "between 0 and 100",
+        ),
         (("    title: Class\n", ""), "plan.yaml:3: groupings.cls.title: missing (required)"),
     ],
 )
@@ -136,24 +162,31 @@ def test_one_line_errors_name_file_line_and_field(edit: tuple[str, str], expecte
 
 
 def test_duplicate_names_and_every_problem_reported() -> None:
-    text = BASE + """\
+    text = (
+        BASE
+        + """\
   - name: one
     title: Again
     selection: {population: post-bcma-cart, setting: first-salvage, outcome: ORR}
     grouping: missing
 """
+    )
     found = problems(text)
-    assert "plan.yaml:12: analyses[1] (one).grouping: unknown grouping 'missing' " \
-           "(defined: cls)" in found
+    assert (
+        "plan.yaml:12: analyses[1] (one).grouping: unknown grouping 'missing' "
+        "(defined: cls)" in found
+    )
     assert "plan.yaml:12: analyses[1] (one).name: analysis name 'one' is used twice" in found
 
 
 def test_bad_yaml_and_bad_files(tmp_path: Path) -> None:
     assert problems("analyses: [\n  {name: x\n") == [
-        "plan.yaml:3: not valid YAML: expected ',' or '}', but got '<stream end>'"]
+        "plan.yaml:3: not valid YAML: expected ',' or '}', but got '<stream end>'"
+    ]
     assert problems("- just a list") == [
         "plan.yaml: the plan must be a mapping with 'analyses' (and optionally 'model', "
-        "'groupings', 'thresholds')"]
+        "'groupings', 'thresholds')"
+    ]
     missing = tmp_path / "nope.yaml"
     with pytest.raises(InputError) as info:
         load_plan(missing)
@@ -176,7 +209,11 @@ def test_other_family_adds_a_variant_beside_every_primary() -> None:
     )
     expanded = parse_plan(text, "plan.yaml").expanded()
     assert [a.name for a in expanded] == [
-        "one-orr", "one-other-model-orr", "one-cr", "one-other-model-cr"]
+        "one-orr",
+        "one-other-model-orr",
+        "one-cr",
+        "one-other-model-cr",
+    ]
     variant = expanded[1]
     assert variant.role == "sensitivity"
     assert variant.sensitivity_of == "one-orr"

@@ -66,7 +66,8 @@ def test_summary_tables_are_the_csv(frame: pd.DataFrame) -> None:
     seed = int(re.search(r"seed (\d+)", SUMMARY.read_text(encoding="utf-8")).group(1))  # type: ignore[union-attr]
     made = simulate.summary_markdown(frame, reps=reps, seed=seed, seconds=None)
     shipped = "\n".join(
-        line for line in SUMMARY.read_text(encoding="utf-8").splitlines()
+        line
+        for line in SUMMARY.read_text(encoding="utf-8").splitlines()
         if not line.startswith("Wall time:")
     )
     # the CSV keeps 6 significant digits, so a regenerated percentage can differ from the
@@ -83,7 +84,8 @@ def test_readme_verdicts_follow_from_the_csv(frame: pd.DataFrame) -> None:
     # "never below 93% within Monte-Carlo error": no cell's coverage is more than 1.96
     # standard errors below 93% (methods.md: the rule that chooses the default)
     never_below = sorted(
-        m for m, sub in frame.groupby("method")
+        m
+        for m, sub in frame.groupby("method")
         if (sub["coverage"] + 1.96 * sub["coverage_mcse"] >= 0.93).all()
     )
     claim = re.search(r"\*\*([^*]*)never fell below 93%", block)
@@ -91,7 +93,8 @@ def test_readme_verdicts_follow_from_the_csv(frame: pd.DataFrame) -> None:
     named = re.findall(r"`([^`]+)`", claim.group(1))
     assert sorted(set(named)) == never_below
     in_band_k3 = [
-        m for m, sub in frame[frame["k"] <= 3].groupby("method")
+        m
+        for m, sub in frame[frame["k"] <= 3].groupby("method")
         if sub["coverage"].map(simulate.in_band).all()
     ]
     if "no interval method kept 93-97%" in block.replace("\n", " "):

@@ -82,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from metaresp.workbook import read_workbook as read_workbook
     from metaresp.workbook import write_workbook as write_workbook
 
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

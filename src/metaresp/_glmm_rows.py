@@ -51,9 +51,7 @@ REASONS: Final[dict[int, str]] = {
         "every study has 0 or all events, so the likelihood has no finite maximum (the "
         "pooled logit or τ² runs to infinity)"
     ),
-    DIVERGED: (
-        "the maximum-likelihood estimate does not exist (the pooled logit or τ diverges)"
-    ),
+    DIVERGED: ("the maximum-likelihood estimate does not exist (the pooled logit or τ diverges)"),
     STALLED: (
         f"the optimiser found no maximum (no increase of the likelihood, or no convergence "
         f"in {MAX_ITER} Newton steps from any start)"
@@ -243,10 +241,13 @@ def _newton_rows(
                 break
             rows = active[todo]
             trial = _evaluate(
-                x[rows], n[rows], lchoose[rows],
+                x[rows],
+                n[rows],
+                lchoose[rows],
                 mu[rows] + alpha[todo] * step[todo, 0],
                 tau[rows] + alpha[todo] * step[todo, 1],
-                nagq, modes[rows],
+                nagq,
+                modes[rows],
             )
             ok = trial.loglik >= loglik[rows] + 1e-4 * alpha[todo] * slope[todo]
             good = todo[ok]
@@ -391,8 +392,13 @@ def fit_glmm_rows(
         options = (np.maximum(tau_mom[pending], 0.3), 1.0, 3.0)
         tau0 = np.where(interior0, options[start], options[start + 1] if start < 2 else 3.0)
         run = _newton_rows(
-            x[pending], n[pending], lchoose[pending], mu_fe[pending], tau0,
-            boundary_ok[pending], nagq,
+            x[pending],
+            n[pending],
+            lchoose[pending],
+            mu_fe[pending],
+            tau0,
+            boundary_ok[pending],
+            nagq,
         )
         iterations[pending] += run.iterations
         diverged = run.status == _DIVERGED
@@ -442,6 +448,13 @@ def fit_glmm_rows(
         info_all[rows] = info
     reason[(reason == OK) & (~np.isfinite(mu) | ~np.isfinite(se))] = STALLED
     return GlmmRows(
-        mu=mu, tau=tau, se=se, loglik=loglik, loglik_fe=ll_fe, iterations=iterations,
-        modes=modes, info=info_all, reason=reason,
+        mu=mu,
+        tau=tau,
+        se=se,
+        loglik=loglik,
+        loglik_fe=ll_fe,
+        iterations=iterations,
+        modes=modes,
+        info=info_all,
+        reason=reason,
     )

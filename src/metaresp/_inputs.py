@@ -56,16 +56,18 @@ def _counts(name: str, values: Any, problems: list[str]) -> IntArray | None:
             problems.append(f"{name}[{i}]: must be a whole number, not a boolean ({v!r})")
         elif isinstance(v, numbers.Integral):
             if abs(int(v)) >= MAX_COUNT:
-                problems.append(f"{name}[{i}]: {int(v)} is beyond any study size (at most "
-                                f"{MAX_COUNT - 1:,})")
+                problems.append(
+                    f"{name}[{i}]: {int(v)} is beyond any study size (at most {MAX_COUNT - 1:,})"
+                )
             else:
                 out.append(int(v))
         elif isinstance(v, numbers.Real) and math.isnan(float(v)):
             problems.append(f"{name}[{i}]: is missing (NaN); must be a whole number")
         elif isinstance(v, numbers.Real) and math.isfinite(float(v)) and float(v).is_integer():
             if abs(float(v)) >= MAX_COUNT:
-                problems.append(f"{name}[{i}]: {v!r} is beyond any study size (at most "
-                                f"{MAX_COUNT - 1:,})")
+                problems.append(
+                    f"{name}[{i}]: {v!r} is beyond any study size (at most {MAX_COUNT - 1:,})"
+                )
             else:
                 out.append(int(float(v)))
         else:

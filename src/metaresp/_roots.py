@@ -23,7 +23,12 @@ METAFOR_TOL: Final[float] = float(np.finfo(np.float64).eps ** 0.25)
 
 
 def _brent_one(
-    f: Callable[[float], float], a: float, b: float, fa: float, fb: float, tol: float,
+    f: Callable[[float], float],
+    a: float,
+    b: float,
+    fa: float,
+    fb: float,
+    tol: float,
     maxiter: int,
 ) -> float:
     """One row of :func:`brent_roots` in Python floats: the same steps, without NumPy's
@@ -112,8 +117,9 @@ def brent_roots(
         for i in range(a.size):
             f_row = row_function(i) if row_function is not None else _row_of(f, i)
             out_rows.append(
-                _brent_one(f_row, float(a[i]), float(b[i]), float(fa[i]), float(fb[i]), tol,
-                           maxiter)
+                _brent_one(
+                    f_row, float(a[i]), float(b[i]), float(fa[i]), float(fb[i]), tol, maxiter
+                )
             )
         return np.array(out_rows, dtype=np.float64)
     c, fc = a.copy(), fa.copy()

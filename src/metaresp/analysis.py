@@ -232,18 +232,24 @@ def components_from_corpus(corpus: Any) -> CorpusGroups:
             links = tuple(getattr(group, "shares_patients_with", ()) or ())
             for li, link in enumerate(links):
                 target_study, _, target_group = link.partition("/")
-                if target_study not in known or (target_group
-                                                 and target_group not in known[target_study]):
+                if target_study not in known or (
+                    target_group and target_group not in known[target_study]
+                ):
                     where = files[si] if si < len(files) else str(study.id)
-                    problems.append(f"{where}: groups[{gi}].shares_patients_with[{li}]: "
-                                    f"{link!r} is not a study or study/group in the corpus")
-            alternatives = {str(o.outcome): tuple(o.alternatives)
-                            for o in getattr(group, "outcomes", ())
-                            if getattr(o, "alternatives", ())}
+                    problems.append(
+                        f"{where}: groups[{gi}].shares_patients_with[{li}]: "
+                        f"{link!r} is not a study or study/group in the corpus"
+                    )
+            alternatives = {
+                str(o.outcome): tuple(o.alternatives)
+                for o in getattr(group, "outcomes", ())
+                if getattr(o, "alternatives", ())
+            }
             mixed = getattr(group, "mixed", None)
             if mixed or links or alternatives:
-                out.facts[key] = GroupFacts(mixed=mixed, shares_patients_with=links,
-                                            alternatives=alternatives)
+                out.facts[key] = GroupFacts(
+                    mixed=mixed, shares_patients_with=links, alternatives=alternatives
+                )
     if problems:
         raise InputError(problems)
     return out
@@ -278,8 +284,13 @@ def records_from_frame(
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise InputError([f"{source}: column {c!r} is missing from the corpus table "
-                          f"(columns: {', '.join(map(str, frame.columns))})" for c in missing])
+        raise InputError(
+            [
+                f"{source}: column {c!r} is missing from the corpus table "
+                f"(columns: {', '.join(map(str, frame.columns))})"
+                for c in missing
+            ]
+        )
     comp = dict(components or {})
     facts: Mapping[tuple[str, str], GroupFacts] = getattr(components, "facts", {})
     records: list[Record] = []
@@ -307,23 +318,40 @@ def records_from_frame(
         }
         fact = facts.get((study, group_id), GroupFacts())
         mixed = _cell_text(r.get("mixed")) if "mixed" in r else fact.mixed
-        shares = (_cell_list(r.get("shares_patients_with")) if "shares_patients_with" in r
-                  else fact.shares_patients_with)
+        shares = (
+            _cell_list(r.get("shares_patients_with"))
+            if "shares_patients_with" in r
+            else fact.shares_patients_with
+        )
         if "alternatives" in r:
             alternatives = tuple(int(v) for v in _cell_list(r.get("alternatives")))
         else:
             alternatives = tuple(fact.alternatives.get(outcome, ()))
-        records.append(Record(
-            record_id=str(r.get("record") or f"{study}/{group_id}/{outcome}"),
-            study=study, group_id=group_id, group=str(r["group"]), cohort=str(r["cohort"]),
-            outcome=outcome, population=str(r["population"]), setting=setting,
-            unit=str(r["unit"]), events=_int_or_none(r["responders"]),
-            total=_int_or_none(r["evaluable"]), label=label, year=year,
-            date=_date(r.get("published"), year), attributes=attrs,
-            components=tuple(parts or ()), derived=bool(r.get("derived") is True),
-            design=_cell_text(r.get("design")) or "", mixed=mixed,
-            shares_patients_with=tuple(shares), alternatives=alternatives,
-        ))
+        records.append(
+            Record(
+                record_id=str(r.get("record") or f"{study}/{group_id}/{outcome}"),
+                study=study,
+                group_id=group_id,
+                group=str(r["group"]),
+                cohort=str(r["cohort"]),
+                outcome=outcome,
+                population=str(r["population"]),
+                setting=setting,
+                unit=str(r["unit"]),
+                events=_int_or_none(r["responders"]),
+                total=_int_or_none(r["evaluable"]),
+                label=label,
+                year=year,
+                date=_date(r.get("published"), year),
+                attributes=attrs,
+                components=tuple(parts or ()),
+                derived=bool(r.get("derived") is True),
+                design=_cell_text(r.get("design")) or "",
+                mixed=mixed,
+                shares_patients_with=tuple(shares),
+                alternatives=alternatives,
+            )
+        )
     return records
 
 
@@ -400,8 +428,9 @@ class AnalysisResult:
         notes = list(self.pooled.notes)
         if self.set_aside:
             notes.append(f"{len(self.set_aside)} record(s) set aside: see the tables.")
-        return forest_data(self.pooled, title=self.analysis.title,
-                           outcome=self.analysis.outcome, footnotes=notes)
+        return forest_data(
+            self.pooled, title=self.analysis.title, outcome=self.analysis.outcome, footnotes=notes
+        )
 
 
 # --------------------------------------------------------------------------- pooling
@@ -413,10 +442,12 @@ def exact_ci(events: int, total: int, level: float = 0.95) -> tuple[float, float
     from scipy import special
 
     alpha = 1.0 - level
-    low = 0.0 if events == 0 else float(special.betaincinv(events, total - events + 1,
-                                                           alpha / 2))
-    high = 1.0 if events == total else float(special.betaincinv(events + 1, total - events,
-                                                                1 - alpha / 2))
+    low = 0.0 if events == 0 else float(special.betaincinv(events, total - events + 1, alpha / 2))
+    high = (
+        1.0
+        if events == total
+        else float(special.betaincinv(events + 1, total - events, 1 - alpha / 2))
+    )
     return low, high
 
 
@@ -430,8 +461,12 @@ def _fit(records: Sequence[Record], model: Model) -> PoolResult:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)
-        return pool([r.events or 0 for r in records], [r.total or 0 for r in records],
-                    labels=[r.label for r in records], **model.as_kwargs())
+        return pool(
+            [r.events or 0 for r in records],
+            [r.total or 0 for r in records],
+            labels=[r.label for r in records],
+            **model.as_kwargs(),
+        )
 
 
 def difference_test(groups: Sequence[GroupResult]) -> DifferenceTest | None:
@@ -443,12 +478,13 @@ def difference_test(groups: Sequence[GroupResult]) -> DifferenceTest | None:
     if len(pooled) < 2:
         return None
     theta = [g.result.estimate for g in pooled if g.result is not None]
-    w = [1.0 / g.result.se ** 2 for g in pooled if g.result is not None]
+    w = [1.0 / g.result.se**2 for g in pooled if g.result is not None]
     mean = sum(wi * ti for wi, ti in zip(w, theta, strict=True)) / sum(w)
     q = sum(wi * (ti - mean) ** 2 for wi, ti in zip(w, theta, strict=True))
     df = len(pooled) - 1
-    return DifferenceTest(q=q, df=df, pvalue=float(stats.chi2.sf(q, df)),
-                          subgroups=tuple(g.name for g in pooled))
+    return DifferenceTest(
+        q=q, df=df, pvalue=float(stats.chi2.sf(q, df)), subgroups=tuple(g.name for g in pooled)
+    )
 
 
 def _shared_cohorts(groups: Sequence[GroupResult]) -> dict[str, list[str]]:
@@ -459,8 +495,9 @@ def _shared_cohorts(groups: Sequence[GroupResult]) -> dict[str, list[str]]:
     return {c: names for c, names in seen.items() if len(names) > 1}
 
 
-def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
-                overall: bool = False) -> GroupedPool:
+def pool_groups(
+    groups: Mapping[str, Sequence[Record]], model: Model, *, overall: bool = False
+) -> GroupedPool:
     """Pool each subgroup on its own, test differences, and pool overall when asked.
 
     The test and the overall pool need subgroups that share no cohort; when they do, the
@@ -471,8 +508,7 @@ def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
         if not records:
             continue
         if len(records) == 1:
-            results.append(GroupResult(name, tuple(records), None,
-                                       "one study: shown, not pooled"))
+            results.append(GroupResult(name, tuple(records), None, "one study: shown, not pooled"))
         else:
             results.append(GroupResult(name, tuple(records), _fit(records, model)))
     notes: list[str] = []
@@ -485,28 +521,34 @@ def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
     test: DifferenceTest | None = None
     if len(results) > 1:
         if shared:
-            notes.append("No test for subgroup differences: subgroups share a patient cohort "
-                         f"({why}), and the methods test only independent subgroups.")
+            notes.append(
+                "No test for subgroup differences: subgroups share a patient cohort "
+                f"({why}), and the methods test only independent subgroups."
+            )
         else:
             test = difference_test(results)
             if test is None:
-                notes.append("No test for subgroup differences: fewer than two pooled "
-                             "subgroups.")
+                notes.append("No test for subgroup differences: fewer than two pooled subgroups.")
             elif len(test.subgroups) < len(results):
-                notes.append("Test for subgroup differences over the pooled subgroups "
-                             "(single-study subgroups left out).")
+                notes.append(
+                    "Test for subgroup differences over the pooled subgroups "
+                    "(single-study subgroups left out)."
+                )
     total: GroupResult | None = None
     if overall and len(results) > 1:
         if shared:
-            notes.append("No overall estimate: subgroups share a patient cohort "
-                         f"({why}), which would count it twice.")
+            notes.append(
+                "No overall estimate: subgroups share a patient cohort "
+                f"({why}), which would count it twice."
+            )
         else:
             everything = [r for g in results for r in g.records]
             total = GroupResult("Overall", tuple(everything), _fit(everything, model))
     elif overall and len(results) == 1:
         notes.append("No overall estimate: a single subgroup.")
-    return GroupedPool(model=model, groups=tuple(results), overall=total, test=test,
-                       notes=tuple(notes))
+    return GroupedPool(
+        model=model, groups=tuple(results), overall=total, test=test, notes=tuple(notes)
+    )
 
 
 # --------------------------------------------------------------------------- one analysis
@@ -514,9 +556,13 @@ def pool_groups(groups: Mapping[str, Sequence[Record]], model: Model, *,
 
 def _links(a: Record, b: Record) -> bool:
     """True when either record's group says it shares patients with the other's."""
+
     def names(r: Record, other: Record) -> bool:
-        return any(link in (other.study, f"{other.study}/{other.group_id}")
-                   for link in r.shares_patients_with)
+        return any(
+            link in (other.study, f"{other.study}/{other.group_id}")
+            for link in r.shares_patients_with
+        )
+
     return names(a, b) or names(b, a)
 
 
@@ -566,8 +612,9 @@ def _combine(parts: Sequence[Record]) -> Record:
     )
 
 
-def _disjoint_entries(records: Sequence[Record], subgroup: str
-                      ) -> tuple[list[Record], list[SetAside], dict[str, str]]:
+def _disjoint_entries(
+    records: Sequence[Record], subgroup: str
+) -> tuple[list[Record], list[SetAside], dict[str, str]]:
     """Entries of one study within one subgroup.
 
     Groups counted in a total that is also here are set aside (the total counts them);
@@ -588,10 +635,15 @@ def _disjoint_entries(records: Sequence[Record], subgroup: str
     for r in records:
         if r.group_id in counted:
             total = counted[r.group_id]
-            aside.append(SetAside(
-                r.record_id, r.label, subgroup=subgroup,
-                reason=f"one cohort, one vote: counted in its total {total} in this "
-                       "subgroup (components are not added twice)"))
+            aside.append(
+                SetAside(
+                    r.record_id,
+                    r.label,
+                    subgroup=subgroup,
+                    reason=f"one cohort, one vote: counted in its total {total} in this "
+                    "subgroup (components are not added twice)",
+                )
+            )
         else:
             rest.append(r)
     buckets: dict[tuple[str, str], list[Record]] = {}
@@ -610,12 +662,12 @@ def _disjoint_entries(records: Sequence[Record], subgroup: str
         notes[combined.record_id] = (
             f"{subgroup}: {combined.label.split(' · ', 1)[0]} combines disjoint groups of one "
             f"study, {sums} = {combined.events}/{combined.total} (different patients given "
-            "different regimens; Cochrane Handbook 6.5.2.10).")
+            "different regimens; Cochrane Handbook 6.5.2.10)."
+        )
     return entries, aside, notes
 
 
-def _dedupe(records: Sequence[Record], subgroup: str
-            ) -> tuple[list[Record], list[SetAside]]:
+def _dedupe(records: Sequence[Record], subgroup: str) -> tuple[list[Record], list[SetAside]]:
     """One cohort, one vote within a subgroup: latest report, then largest denominator.
 
     (Kept for callers that need the plain rule; :func:`_one_vote` adds the combination of
@@ -624,8 +676,9 @@ def _dedupe(records: Sequence[Record], subgroup: str
     return keep, dropped
 
 
-def _one_vote(records: Sequence[Record], subgroup: str
-              ) -> tuple[list[Record], list[SetAside], list[str]]:
+def _one_vote(
+    records: Sequence[Record], subgroup: str
+) -> tuple[list[Record], list[SetAside], list[str]]:
     """One cohort, one vote within a subgroup (methods, "Evidence handling").
 
     Records that may hold the same patients (one cohort, or a ``shares_patients_with``
@@ -655,15 +708,18 @@ def _one_vote(records: Sequence[Record], subgroup: str
             by_cohort.setdefault(r.cohort, []).append(r)
         winners: list[Record] = []
         for versions in by_cohort.values():
-            ranked = sorted(versions, key=lambda r: (tuple(-d for d in r.date),
-                                                     -(r.total or 0), r.study, r.group_id))
+            ranked = sorted(
+                versions,
+                key=lambda r: (tuple(-d for d in r.date), -(r.total or 0), r.study, r.group_id),
+            )
             winners.append(ranked[0])
             for r in ranked[1:]:
                 dropped.extend(_lost(r, ranked[0], subgroup, linked=False))
         # cohorts joined by a shared-patients link are not versions of one report: the
         # larger denominator wins (a trial's own report over a series drawn from it)
-        ranked = sorted(winners, key=lambda r: (-(r.total or 0), tuple(-d for d in r.date),
-                                                r.study, r.group_id))
+        ranked = sorted(
+            winners, key=lambda r: (-(r.total or 0), tuple(-d for d in r.date), r.study, r.group_id)
+        )
         kept = ranked[0]
         for r in ranked[1:]:
             dropped.extend(_lost(r, kept, subgroup, linked=True))
@@ -678,24 +734,39 @@ def _one_vote(records: Sequence[Record], subgroup: str
 def _lost(r: Record, kept: Record, subgroup: str, *, linked: bool) -> list[SetAside]:
     """Set-aside entries for an entry that lost its vote to ``kept``."""
     smaller = (r.total or 0) < (kept.total or 0)
-    why = ("a smaller denominator" if linked and smaller else
-           "an earlier report" if r.date < kept.date else
-           "a smaller denominator" if smaller else
-           "the same date and denominator")
+    why = (
+        "a smaller denominator"
+        if linked and smaller
+        else "an earlier report"
+        if r.date < kept.date
+        else "a smaller denominator"
+        if smaller
+        else "the same date and denominator"
+    )
     if linked:
         link = f"shares patients with {kept.record_id} (shares_patients_with)"
     else:
         link = f"same cohort ({r.cohort}) as {kept.record_id}"
-    return [SetAside(rid, r.label, subgroup=subgroup,
-                     reason=(f"{link} in this subgroup; one cohort, one vote: set aside as "
-                             f"{why} ({r.events}/{r.total} vs {kept.events}/{kept.total})"))
-            for rid in r.pooled_ids]
+    return [
+        SetAside(
+            rid,
+            r.label,
+            subgroup=subgroup,
+            reason=(
+                f"{link} in this subgroup; one cohort, one vote: set aside as "
+                f"{why} ({r.events}/{r.total} vs {kept.events}/{kept.total})"
+            ),
+        )
+        for rid in r.pooled_ids
+    ]
 
 
 def _design_reason(design: str) -> str:
     if design == "case-report":
-        return ("design case-report: not pooled in this analysis (one or two patients, "
-                "published because of the response; see the sensitivity analysis)")
+        return (
+            "design case-report: not pooled in this analysis (one or two patients, "
+            "published because of the response; see the sensitivity analysis)"
+        )
     return f"design {design}: not pooled in this analysis"
 
 
@@ -704,12 +775,16 @@ def _mixed_reason(analysis: Analysis, r: Record) -> tuple[str | None, str | None
     grouping = analysis.grouping
     assert grouping is not None
     if r.mixed == "all-classes":
-        return None, ("mixed group (all-classes): reports every salvage class together, "
-                      "so it belongs to no class")
+        return None, (
+            "mixed group (all-classes): reports every salvage class together, "
+            "so it belongs to no class"
+        )
     if grouping.mixed == "other" and grouping.other is not None:
         return grouping.other, None
-    return None, (f"mixed group ({r.mixed}): mixes salvage classes, kept out of the classes "
-                  f"of the grouping '{analysis.grouping_name}'")
+    return None, (
+        f"mixed group ({r.mixed}): mixes salvage classes, kept out of the classes "
+        f"of the grouping '{analysis.grouping_name}'"
+    )
 
 
 def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResult:
@@ -718,22 +793,33 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
     aside: list[SetAside] = []
     chosen: list[Record] = []
     for r in records:
-        if (r.outcome != analysis.outcome or r.population not in analysis.population
-                or r.setting not in analysis.setting):
+        if (
+            r.outcome != analysis.outcome
+            or r.population not in analysis.population
+            or r.setting not in analysis.setting
+        ):
             continue
         if analysis.modality is not None and not (
-                r.attributes.get("modality", frozenset())
-                & {m.lower() for m in analysis.modality}):
+            r.attributes.get("modality", frozenset()) & {m.lower() for m in analysis.modality}
+        ):
             continue
         if r.unit not in analysis.unit:
-            aside.append(SetAside(r.record_id, r.label,
-                                  f"counts {r.unit}; this analysis pools "
-                                  f"{' and '.join(analysis.unit)}"))
+            aside.append(
+                SetAside(
+                    r.record_id,
+                    r.label,
+                    f"counts {r.unit}; this analysis pools {' and '.join(analysis.unit)}",
+                )
+            )
             continue
         if r.events is None or r.total is None:
-            aside.append(SetAside(r.record_id, r.label,
-                                  "percent only: no count of responders and evaluable "
-                                  "patients to pool"))
+            aside.append(
+                SetAside(
+                    r.record_id,
+                    r.label,
+                    "percent only: no count of responders and evaluable patients to pool",
+                )
+            )
             continue
         if r.total == 0:
             aside.append(SetAside(r.record_id, r.label, "no evaluable patients (0/0)"))
@@ -742,8 +828,7 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
             aside.append(SetAside(r.record_id, r.label, _design_reason(r.design)))
             continue
         if analysis.alternative_counts and r.alternatives:
-            r = replace(r, events=r.alternatives[0],
-                        label=f"{r.label} (alternative count)")
+            r = replace(r, events=r.alternatives[0], label=f"{r.label} (alternative count)")
         chosen.append(r)
 
     grouping = analysis.grouping
@@ -765,21 +850,38 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
                 aside.append(SetAside(r.record_id, r.label, why))
                 continue
         if grouping is not None and r.components:
-            others = sorted({c for part in r.components
-                             if (c := group_class.get((r.study, part), name)) != name},
-                            key=str)
+            others = sorted(
+                {
+                    c
+                    for part in r.components
+                    if (c := group_class.get((r.study, part), name)) != name
+                },
+                key=str,
+            )
             if others:
-                aside.append(SetAside(
-                    r.record_id, r.label, subgroup=name,
-                    reason=("sums groups this analysis places in other subgroups "
+                aside.append(
+                    SetAside(
+                        r.record_id,
+                        r.label,
+                        subgroup=name,
+                        reason=(
+                            "sums groups this analysis places in other subgroups "
                             f"({', '.join(o or 'set aside' for o in others)}); its patients "
-                            "are counted through those groups")))
+                            "are counted through those groups"
+                        ),
+                    )
+                )
                 continue
         if name is None:
             assert grouping is not None
-            aside.append(SetAside(r.record_id, r.label,
-                                  f"matches no class of the grouping '{analysis.grouping_name}'"
-                                  " and the grouping has no 'other' bucket"))
+            aside.append(
+                SetAside(
+                    r.record_id,
+                    r.label,
+                    f"matches no class of the grouping '{analysis.grouping_name}'"
+                    " and the grouping has no 'other' bucket",
+                )
+            )
             continue
         members[name].append(r)
 
@@ -799,8 +901,9 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
 # --------------------------------------------------------------------------- plot data
 
 
-def forest_data(pooled: GroupedPool, *, title: str, outcome: str,
-                footnotes: Sequence[str] = ()) -> ForestData:
+def forest_data(
+    pooled: GroupedPool, *, title: str, outcome: str, footnotes: Sequence[str] = ()
+) -> ForestData:
     """Fill :class:`ForestData` from pooled subgroups (:func:`metaresp.forestdata.build`)."""
     from metaresp.forestdata import build
 
@@ -828,21 +931,37 @@ def analysis_dict(result: AnalysisResult) -> dict[str, Any]:
         "title": a.title,
         "description": a.description,
         "outcome": a.outcome,
-        "selection": {"population": list(a.population), "setting": list(a.setting),
-                      "unit": list(a.unit), "exclude_designs": list(a.exclude_designs),
-                      "alternative_counts": a.alternative_counts},
+        "selection": {
+            "population": list(a.population),
+            "setting": list(a.setting),
+            "unit": list(a.unit),
+            "exclude_designs": list(a.exclude_designs),
+            "alternative_counts": a.alternative_counts,
+        },
         "grouping": a.grouping_name,
-        "model": {"transform": a.model.transform, "estimator": a.model.estimator,
-                  "ci": a.model.ci, "level": a.model.level, "description": a.model.describe()},
+        "model": {
+            "transform": a.model.transform,
+            "estimator": a.model.estimator,
+            "ci": a.model.ci,
+            "level": a.model.level,
+            "description": a.model.describe(),
+        },
         "threshold_percent": a.threshold,
         "estimates": [estimate_dict(g, a.model.level) for g in p.groups],
         "overall": None if p.overall is None else estimate_dict(p.overall, a.model.level),
-        "subgroup_test": None if p.test is None else {
-            "q": p.test.q, "df": p.test.df, "pvalue": p.test.pvalue,
-            "subgroups": list(p.test.subgroups)},
+        "subgroup_test": None
+        if p.test is None
+        else {
+            "q": p.test.q,
+            "df": p.test.df,
+            "pvalue": p.test.pvalue,
+            "subgroups": list(p.test.subgroups),
+        },
         "notes": list(p.notes),
-        "set_aside": [{"record": s.record_id, "label": s.label, "subgroup": s.subgroup,
-                       "reason": s.reason} for s in result.set_aside],
+        "set_aside": [
+            {"record": s.record_id, "label": s.label, "subgroup": s.subgroup, "reason": s.reason}
+            for s in result.set_aside
+        ],
     }
 
 
@@ -850,8 +969,7 @@ def summary(results: Sequence[AnalysisResult], **meta: Any) -> dict[str, Any]:
     """The machine-readable state of every pooled estimate (``results/summary.json``)."""
     from metaresp import __version__
 
-    return {"metaresp": __version__, **meta,
-            "analyses": [analysis_dict(r) for r in results]}
+    return {"metaresp": __version__, **meta, "analyses": [analysis_dict(r) for r in results]}
 
 
 __all__ = [

@@ -70,9 +70,15 @@ class BatchPool:
     def of(cls, rows: engine.Rows) -> BatchPool:
         """The simulation's view of an engine fit."""
         return cls(
-            estimate=rows.estimate, se=rows.se, tau2=rows.tau2, proportion=rows.proportion,
-            ci_low=rows.ci[:, 0], ci_high=rows.ci[:, 1], pi_low=rows.pi[:, 0],
-            pi_high=rows.pi[:, 1], failed=rows.failed,
+            estimate=rows.estimate,
+            se=rows.se,
+            tau2=rows.tau2,
+            proportion=rows.proportion,
+            ci_low=rows.ci[:, 0],
+            ci_high=rows.ci[:, 1],
+            pi_low=rows.pi[:, 0],
+            pi_high=rows.pi[:, 1],
+            failed=rows.failed,
         )
 
 

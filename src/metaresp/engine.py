@@ -136,8 +136,16 @@ def _iv(
         lo, hi = estimators.q_profile_rows(yi, vi, tau2, spec.level)
         t2ci = np.stack([lo, hi], axis=1)
     out: dict[str, object] = {
-        "estimate": mu, "se": se, "tau2": tau2, "tau2_ci": t2ci, "q": q, "q_pvalue": q_p,
-        "i2": i2, "h2": h2, "weights": 100.0 * w / sw[:, None], "converged": converged,
+        "estimate": mu,
+        "se": se,
+        "tau2": tau2,
+        "tau2_ci": t2ci,
+        "q": q,
+        "q_pvalue": q_p,
+        "i2": i2,
+        "h2": h2,
+        "weights": 100.0 * w / sw[:, None],
+        "converged": converged,
     }
     return out, tau
 
@@ -203,10 +211,15 @@ def assemble_glmm(
     crit = critical(spec.level, df)
     ci = special.expit(np.stack([mu - crit * se, mu + crit * se], axis=1))
     parts: dict[str, Any] = {
-        "estimate": mu, "se": se, "tau2": tau2,
-        "tau2_ci": np.full((r_count, 2), np.nan), "q": q, "q_pvalue": q_pvalue,
+        "estimate": mu,
+        "se": se,
+        "tau2": tau2,
+        "tau2_ci": np.full((r_count, 2), np.nan),
+        "q": q,
+        "q_pvalue": q_pvalue,
         "i2": 100.0 * tau2 / (vt + tau2) if k > 1 else np.zeros(r_count),
-        "h2": tau2 / vt + 1.0 if k > 1 else np.ones(r_count), "weights": None,
+        "h2": tau2 / vt + 1.0 if k > 1 else np.ones(r_count),
+        "weights": None,
         "converged": converged,
     }
     mean = _mean_with_interval(mu, np.sqrt(tau2), info, crit, ci)
@@ -214,8 +227,13 @@ def assemble_glmm(
 
 
 def _assemble(
-    spec: ModelSpec, k: int, yi: FloatArray, vi: FloatArray, totals: IntArray,
-    parts: dict[str, Any], extra: dict[str, Any],
+    spec: ModelSpec,
+    k: int,
+    yi: FloatArray,
+    vi: FloatArray,
+    totals: IntArray,
+    parts: dict[str, Any],
+    extra: dict[str, Any],
 ) -> Rows:
     mu = np.asarray(parts["estimate"], dtype=np.float64)
     se = np.asarray(parts["se"], dtype=np.float64)
@@ -234,14 +252,29 @@ def _assemble(
     converged = np.asarray(parts["converged"], dtype=bool)
     failed = ~converged | ~np.isfinite(back[:, :3]).all(axis=1)
     return Rows(
-        spec=spec, k=k, yi=yi, vi=vi, estimate=mu, se=se, df=df, ci_t=ci_t, pi_t=pi_t,
-        proportion=back[:, 0], ci=back[:, 1:3], pi=back[:, 3:5], clipped=clipped,
-        tau2=tau2, tau2_ci=np.asarray(parts["tau2_ci"], dtype=np.float64),
+        spec=spec,
+        k=k,
+        yi=yi,
+        vi=vi,
+        estimate=mu,
+        se=se,
+        df=df,
+        ci_t=ci_t,
+        pi_t=pi_t,
+        proportion=back[:, 0],
+        ci=back[:, 1:3],
+        pi=back[:, 3:5],
+        clipped=clipped,
+        tau2=tau2,
+        tau2_ci=np.asarray(parts["tau2_ci"], dtype=np.float64),
         q=np.asarray(parts["q"], dtype=np.float64),
         q_pvalue=np.asarray(parts["q_pvalue"], dtype=np.float64),
-        i2=np.asarray(parts["i2"], dtype=np.float64), h2=np.asarray(parts["h2"], dtype=np.float64),
+        i2=np.asarray(parts["i2"], dtype=np.float64),
+        h2=np.asarray(parts["h2"], dtype=np.float64),
         weights=parts["weights"] if parts["weights"] is not None else None,
-        converged=converged, failed=failed, fell_back=np.zeros(mu.size, dtype=bool),
+        converged=converged,
+        failed=failed,
+        fell_back=np.zeros(mu.size, dtype=bool),
         **extra,
     )
 
@@ -250,8 +283,21 @@ def _merge_fallback(primary: Rows, fallback: Rows, rows: IntArray) -> Rows:
     """``primary`` with the given rows replaced by ``fallback``'s fits (same k)."""
     changes: dict[str, object] = {}
     for name in (
-        "estimate", "se", "ci_t", "pi_t", "proportion", "ci", "pi", "clipped", "tau2",
-        "tau2_ci", "q", "q_pvalue", "i2", "h2", "converged",
+        "estimate",
+        "se",
+        "ci_t",
+        "pi_t",
+        "proportion",
+        "ci",
+        "pi",
+        "clipped",
+        "tau2",
+        "tau2_ci",
+        "q",
+        "q_pvalue",
+        "i2",
+        "h2",
+        "converged",
     ):
         value = getattr(primary, name).copy()
         value[rows] = getattr(fallback, name)
@@ -296,8 +342,16 @@ def fit_rows(
     if k > 1 and heterogeneity:
         q = glmm.saturated_wald(x.astype(np.float64), n.astype(np.float64))
     out = assemble_glmm(
-        x, n, spec, mu=fit.mu, se=fit.se, tau2=fit.tau * fit.tau, q=q, converged=~fit.failed,
-        info=fit.info, fit=fit,
+        x,
+        n,
+        spec,
+        mu=fit.mu,
+        se=fit.se,
+        tau2=fit.tau * fit.tau,
+        q=q,
+        converged=~fit.failed,
+        info=fit.info,
+        fit=fit,
     )
     bad = np.flatnonzero(fit.failed)
     if fallback and bad.size:
@@ -332,9 +386,15 @@ def fit_one(
     if reason is None:
         info = None if getattr(fit, "info", None) is None else np.array([fit.info])
         rows = assemble_glmm(
-            xi[None, :], ni[None, :], spec, mu=np.array([fit.mu]), se=np.array([fit.se]),
+            xi[None, :],
+            ni[None, :],
+            spec,
+            mu=np.array([fit.mu]),
+            se=np.array([fit.se]),
             tau2=np.array([fit.tau2]),
-            q=np.array([fit.q_wald]), converged=np.array([True]), info=info,
+            q=np.array([fit.q_wald]),
+            converged=np.array([True]),
+            info=info,
             q_pvalue=np.array([fit.q_wald_pvalue]),
         )
         return rows, spec, None, fit

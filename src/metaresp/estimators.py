@@ -248,8 +248,13 @@ def _scoring_one(
 
 
 def _scoring_rows(
-    method: str, k: int, mom: FloatArray, vi: FloatArray, tau2: FloatArray,
-    converged: BoolArray, iterations: IntArray,
+    method: str,
+    k: int,
+    mom: FloatArray,
+    vi: FloatArray,
+    tau2: FloatArray,
+    converged: BoolArray,
+    iterations: IntArray,
 ) -> None:
     """Fisher scoring of every row (updates ``tau2``, ``converged``, ``iterations``)."""
     active = np.arange(tau2.size)
@@ -380,7 +385,12 @@ def _tau2_pm(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
             return _q_moments(m[idx], vi[idx], t) - target
 
         roots = brent_roots(
-            f, np.zeros(rows.size), hi, q0[rows] - target, q_hi - target, maxiter=METAFOR_MAXITER,
+            f,
+            np.zeros(rows.size),
+            hi,
+            q0[rows] - target,
+            q_hi - target,
+            maxiter=METAFOR_MAXITER,
             row_function=lambda i: _q_of_row(m[rows[i]], vi[rows[i]], target),
         )
         tau2[rows] = roots
@@ -449,7 +459,11 @@ def q_profile_rows(
             return _q_moments(m[idx], vi[idx], t) - crit
 
         return brent_roots(
-            f, np.zeros(rows.size), t_max[rows], q_min[rows] - crit, q_max[rows] - crit,
+            f,
+            np.zeros(rows.size),
+            t_max[rows],
+            q_min[rows] - crit,
+            q_max[rows] - crit,
             row_function=lambda i: _q_of_row(m[rows[i]], vi[rows[i]], crit),
         )
 

@@ -254,7 +254,12 @@ def _typical_variance(x: FloatArray, n: FloatArray) -> float:
 
 
 def _quadrature_check(
-    x: FloatArray, n: FloatArray, lchoose: FloatArray, mu: float, tau: float, modes: FloatArray,
+    x: FloatArray,
+    n: FloatArray,
+    lchoose: FloatArray,
+    mu: float,
+    tau: float,
+    modes: FloatArray,
     nagq: int,
 ) -> str | None:
     """Warn when ``nagq`` nodes are too few: predict the optimum with 2 * nagq + 1 nodes.
@@ -392,9 +397,9 @@ def fit_glmm(xi: NDArray[np.int64], ni: NDArray[np.int64], *, nagq: int = DEFAUL
         vt=vt,
         random_effects=tuple(float(v) for v in b),
         loglik_fe=float(rows.loglik_fe[0]),
-        info=None if not np.isfinite(info).all() else (
-            (float(info[0, 0]), float(info[0, 1])), (float(info[1, 0]), float(info[1, 1]))
-        ),
+        info=None
+        if not np.isfinite(info).all()
+        else ((float(info[0, 0]), float(info[0, 1])), (float(info[1, 0]), float(info[1, 1]))),
     )
 
 
@@ -418,6 +423,7 @@ def marginal_loglik(
     if not tau2 >= 0.0:
         raise ValueError(f"tau2: expected a non-negative number, got {tau2!r}")
     xr, nr = x[None, :], n[None, :]
-    ev = _evaluate(xr, nr, _log_choose(xr, nr), np.array([float(mu)]),
-                   np.array([math.sqrt(tau2)]), int(nagq))
+    ev = _evaluate(
+        xr, nr, _log_choose(xr, nr), np.array([float(mu)]), np.array([math.sqrt(tau2)]), int(nagq)
+    )
     return float(ev.loglik[0])

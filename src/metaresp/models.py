@@ -92,8 +92,9 @@ INTERVALS: Final[Mapping[str, IntervalInfo]] = _registry(
     IntervalInfo("t", 'test="t"', "t interval (k-1 df)"),
     IntervalInfo("hksj", 'test="knha"', "Hartung-Knapp-Sidik-Jonkman interval (k-1 df)"),
     IntervalInfo(
-        "hksj-adhoc", 'test="adhoc"', "Hartung-Knapp-Sidik-Jonkman interval, never narrower "
-        "than the standard one (ad hoc floor)"
+        "hksj-adhoc",
+        'test="adhoc"',
+        "Hartung-Knapp-Sidik-Jonkman interval, never narrower than the standard one (ad hoc floor)",
     ),
 )
 
@@ -111,12 +112,20 @@ ESTIMATORS: Final[Mapping[str, EstimatorInfo]] = _registry(
     EstimatorInfo("EB", "iv", 'method="EB"', "empirical Bayes", _IV_CIS),
     EstimatorInfo("HS", "iv", 'method="HS"', "Hunter-Schmidt", _IV_CIS),
     EstimatorInfo(
-        "GLMM", "glmm", 'rma.glmm(measure="PLO")', "binomial-normal GLMM (maximum likelihood)",
-        ("z", "t"), _LOGIT,
+        "GLMM",
+        "glmm",
+        'rma.glmm(measure="PLO")',
+        "binomial-normal GLMM (maximum likelihood)",
+        ("z", "t"),
+        _LOGIT,
     ),
     EstimatorInfo(
-        "BAYES", "bayes", "(none: bayesmeta is normal-normal only)",
-        "Bayesian binomial-normal model (exact posterior)", ("z", "t"), _LOGIT,
+        "BAYES",
+        "bayes",
+        "(none: bayesmeta is normal-normal only)",
+        "Bayesian binomial-normal model (exact posterior)",
+        ("z", "t"),
+        _LOGIT,
     ),
 )
 
@@ -149,7 +158,9 @@ def default_ci(estimator: str) -> str:
 def allowed(name: str) -> tuple[str, ...]:
     """The allowed values of one option: ``transform``, ``estimator`` or ``ci``."""
     table: dict[str, Mapping[str, Any]] = {
-        "transform": TRANSFORMS, "estimator": ESTIMATORS, "ci": INTERVALS,
+        "transform": TRANSFORMS,
+        "estimator": ESTIMATORS,
+        "ci": INTERVALS,
     }
     return tuple(table[name])
 
@@ -168,16 +179,20 @@ def model_problems(
     """Every problem with a model's options, one line each naming the option and the allowed
     values (empty when the model is valid)."""
     problems = [
-        p for p in (
+        p
+        for p in (
             _choice_problem("transform", transform),
             _choice_problem("estimator", estimator),
             _choice_problem("ci", ci),
-        ) if p is not None
+        )
+        if p is not None
     ]
     info = ESTIMATORS.get(estimator) if isinstance(estimator, str) else None
     if info is not None:
-        if info.transforms is not None and transform in TRANSFORMS and (
-            transform not in info.transforms
+        if (
+            info.transforms is not None
+            and transform in TRANSFORMS
+            and (transform not in info.transforms)
         ):
             problems.append(
                 f'estimator: "{info.name}" is a logit model and needs transform="logit"; '
@@ -206,7 +221,10 @@ def model_problems(
 
 
 _CI_WORDS: Final[dict[str, str]] = {
-    "z": "z", "t": "t", "hksj": "Hartung-Knapp", "hksj-adhoc": "Hartung-Knapp (ad hoc floor)",
+    "z": "z",
+    "t": "t",
+    "hksj": "Hartung-Knapp",
+    "hksj-adhoc": "Hartung-Knapp (ad hoc floor)",
 }
 
 
@@ -228,7 +246,7 @@ class ModelSpec:
 
     @property
     def family(self) -> str:
-        """"iv", "glmm" or "bayes" (see :class:`EstimatorInfo`)."""
+        """ "iv", "glmm" or "bayes" (see :class:`EstimatorInfo`)."""
         return ESTIMATORS[self.estimator].family
 
     def problems(self) -> list[str]:
@@ -268,7 +286,9 @@ class ModelSpec:
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`metaresp.pool`."""
         out: dict[str, Any] = {
-            "transform": self.transform, "estimator": self.estimator, "ci": self.ci,
+            "transform": self.transform,
+            "estimator": self.estimator,
+            "ci": self.ci,
             "level": self.level,
         }
         if self.family == "glmm":
@@ -281,7 +301,12 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field, plus ``description``."""
         return {
-            "transform": self.transform, "estimator": self.estimator, "ci": self.ci,
-            "level": self.level, "nagq": self.nagq, "tau_prior": self.tau_prior,
-            "mu_prior": self.mu_prior, "description": self.describe(),
+            "transform": self.transform,
+            "estimator": self.estimator,
+            "ci": self.ci,
+            "level": self.level,
+            "nagq": self.nagq,
+            "tau_prior": self.tau_prior,
+            "mu_prior": self.mu_prior,
+            "description": self.describe(),
         }

@@ -64,7 +64,8 @@ Outcome = Literal["ORR", "VGPR+", "CR+"]
 Setting = Literal["first-salvage", "any-line"]
 Unit = Literal["patients", "lines"]
 RuleField = Literal[
-    "agent", "modality", "target", "group", "group_id", "study", "cohort", "population"]
+    "agent", "modality", "target", "group", "group_id", "study", "cohort", "population"
+]
 
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 RULE_FIELDS: tuple[str, ...] = get_args(RuleField)
@@ -95,8 +96,9 @@ def _as_list(value: Any) -> Any:
 def _str_list(value: Any) -> Any:
     value = _as_list(value)
     if isinstance(value, list):
-        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                for v in value]
+        return [
+            str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
+        ]
     return value
 
 
@@ -154,14 +156,18 @@ def resolve_model(*layers: ModelSettings | None) -> Model:
     transform = merged.get("transform", models.DEFAULT_TRANSFORM)
     estimator = merged.get("estimator")
     if estimator is None:
-        estimator = (models.DEFAULT_ESTIMATOR if transform == "logit"
-                     else models.DEFAULT_IV_ESTIMATOR)
+        estimator = (
+            models.DEFAULT_ESTIMATOR if transform == "logit" else models.DEFAULT_IV_ESTIMATOR
+        )
     ci = merged.get("ci") or models.default_ci(estimator)
     spec = Model(
-        transform=transform, estimator=estimator, ci=ci,
+        transform=transform,
+        estimator=estimator,
+        ci=ci,
         level=float(merged.get("level", models.DEFAULT_LEVEL)),
         nagq=int(merged.get("nagq", models.DEFAULT_NAGQ)),
-        tau_prior=merged.get("tau_prior"), mu_prior=merged.get("mu_prior"),
+        tau_prior=merged.get("tau_prior"),
+        mu_prior=merged.get("mu_prior"),
     )
     problems = spec.problems()
     if problems:
@@ -229,12 +235,14 @@ class Rule(_Strict):
         return self
 
     def conditions(self) -> dict[str, Condition]:
-        return {name: getattr(self, name) for name in RULE_FIELDS
-                if getattr(self, name) is not None}
+        return {
+            name: getattr(self, name) for name in RULE_FIELDS if getattr(self, name) is not None
+        }
 
     def matches(self, record: Mapping[str, frozenset[str]]) -> bool:
-        return all(cond.matches(record.get(name, frozenset()))
-                   for name, cond in self.conditions().items())
+        return all(
+            cond.matches(record.get(name, frozenset())) for name, cond in self.conditions().items()
+        )
 
 
 def _rule_list(value: Any) -> Any:
@@ -287,7 +295,8 @@ class Selection(_Strict):
     setting: Annotated[list[Setting], BeforeValidator(_as_list)] = Field(min_length=1)
     outcome: Annotated[list[Outcome], BeforeValidator(_as_list)] = Field(min_length=1)
     unit: Annotated[list[Unit], BeforeValidator(_as_list)] = Field(
-        default_factory=lambda: ["patients"], min_length=1)  # type: ignore[arg-type]
+        default_factory=lambda: ["patients"], min_length=1
+    )  # type: ignore[arg-type]
     modality: StrList | None = None
     """Only records of these modalities (others are out of scope, not set aside)."""
 
@@ -381,8 +390,10 @@ class AnalysisSpec(_Strict):
     @model_validator(mode="after")
     def _units(self) -> AnalysisSpec:
         if len(set(self.selection.unit)) > 1 and not self.mix_units:
-            raise ValueError("selection.unit lists patients and lines: they are never pooled "
-                             "together unless the analysis says mix_units: true")
+            raise ValueError(
+                "selection.unit lists patients and lines: they are never pooled "
+                "together unless the analysis says mix_units: true"
+            )
         return self
 
 
@@ -416,8 +427,9 @@ class Plan(_Strict):
         for spec in self.analyses:
             model = resolve_model(self.model, spec.model)
             multi = len(spec.selection.outcome) > 1
-            designs = tuple(spec.exclude_designs if spec.exclude_designs is not None
-                            else self.exclude_designs)
+            designs = tuple(
+                spec.exclude_designs if spec.exclude_designs is not None else self.exclude_designs
+            )
             for outcome in spec.selection.outcome:
                 name = f"{spec.name}-{OUTCOME_SLUG[outcome]}" if multi else spec.name
                 thresholds = {**self.thresholds, **(spec.thresholds or {})}
@@ -428,8 +440,11 @@ class Plan(_Strict):
                     population=tuple(spec.selection.population),
                     setting=tuple(spec.selection.setting),
                     unit=tuple(spec.selection.unit),
-                    modality=(tuple(spec.selection.modality)
-                              if spec.selection.modality is not None else None),
+                    modality=(
+                        tuple(spec.selection.modality)
+                        if spec.selection.modality is not None
+                        else None
+                    ),
                     grouping=self.groupings[spec.grouping] if spec.grouping else None,
                     grouping_name=spec.grouping,
                     model=model,
@@ -441,18 +456,21 @@ class Plan(_Strict):
                 out.append(primary)
                 variants = list(spec.sensitivity)
                 if self.other_family is not None:
-                    variants.append(Variant(
-                        name=f"{spec.name}-{self.other_family.suffix}",
-                        description=self.other_family.description,
-                        model=self.other_family.model,
-                    ))
+                    variants.append(
+                        Variant(
+                            name=f"{spec.name}-{self.other_family.suffix}",
+                            description=self.other_family.description,
+                            model=self.other_family.model,
+                        )
+                    )
                 for variant in variants:
                     out.append(_variant(self, spec, variant, primary, multi))
         return out
 
 
-def _variant(plan: Plan, spec: AnalysisSpec, variant: Variant, primary: Analysis,
-             multi: bool) -> Analysis:
+def _variant(
+    plan: Plan, spec: AnalysisSpec, variant: Variant, primary: Analysis, multi: bool
+) -> Analysis:
     name = f"{variant.name}-{OUTCOME_SLUG[primary.outcome]}" if multi else variant.name
     if variant.title is not None:
         title = variant.title.replace("{outcome}", OUTCOME_TITLE[primary.outcome])
@@ -467,8 +485,11 @@ def _variant(plan: Plan, spec: AnalysisSpec, variant: Variant, primary: Analysis
         grouping=plan.groupings[grouping_name] if grouping_name else None,
         grouping_name=grouping_name,
         model=resolve_model(plan.model, spec.model, variant.model),
-        exclude_designs=(tuple(variant.exclude_designs)
-                         if variant.exclude_designs is not None else primary.exclude_designs),
+        exclude_designs=(
+            tuple(variant.exclude_designs)
+            if variant.exclude_designs is not None
+            else primary.exclude_designs
+        ),
         alternative_counts=variant.alternative_counts,
         role="sensitivity",
         sensitivity_of=primary.name,
@@ -536,8 +557,12 @@ def _format_loc(loc: Sequence[str | int], data: Any) -> str:
     for item in loc:
         if isinstance(item, int):
             label = f"[{item}]"
-            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) \
-                    and isinstance(node[item].get("name"), str):
+            if (
+                isinstance(node, list)
+                and item < len(node)
+                and isinstance(node[item], dict)
+                and isinstance(node[item].get("name"), str)
+            ):
                 label = f"[{item}] ({node[item]['name']})"
             parts.append(label)
             node = node[item] if isinstance(node, list) and item < len(node) else None
@@ -551,8 +576,10 @@ def _clean_loc(loc: Iterable[str | int]) -> tuple[str | int, ...]:
     """Drop pydantic's internal steps (validator names, union branches) from a location."""
     out: list[str | int] = []
     for item in loc:
-        if isinstance(item, str) and (item.startswith(("function-", "list[", "dict[", "str"))
-                                      or item in {"int", "float", "literal"}):
+        if isinstance(item, str) and (
+            item.startswith(("function-", "list[", "dict[", "str"))
+            or item in {"int", "float", "literal"}
+        ):
             continue
         out.append(item)
     return tuple(out)
@@ -564,8 +591,9 @@ _ERROR_TEXT = {
 }
 
 
-def _problems(exc: ValidationError, source: str, data: Any,
-              lines: dict[tuple[str | int, ...], int]) -> list[str]:
+def _problems(
+    exc: ValidationError, source: str, data: Any, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
     problems: list[str] = []
     for err in exc.errors(include_url=False):
         loc = _clean_loc(err["loc"])
@@ -577,7 +605,7 @@ def _problems(exc: ValidationError, source: str, data: Any,
         where = f"{source}:{line}" if line else source
         message = _ERROR_TEXT.get(err["type"], err["msg"])
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         if err["type"] == "extra_forbidden" and loc:
             message = "unknown field" + _allowed_hint(loc, data)
         problems.append(f"{where}: {_format_loc(loc, data)}: {message}")
@@ -613,8 +641,10 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{source}: the plan must be a mapping with 'analyses' (and "
-                         "optionally 'model', 'groupings', 'thresholds')")
+        raise InputError(
+            f"{source}: the plan must be a mapping with 'analyses' (and "
+            "optionally 'model', 'groupings', 'thresholds')"
+        )
     lines = _line_index(text)
     try:
         plan = Plan.model_validate(data)
@@ -627,27 +657,36 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         label = f"analyses[{i}] ({spec.name})"
         if spec.grouping is not None and spec.grouping not in plan.groupings:
             known = ", ".join(plan.groupings) or "none defined"
-            problems.append(f"{where}: {label}.grouping: unknown grouping {spec.grouping!r} "
-                            f"(defined: {known})")
+            problems.append(
+                f"{where}: {label}.grouping: unknown grouping {spec.grouping!r} (defined: {known})"
+            )
         try:
             resolve_model(plan.model, spec.model)
         except ValueError as exc:
             problems.append(f"{where}: {label}.model: {exc}")
-        names = [spec.name] if len(spec.selection.outcome) == 1 else [
-            f"{spec.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome]
+        names = (
+            [spec.name]
+            if len(spec.selection.outcome) == 1
+            else [f"{spec.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome]
+        )
         for vi, variant in enumerate(spec.sensitivity):
             vlabel = f"{label}.sensitivity[{vi}] ({variant.name})"
             vwhere = f"{source}:{lines.get(('analyses', i, 'sensitivity', vi), '?')}"
             if variant.grouping is not None and variant.grouping not in plan.groupings:
                 known = ", ".join(plan.groupings) or "none defined"
-                problems.append(f"{vwhere}: {vlabel}.grouping: unknown grouping "
-                                f"{variant.grouping!r} (defined: {known})")
+                problems.append(
+                    f"{vwhere}: {vlabel}.grouping: unknown grouping "
+                    f"{variant.grouping!r} (defined: {known})"
+                )
             try:
                 resolve_model(plan.model, spec.model, variant.model)
             except ValueError as exc:
                 problems.append(f"{vwhere}: {vlabel}.model: {exc}")
-            names.extend([variant.name] if len(spec.selection.outcome) == 1 else [
-                f"{variant.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome])
+            names.extend(
+                [variant.name]
+                if len(spec.selection.outcome) == 1
+                else [f"{variant.name}-{OUTCOME_SLUG[o]}" for o in spec.selection.outcome]
+            )
         for name in names:
             if name in seen:
                 problems.append(f"{where}: {label}.name: analysis name {name!r} is used twice")
@@ -658,8 +697,9 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
     return plan
 
 
-def _vocabulary_problems(plan: Plan, source: str,
-                         lines: dict[tuple[str | int, ...], int]) -> list[str]:
+def _vocabulary_problems(
+    plan: Plan, source: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
     """Populations, modalities and targets named in the plan must be corpus vocabulary
     (a typo would silently select nothing)."""
     from metaresp import vocab
@@ -669,11 +709,13 @@ def _vocabulary_problems(plan: Plan, source: str,
     def check(field: str, value: str, path: tuple[str | int, ...]) -> None:
         allowed = {v.lower() for v in vocab.VOCABULARIES[field]}
         if value.lower() not in allowed:
-            line = next((lines[path[:cut]] for cut in range(len(path), -1, -1)
-                         if path[:cut] in lines), None)
+            line = next(
+                (lines[path[:cut]] for cut in range(len(path), -1, -1) if path[:cut] in lines), None
+            )
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {_format_loc(path, None)}: "
-                            f"{vocab.unknown_term_message(field, value)}")
+            problems.append(
+                f"{where}: {_format_loc(path, None)}: {vocab.unknown_term_message(field, value)}"
+            )
 
     for value in plan.exclude_designs:
         check("design", value, ("exclude_designs",))

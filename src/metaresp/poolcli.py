@@ -60,14 +60,21 @@ def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
     try:
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else None
-            frame = pd.read_csv(path, sep=sep, engine="python", dtype=str,
-                                keep_default_na=False, encoding="utf-8-sig")
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                engine="python",
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+            )
         elif suffix in (".xlsx", ".xlsm"):
-            frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=object,
-                                  engine="openpyxl")
+            frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=object, engine="openpyxl")
         else:
-            raise InputError(f"{path}: not a CSV or XLSX file (suffix {suffix or 'none'!r}); "
-                             "save it as .csv or .xlsx")
+            raise InputError(
+                f"{path}: not a CSV or XLSX file (suffix {suffix or 'none'!r}); "
+                "save it as .csv or .xlsx"
+            )
     except InputError:
         raise
     except ValueError as exc:
@@ -75,8 +82,9 @@ def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
             raise InputError(f"{path}: no worksheet named {sheet!r}") from None
         raise InputError(f"{path}: cannot read the table ({_first_line(exc)})") from None
     except Exception as exc:  # parser and zip errors: a one-line message, not a traceback
-        raise InputError(f"{path}: cannot read the table ({type(exc).__name__}: "
-                         f"{_first_line(exc)})") from None
+        raise InputError(
+            f"{path}: cannot read the table ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -109,17 +117,28 @@ def _whole(value: Any) -> int | None:
     return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
-def table_records(frame: pd.DataFrame, source: str, events: str, totals: str,
-                  labels: str | None = None, by: str | None = None
-                  ) -> dict[str, list[Record]]:
+def table_records(
+    frame: pd.DataFrame,
+    source: str,
+    events: str,
+    totals: str,
+    labels: str | None = None,
+    by: str | None = None,
+) -> dict[str, list[Record]]:
     """Rows of the table as records grouped by the ``by`` column (one group without it)."""
     problems: list[str] = []
     columns = list(frame.columns)
-    for option, name in (("--events", events), ("--totals", totals), ("--labels", labels),
-                         ("--by", by)):
+    for option, name in (
+        ("--events", events),
+        ("--totals", totals),
+        ("--labels", labels),
+        ("--by", by),
+    ):
         if name is not None and name not in columns:
-            problems.append(f"{source}: {option}: no column {name!r} (columns: "
-                            f"{', '.join(repr(c) for c in columns)})")
+            problems.append(
+                f"{source}: {option}: no column {name!r} (columns: "
+                f"{', '.join(repr(c) for c in columns)})"
+            )
     if problems:
         raise InputError(problems)
     if len(frame) == 0:
@@ -145,8 +164,7 @@ def table_records(frame: pd.DataFrame, source: str, events: str, totals: str,
             if n == 0:
                 problems.append(f"{where}, column {totals!r}: total is 0")
             elif x > n:
-                problems.append(f"{where}: events {x} > total {n} "
-                                f"(columns {events!r}, {totals!r})")
+                problems.append(f"{where}: events {x} > total {n} (columns {events!r}, {totals!r})")
         label = str(row[labels]).strip() if labels and not _blank(row[labels]) else f"Row {i + 2}"
         group = ALL_STUDIES
         if by is not None:
@@ -154,30 +172,44 @@ def table_records(frame: pd.DataFrame, source: str, events: str, totals: str,
                 problems.append(f"{where}, column {by!r}: empty subgroup")
                 continue
             group = str(row[by]).strip()
-        if len(counts) == 2 and not any(p.startswith(f"{where}:") or p.startswith(f"{where},")
-                                        for p in problems):
-            groups.setdefault(group, []).append(Record(
-                record_id=f"row-{i + 2}", study=label, group_id=f"row-{i + 2}", group=group,
-                cohort=f"row-{i + 2}", outcome="", population="", setting="", unit="",
-                events=counts[events], total=counts[totals], label=label))
+        if len(counts) == 2 and not any(
+            p.startswith(f"{where}:") or p.startswith(f"{where},") for p in problems
+        ):
+            groups.setdefault(group, []).append(
+                Record(
+                    record_id=f"row-{i + 2}",
+                    study=label,
+                    group_id=f"row-{i + 2}",
+                    group=group,
+                    cohort=f"row-{i + 2}",
+                    outcome="",
+                    population="",
+                    setting="",
+                    unit="",
+                    events=counts[events],
+                    total=counts[totals],
+                    label=label,
+                )
+            )
     if problems:
         raise InputError(problems)
     return groups
 
 
-def _check_options(transform: str | None, estimator: str | None, ci: str | None,
-                   level: float) -> ModelSettings:
+def _check_options(
+    transform: str | None, estimator: str | None, ci: str | None, level: float
+) -> ModelSettings:
     problems = []
-    for option, value in (("--transform", transform), ("--estimator", estimator),
-                          ("--ci", ci)):
+    for option, value in (("--transform", transform), ("--estimator", estimator), ("--ci", ci)):
         if value is not None and value not in _OPTIONS[option]:
             problems.append(f"{option}: {value!r} is not one of {', '.join(_OPTIONS[option])}")
     if not 0.5 < level < 1:
         problems.append(f"--level: {level} must lie between 0.5 and 1 (e.g. 0.95)")
     if problems:
         raise InputError(problems)
-    return ModelSettings.model_validate({"transform": transform, "estimator": estimator,
-                                         "ci": ci, "level": level})
+    return ModelSettings.model_validate(
+        {"transform": transform, "estimator": estimator, "ci": ci, "level": level}
+    )
 
 
 # --------------------------------------------------------------------------- output
@@ -195,17 +227,23 @@ def _study_lines(g: GroupResult, level: float) -> list[str]:
         w = "n/a" if weights is None else f"{fmt.number(weights[i], 1)}%"
         rows.append((r.label, str(x), str(n), fmt.percent(x / n), fmt.interval(low, high), w))
     ci_w = max(len(ci_head), *(len(row[4]) for row in rows))
-    lines = [f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>7}  "
-             f"{ci_head:>{ci_w}}  {'weight':>6}"]
-    lines.extend(f"{a:<{width}}  {b:>6}  {c:>6}  {d:>7}  {e:>{ci_w}}  {f:>6}"
-                 for a, b, c, d, e, f in rows)
+    lines = [
+        f"{'study':<{width}}  {'events':>6}  {'total':>6}  {'prop.':>7}  "
+        f"{ci_head:>{ci_w}}  {'weight':>6}"
+    ]
+    lines.extend(
+        f"{a:<{width}}  {b:>6}  {c:>6}  {d:>7}  {e:>{ci_w}}  {f:>6}" for a, b, c, d, e, f in rows
+    )
     return lines
 
 
 def _group_text(g: GroupResult, model: Model) -> list[str]:
     row = estimate_row(g, level=model.level, requested=model)
-    return [*_study_lines(g, model.level), *text_lines(row),
-            *(f"warning: {w}" for w in row.warnings)]
+    return [
+        *_study_lines(g, model.level),
+        *text_lines(row),
+        *(f"warning: {w}" for w in row.warnings),
+    ]
 
 
 def pooled_text(pooled: GroupedPool, by: str | None) -> str:
@@ -217,8 +255,9 @@ def pooled_text(pooled: GroupedPool, by: str | None) -> str:
         lines.extend(_group_text(g, pooled.model))
         lines.append("")
     if pooled.overall is not None and pooled.overall.result is not None:
-        row = estimate_row(pooled.overall, level=pooled.model.level, requested=pooled.model,
-                           kind="overall")
+        row = estimate_row(
+            pooled.overall, level=pooled.model.level, requested=pooled.model, kind="overall"
+        )
         lines.extend(text_lines(row, "overall"))
     if pooled.test is not None:
         t = pooled.test
@@ -234,18 +273,39 @@ def _group_json(g: GroupResult, model: Model) -> dict[str, Any]:
     for i, r in enumerate(g.records):
         x, n = r.events or 0, r.total or 0
         low, high = exact_ci(x, n, level)
-        studies.append({"label": r.label, "events": x, "total": n, "proportion": x / n,
-                        "ci_low": low, "ci_high": high,
-                        "weight": None if weights is None else weights[i]})
+        studies.append(
+            {
+                "label": r.label,
+                "events": x,
+                "total": n,
+                "proportion": x / n,
+                "ci_low": low,
+                "ci_high": high,
+                "weight": None if weights is None else weights[i],
+            }
+        )
     row = estimate_row(g, level=level, requested=model)
-    return {"name": g.name, "k": g.k, "events": g.events, "total": g.patients,
-            "studies": studies, "pooled": None if g.result is None else _clean(
-                {k: v for k, v in g.result.to_dict().items()
-                 if k not in ("yi", "vi", "events", "totals", "labels")}),
-            "fitted": None if row.fitted is None else model_dict(row.fitted),
-            "fallback": row.fallback, "fallback_reason": row.fallback_reason,
-            "q_kind": None if row.single else row.q_kind,
-            "note": g.note or None}
+    return {
+        "name": g.name,
+        "k": g.k,
+        "events": g.events,
+        "total": g.patients,
+        "studies": studies,
+        "pooled": None
+        if g.result is None
+        else _clean(
+            {
+                k: v
+                for k, v in g.result.to_dict().items()
+                if k not in ("yi", "vi", "events", "totals", "labels")
+            }
+        ),
+        "fitted": None if row.fitted is None else model_dict(row.fitted),
+        "fallback": row.fallback,
+        "fallback_reason": row.fallback_reason,
+        "q_kind": None if row.single else row.q_kind,
+        "note": g.note or None,
+    }
 
 
 def _clean(value: Any) -> Any:
@@ -260,34 +320,54 @@ def _clean(value: Any) -> Any:
 
 def pooled_json(pooled: GroupedPool, by: str | None) -> dict[str, Any]:
     level = pooled.model.level
-    model = {"transform": pooled.model.transform, "estimator": pooled.model.estimator,
-             "ci": pooled.model.ci, "level": level}
+    model = {
+        "transform": pooled.model.transform,
+        "estimator": pooled.model.estimator,
+        "ci": pooled.model.ci,
+        "level": level,
+    }
     if by is None:
         return {"model": model, **_group_json(pooled.groups[0], pooled.model)}
     return {
-        "model": model, "by": by,
+        "model": model,
+        "by": by,
         "subgroups": [_group_json(g, pooled.model) for g in pooled.groups],
-        "overall": None if pooled.overall is None else _group_json(pooled.overall,
-                                                                    pooled.model),
-        "subgroup_test": None if pooled.test is None else {
-            "q": pooled.test.q, "df": pooled.test.df, "pvalue": pooled.test.pvalue},
+        "overall": None if pooled.overall is None else _group_json(pooled.overall, pooled.model),
+        "subgroup_test": None
+        if pooled.test is None
+        else {"q": pooled.test.q, "df": pooled.test.df, "pvalue": pooled.test.pvalue},
         "notes": list(pooled.notes),
     }
 
 
-def run_pool(table: Path, *, events: str, totals: str, labels: str | None = None,
-             by: str | None = None, transform: str | None = None,
-             estimator: str | None = None, ci: str | None = None, level: float = 0.95,
-             sheet: str | None = None, overall: bool = True, plot: Path | None = None,
-             as_json: bool = False, nagq: int | None = None, tau_prior: str | None = None,
-             mu_prior: str | None = None, title: str | None = None,
-             xlabel: str | None = None) -> str:
+def run_pool(
+    table: Path,
+    *,
+    events: str,
+    totals: str,
+    labels: str | None = None,
+    by: str | None = None,
+    transform: str | None = None,
+    estimator: str | None = None,
+    ci: str | None = None,
+    level: float = 0.95,
+    sheet: str | None = None,
+    overall: bool = True,
+    plot: Path | None = None,
+    as_json: bool = False,
+    nagq: int | None = None,
+    tau_prior: str | None = None,
+    mu_prior: str | None = None,
+    title: str | None = None,
+    xlabel: str | None = None,
+) -> str:
     """Everything ``metaresp pool`` does; returns the text to print.
 
     ``title`` and ``xlabel`` name the plot (default: no title, "Proportion (%)")."""
     settings = _check_options(transform, estimator, ci, level)
     settings = settings.model_copy(
-        update={"nagq": nagq, "tau_prior": tau_prior, "mu_prior": mu_prior})
+        update={"nagq": nagq, "tau_prior": tau_prior, "mu_prior": mu_prior}
+    )
     try:
         model = resolve_model(settings)
     except ValueError as exc:
@@ -309,8 +389,10 @@ def _plot(pooled: GroupedPool, path: Path, title: str, xlabel: str) -> None:
         raise InputError(f"--plot: {path}: give a .png or .svg file name")
     if not path.parent.exists():
         raise InputError(f"--plot: {path.parent}: folder not found")
-    data = replace(forest_data(pooled, title=title, outcome="Proportion",
-                               footnotes=_notes(pooled)), xlabel=xlabel)
+    data = replace(
+        forest_data(pooled, title=title, outcome="Proportion", footnotes=_notes(pooled)),
+        xlabel=xlabel,
+    )
     if path.suffix.lower() == ".svg":
         png = path.with_suffix(".png")
         save_forest(data, png, path)

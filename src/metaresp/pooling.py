@@ -347,11 +347,15 @@ class PoolResult:
             )
         bayes = self.fitted.family == "bayes"
         interval = "credible interval" if bayes else "CI"
-        lines.append(f"  proportion {p(self.proportion)}  ({pct} {interval} {p(self.ci_low)} to "
-                     f"{p(self.ci_high)})")
+        lines.append(
+            f"  proportion {p(self.proportion)}  ({pct} {interval} {p(self.ci_low)} to "
+            f"{p(self.ci_high)})"
+        )
         if bayes:
-            lines.append(f"  priors: tau ~ {self.fitted.tau_prior}, mu ~ {self.fitted.mu_prior} "
-                         "(logit scale)")
+            lines.append(
+                f"  priors: tau ~ {self.fitted.tau_prior}, mu ~ {self.fitted.mu_prior} "
+                "(logit scale)"
+            )
             if self.threshold is not None and self.prob_above is not None:
                 lines.append(f"  P(response rate > {p(self.threshold)}) = {self.prob_above:.3f}")
         if self.mean_proportion is not None and self.mean_ci_low is not None:
@@ -361,9 +365,7 @@ class PoolResult:
             )
         if self.pi_low is not None:
             how = "posterior predictive" if bayes else f"t, {self.k - 2} df"
-            lines.append(
-                f"  prediction interval {p(self.pi_low)} to {p(self.pi_high)} ({how})"
-            )
+            lines.append(f"  prediction interval {p(self.pi_low)} to {p(self.pi_high)} ({how})")
         else:
             lines.append("  prediction interval: not shown for k < 3")
         lines.append(
@@ -379,11 +381,15 @@ class PoolResult:
             f"{self.q:.2f} on {self.q_df} df (p = {self.q_pvalue:.3g})"
         )
         if self.q_lrt is not None and self.q_lrt_pvalue is not None:
-            lines.append(f"  likelihood-ratio test (QE.LRT) = {self.q_lrt:.2f} on {self.q_df} df "
-                         f"(p = {self.q_lrt_pvalue:.3g})")
+            lines.append(
+                f"  likelihood-ratio test (QE.LRT) = {self.q_lrt:.2f} on {self.q_df} df "
+                f"(p = {self.q_lrt_pvalue:.3g})"
+            )
         if self.tau2_lrt is not None and self.tau2_lrt_pvalue is not None:
-            lines.append(f"  likelihood-ratio test of tau^2 = 0: {self.tau2_lrt:.2f} "
-                         f"(p = {self.tau2_lrt_pvalue:.3g}, half chi-square on 1 df)")
+            lines.append(
+                f"  likelihood-ratio test of tau^2 = 0: {self.tau2_lrt:.2f} "
+                f"(p = {self.tau2_lrt_pvalue:.3g}, half chi-square on 1 df)"
+            )
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
@@ -449,12 +455,18 @@ def pool(
         or not isinstance(threshold, numbers.Real)
         or not (0.0 < float(threshold) < 1.0)
     ):
-        problems.append(f"threshold: must be a proportion strictly between 0 and 1; got "
-                        f"{threshold!r}")
+        problems.append(
+            f"threshold: must be a proportion strictly between 0 and 1; got {threshold!r}"
+        )
     xi, ni, labs = validate_counts(events, totals, labels, problems)
     spec = ModelSpec(
-        transform=transform, estimator=estimator, ci=ci, level=float(level), nagq=int(nagq),
-        tau_prior=tau_prior, mu_prior=mu_prior,
+        transform=transform,
+        estimator=estimator,
+        ci=ci,
+        level=float(level),
+        nagq=int(nagq),
+        tau_prior=tau_prior,
+        mu_prior=mu_prior,
     )
     if spec.family == "bayes":
         result = _pool_bayes(xi, ni, labs, spec, threshold)
@@ -483,8 +495,13 @@ def _pool_frequentist(
         notes.extend(rows.tau2_fit.notes(0, fitted.estimator))
         if fitted.ci == "hksj" and k >= 2 and rows.se[0] == 0.0:
             notes.append("HKSJ scale factor is 0 (identical estimates): the CI has zero width")
-    what = ("pooled estimate", "CI lower bound", "CI upper bound",
-            "prediction interval lower bound", "prediction interval upper bound")
+    what = (
+        "pooled estimate",
+        "CI lower bound",
+        "CI upper bound",
+        "prediction interval lower bound",
+        "prediction interval upper bound",
+    )
     values = (rows.estimate[0], *rows.ci_t[0], *rows.pi_t[0])
     backs = (rows.proportion[0], *rows.ci[0], *rows.pi[0])
     for name, value, p, clipped in zip(what, values, backs, rows.clipped[0], strict=True):
@@ -494,29 +511,37 @@ def _pool_frequentist(
                 f"back-transformed; set to {p:g}"
             )
         elif math.isnan(p) and math.isfinite(value):
-            notes.append(f"{name}: the {fitted.transform} back-transform is undefined at "
-                         f"{value:.6g}")
+            notes.append(
+                f"{name}: the {fitted.transform} back-transform is undefined at {value:.6g}"
+            )
     converged = bool(rows.converged[0])
     if not converged:
-        notes.append(f"{fitted.estimator}: the fit did not converge; treat the results with "
-                     "caution")
+        notes.append(
+            f"{fitted.estimator}: the fit did not converge; treat the results with caution"
+        )
     has_pi = k >= 3
     extra: dict[str, Any] = {}
     if glmm_fit is not None:
         ll_fe = getattr(glmm_fit, "loglik_fe", math.nan)
         lrt = max(0.0, 2.0 * (glmm_fit.loglik - ll_fe)) if k > 1 else math.nan
         extra = {
-            "q_lrt": _opt(glmm_fit.q_lrt), "q_lrt_pvalue": _opt(glmm_fit.q_lrt_pvalue),
+            "q_lrt": _opt(glmm_fit.q_lrt),
+            "q_lrt_pvalue": _opt(glmm_fit.q_lrt_pvalue),
             "tau2_lrt": _opt(lrt),
             "tau2_lrt_pvalue": (
-                _opt(0.5 * float(special.chdtrc(1, lrt))) if lrt > 0
+                _opt(0.5 * float(special.chdtrc(1, lrt)))
+                if lrt > 0
                 else (1.0 if k > 1 and math.isfinite(lrt) else None)
             ),
-            "loglik": glmm_fit.loglik, "nagq": fitted.nagq,
+            "loglik": glmm_fit.loglik,
+            "nagq": fitted.nagq,
         }
         if rows.mean is not None:
-            extra.update(mean_proportion=float(rows.mean[0, 0]),
-                         mean_ci_low=float(rows.mean[0, 1]), mean_ci_high=float(rows.mean[0, 2]))
+            extra.update(
+                mean_proportion=float(rows.mean[0, 0]),
+                mean_ci_low=float(rows.mean[0, 1]),
+                mean_ci_high=float(rows.mean[0, 2]),
+            )
     return PoolResult(
         k=k,
         estimate=float(rows.estimate[0]),
@@ -530,8 +555,9 @@ def _pool_frequentist(
         i2=float(rows.i2[0]),
         h2=float(rows.h2[0]),
         q=float(rows.q[0]) if k > 1 else (math.nan if fitted.family == "glmm" else 0.0),
-        q_pvalue=float(rows.q_pvalue[0]) if k > 1 else (
-            math.nan if fitted.family == "glmm" else 1.0),
+        q_pvalue=float(rows.q_pvalue[0])
+        if k > 1
+        else (math.nan if fitted.family == "glmm" else 1.0),
         weights=None if rows.weights is None else tuple(rows.weights[0].tolist()),
         warnings=tuple(dict.fromkeys(notes)),
         transform=fitted.transform,

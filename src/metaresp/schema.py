@@ -460,11 +460,20 @@ def _check_outcome(rec: Outcome, at: Path_) -> list[Finding]:
 def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
     where = (*at, "alternatives")
     if not rec.derived or rec.responders is None:
-        return [Finding(where, "alternatives are other derived counts: the record needs "
-                        "derived: true and a count")]
+        return [
+            Finding(
+                where,
+                "alternatives are other derived counts: the record needs derived: true and a count",
+            )
+        ]
     if rec.percent is None or rec.evaluable is None:
-        return [Finding(where, "alternatives need the printed percent and the evaluable "
-                        "denominator they reproduce")]
+        return [
+            Finding(
+                where,
+                "alternatives need the printed percent and the evaluable "
+                "denominator they reproduce",
+            )
+        ]
     found: list[Finding] = []
     fits = matching_counts(rec.evaluable, rec.percent)
     if not fits:
@@ -476,11 +485,14 @@ def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
         if count == rec.responders:
             found.append(Finding((*where, k), f"alternative {count} is the recorded count"))
         elif count not in fits:
-            found.append(Finding(
-                (*where, k),
-                f"alternative {count}/{rec.evaluable} = {_pct(count, rec.evaluable)} does not "
-                f"reproduce the printed {rec.percent}% (candidates: "
-                f"{', '.join(map(str, fits))})"))
+            found.append(
+                Finding(
+                    (*where, k),
+                    f"alternative {count}/{rec.evaluable} = {_pct(count, rec.evaluable)} does not "
+                    f"reproduce the printed {rec.percent}% (candidates: "
+                    f"{', '.join(map(str, fits))})",
+                )
+            )
     return found
 
 

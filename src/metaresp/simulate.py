@@ -73,7 +73,9 @@ FREQUENTIST: Final[dict[str, ModelSpec]] = {
 BAYESIAN: Final[dict[str, ModelSpec]] = {
     f"BAYES-{short}": ModelSpec("logit", "BAYES", "t", tau_prior=prior, mu_prior="normal(0, 2)")
     for short, prior in (
-        ("HN0.5", "half-normal(0.5)"), ("HN1", "half-normal(1)"), ("HC0.5", "half-cauchy(0.5)")
+        ("HN0.5", "half-normal(0.5)"),
+        ("HN1", "half-normal(1)"),
+        ("HC0.5", "half-cauchy(0.5)"),
     )
 }
 METHODS: Final[dict[str, ModelSpec]] = {**FREQUENTIST, **BAYESIAN}
@@ -217,15 +219,24 @@ def _bayes_pools(
         by_mu.setdefault(str(METHODS[name].mu_prior), []).append(name)
     for mu_prior, group in by_mu.items():
         fits = bayes.fit_bayes_batch(
-            x, n, tau_priors=[str(METHODS[m].tau_prior) for m in group], mu_prior=mu_prior,
+            x,
+            n,
+            tau_priors=[str(METHODS[m].tau_prior) for m in group],
+            mu_prior=mu_prior,
             level=level,
         )
         for name, fit in zip(group, fits, strict=True):
             bad = ~np.isfinite(fit.ci_low) | ~np.isfinite(fit.ci_high)
             out[name] = batch.BatchPool(
-                estimate=fit.mu, se=fit.mu_sd, tau2=fit.tau2, proportion=fit.proportion,
-                ci_low=fit.ci_low, ci_high=fit.ci_high, pi_low=fit.pi_low,
-                pi_high=fit.pi_high, failed=bad,
+                estimate=fit.mu,
+                se=fit.mu_sd,
+                tau2=fit.tau2,
+                proportion=fit.proportion,
+                ci_low=fit.ci_low,
+                ci_high=fit.ci_high,
+                pi_low=fit.pi_low,
+                pi_high=fit.pi_high,
+                failed=bad,
             )
     return out
 
@@ -370,6 +381,7 @@ def _design_summary(frame: pd.DataFrame, title: str) -> list[str]:
     methods = list(dict.fromkeys(frame["method"]))
     ks = sorted(frame["k"].unique())
     lines: list[str] = []
+
     def mean_worst(c: pd.Series) -> str:
         return f"{100 * c.mean():.1f} [{100 * c.min():.1f}]"
 
@@ -378,11 +390,20 @@ def _design_summary(frame: pd.DataFrame, title: str) -> list[str]:
         return f"{int(band.sum())}/{band.size}"
 
     lines += _method_by_k_table(
-        frame, "CI coverage (%) by method and k: mean over p and τ [worst cell]", "coverage",
-        mean_worst, ks, extra=("cells in band", in_band_count))
+        frame,
+        "CI coverage (%) by method and k: mean over p and τ [worst cell]",
+        "coverage",
+        mean_worst,
+        ks,
+        extra=("cells in band", in_band_count),
+    )
     lines += _method_by_k_table(
-        frame, "Prediction-interval coverage (%) by method and k (k ≥ 3): mean [worst]",
-        "pi_coverage", mean_worst, [k for k in ks if k >= 3])
+        frame,
+        "Prediction-interval coverage (%) by method and k (k ≥ 3): mean [worst]",
+        "pi_coverage",
+        mean_worst,
+        [k for k in ks if k >= 3],
+    )
     lines += ["", f"## Which methods keep {lo:.0f}-{hi:.0f}% in every cell", ""]
     for label, sel in (("k ≤ 3", frame["k"] <= 3), ("all k", frame["k"] > 0)):
         good = [
@@ -390,8 +411,12 @@ def _design_summary(frame: pd.DataFrame, title: str) -> list[str]:
         ]
         lines.append(f"- {label}: " + (", ".join(good) if good else "**none**"))
     lines += _method_by_k_table(
-        frame, "Median CI width (percentage points) by method and k: median over p and τ",
-        "ci_width_median", lambda c: f"{100 * c.median():.1f}", ks)
+        frame,
+        "Median CI width (percentage points) by method and k: median over p and τ",
+        "ci_width_median",
+        lambda c: f"{100 * c.median():.1f}",
+        ks,
+    )
     lines += ["", f"## Cells outside {lo:.0f}-{hi:.0f}% (coverage %; failed fits % if any)", ""]
     for m in methods:
         sub = frame[frame["method"] == m]
@@ -408,11 +433,17 @@ def _design_summary(frame: pd.DataFrame, title: str) -> list[str]:
             if items:
                 parts.append(f"{len(items)} {name}: " + "; ".join(items))
         lines.append(f"- **{m}**: " + (" | ".join(parts) if parts else "none"))
-    lines += _method_by_k_table(frame, "Failed fits (%), mean over cells by k", "failed_share",
-                                lambda c: f"{100 * c.mean():.1f}", ks)
+    lines += _method_by_k_table(
+        frame,
+        "Failed fits (%), mean over cells by k",
+        "failed_share",
+        lambda c: f"{100 * c.mean():.1f}",
+        ks,
+    )
     if title:
-        lines = [ln.replace("## ", f"## {title}: ", 1) if ln.startswith("## ") else ln
-                 for ln in lines]
+        lines = [
+            ln.replace("## ", f"## {title}: ", 1) if ln.startswith("## ") else ln for ln in lines
+        ]
     return lines
 
 
@@ -421,7 +452,8 @@ def chosen_default(frame: pd.DataFrame) -> str | None:
     every cell (within Monte-Carlo error: coverage + 1.96 MCSE ≥ 0.93), the one with the
     smallest median CI width over the cells with k = 2 and 3. None when no method qualifies."""
     keep = [
-        m for m, sub in frame.groupby("method", sort=False)
+        m
+        for m, sub in frame.groupby("method", sort=False)
         if bool((sub["coverage"] + 1.96 * sub["coverage_mcse"] >= TARGET_BAND[0]).all())
     ]
     if not keep:
@@ -471,7 +503,10 @@ def summary_markdown(frame: pd.DataFrame, *, reps: int, seed: int, seconds: floa
             frame[frame["method"].isin(bayes_methods)],
             "Prior's influence: median posterior width / prior width of expit(μ) "
             f"(normal(0, 2): {100 * prior:.0f} points), all designs",
-            "ci_width_median", lambda c: f"{c.median() / prior:.2f}", ks)
+            "ci_width_median",
+            lambda c: f"{c.median() / prior:.2f}",
+            ks,
+        )
     winner = chosen_default(frame)
     lines += [
         "",
@@ -485,14 +520,23 @@ def summary_markdown(frame: pd.DataFrame, *, reps: int, seed: int, seconds: floa
 
 
 def _method_by_k_table(
-    frame: pd.DataFrame, title: str, column: str, cell: Callable[[pd.Series], str],
-    ks: Sequence[int], extra: tuple[str, Callable[[pd.DataFrame], str]] | None = None,
+    frame: pd.DataFrame,
+    title: str,
+    column: str,
+    cell: Callable[[pd.Series], str],
+    ks: Sequence[int],
+    extra: tuple[str, Callable[[pd.DataFrame], str]] | None = None,
 ) -> list[str]:
     """A Markdown section: one row per method, one column per k, ``cell`` of ``column``
     over that method's cells with that k (and an optional last column over all k)."""
     header = [f"k = {k}" for k in ks] + ([extra[0]] if extra else [])
-    lines = ["", f"## {title}", "", "| method | " + " | ".join(header) + " |",
-             "| --- |" + " --- |" * len(header)]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        "| method | " + " | ".join(header) + " |",
+        "| --- |" + " --- |" * len(header),
+    ]
     for m in dict.fromkeys(frame["method"]):
         sub = frame[frame["method"] == m]
         cells = [cell(sub[sub["k"] == k][column]) for k in ks]

@@ -21,32 +21,52 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random streams.")] = 20240607,
     out: Annotated[
         Path,
-        typer.Option("-o", "--out", help="Folder for coverage.csv, the heatmap and summary.md "
-                     "(not under results/, which metaresp run replaces)."),
+        typer.Option(
+            "-o",
+            "--out",
+            help="Folder for coverage.csv, the heatmap and summary.md "
+            "(not under results/, which metaresp run replaces).",
+        ),
     ] = Path("simulation"),
     jobs: Annotated[
-        int, typer.Option("--jobs", help="Worker processes of a local Dask cluster (1: in this "
-                          "process; results do not depend on it).")
+        int,
+        typer.Option(
+            "--jobs",
+            help="Worker processes of a local Dask cluster (1: in this "
+            "process; results do not depend on it).",
+        ),
     ] = 1,
     scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Address of a running Dask scheduler "
-                                 "(e.g. tcp://host:8786) to run the cells on.")
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Address of a running Dask scheduler (e.g. tcp://host:8786) to run the cells on.",
+        ),
     ] = None,
     totals: Annotated[
-        str, typer.Option("--totals", help="Study sizes: uniform (on --min-total..--max-total), "
-                          "corpus (the evaluable counts of --extractions) or both.")
+        str,
+        typer.Option(
+            "--totals",
+            help="Study sizes: uniform (on --min-total..--max-total), "
+            "corpus (the evaluable counts of --extractions) or both.",
+        ),
     ] = "uniform",
     extractions: Annotated[
-        Path, typer.Option("--extractions", help="Corpus whose study sizes --totals corpus "
-                           "draws from.")
+        Path,
+        typer.Option("--extractions", help="Corpus whose study sizes --totals corpus draws from."),
     ] = Path("extractions"),
     bayes: Annotated[
-        bool, typer.Option("--bayes/--no-bayes", help="Also fit the Bayesian model under its "
-                           "three priors (slower).")
+        bool,
+        typer.Option(
+            "--bayes/--no-bayes",
+            help="Also fit the Bayesian model under its three priors (slower).",
+        ),
     ] = False,
     ks: Annotated[
-        str | None, typer.Option("--k", help="Numbers of studies to simulate, comma-separated "
-                                 "(default 2,3,5,10).")
+        str | None,
+        typer.Option(
+            "--k", help="Numbers of studies to simulate, comma-separated (default 2,3,5,10)."
+        ),
     ] = None,
     min_total: Annotated[int, typer.Option("--min-total", help="Smallest study total.")] = 5,
     max_total: Annotated[int, typer.Option("--max-total", help="Largest study total.")] = 60,
@@ -95,8 +115,9 @@ def simulate(
     corpus: tuple[int, ...] = ()
     if "corpus" in designs:
         if not extractions.is_dir():
-            raise InputError(f"--extractions: {extractions}: folder not found (needed by "
-                             "--totals corpus)")
+            raise InputError(
+                f"--extractions: {extractions}: folder not found (needed by --totals corpus)"
+            )
         try:
             corpus = sim.corpus_totals(extractions)
         except ValueError as exc:

@@ -140,8 +140,11 @@ def _describe(est: Estimate) -> str:
 def widening(old: Estimate, new: Estimate) -> str | None:
     """Why an interval widened when the evidence grew, in one sentence (None otherwise)."""
     if (
-        old.ci_low is None or old.ci_high is None or new.ci_low is None
-        or new.ci_high is None or new.k <= old.k
+        old.ci_low is None
+        or old.ci_high is None
+        or new.ci_low is None
+        or new.ci_high is None
+        or new.k <= old.k
         or new.ci_high - new.ci_low <= old.ci_high - old.ci_low + 1e-9
     ):
         return None
