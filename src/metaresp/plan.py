@@ -295,8 +295,9 @@ class Selection(_Strict):
     setting: Annotated[list[Setting], BeforeValidator(_as_list)] = Field(min_length=1)
     outcome: Annotated[list[Outcome], BeforeValidator(_as_list)] = Field(min_length=1)
     unit: Annotated[list[Unit], BeforeValidator(_as_list)] = Field(
-        default_factory=lambda: ["patients"], min_length=1
-    )  # type: ignore[arg-type]
+        default_factory=lambda: ["patients"],  # type: ignore[arg-type]
+        min_length=1,
+    )
     modality: StrList | None = None
     """Only records of these modalities (others are out of scope, not set aside)."""
 
