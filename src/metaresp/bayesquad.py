@@ -83,7 +83,7 @@ DEFAULT_RESOLUTION = Resolution()
 DEFAULT_NAGQ = DEFAULT_RESOLUTION.nagq
 #: Cap on R·T·M·k·nagq elements in one likelihood evaluation (memory).
 _CHUNK_ELEMENTS = 400_000
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+__all__ = ["DEFAULT_NAGQ", "DEFAULT_RESOLUTION", "Resolution"]
 
 
 # ----------------------------------------------------------------------------- rules

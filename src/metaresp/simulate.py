@@ -350,7 +350,7 @@ def _run_dask(
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
-            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
     client = Client(cluster if cluster is not None else scheduler)
     try:
