@@ -308,11 +308,21 @@ case reports, one or two patients published because of the response, are kept fo
 sensitivity analysis)."""
 
 
+def _slug_text(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
+    return value
+
+
+#: A name that is a lower-case slug (letters, digits, hyphens).
+SlugText = Annotated[str, AfterValidator(_slug_text)]
+
+
 class Variant(_Strict):
     """A sensitivity analysis declared beside its primary: the primary with some settings
     changed. Anything not named is the primary's."""
 
-    name: str
+    name: SlugText
     """Full name of the variant (a lower-case slug; outcomes are appended as for the
     primary when it lists several)."""
     title: str | None = None
@@ -327,36 +337,22 @@ class Variant(_Strict):
     model: ModelSettings | None = None
     grouping: str | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _SLUG.match(value):
-            raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
-        return value
-
 
 class OtherFamily(_Strict):
     """A sensitivity analysis added beside every primary analysis: the same selection and
     grouping pooled with the other model family (methods: the Bayesian model beside the
     GLMM, or the reverse), named ``<primary>-<suffix>``."""
 
-    suffix: str = "other-model"
+    suffix: SlugText = "other-model"
     description: str
     """What the other model is, in a few words (shown with the estimates)."""
     model: ModelSettings
-
-    @field_validator("suffix")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _SLUG.match(value):
-            raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
-        return value
 
 
 class AnalysisSpec(_Strict):
     """One analysis as written in the plan (a list of outcomes expands it)."""
 
-    name: str
+    name: SlugText
     title: str
     description: str | None = None
     selection: Selection
@@ -372,13 +368,6 @@ class AnalysisSpec(_Strict):
     """Designs this analysis does not pool; none: the plan's ``exclude_designs``."""
     sensitivity: list[Variant] = Field(default_factory=list)
     """Sensitivity analyses of this (primary) analysis, pooled and shown beside it."""
-
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not _SLUG.match(value):
-            raise ValueError("must be a lower-case slug (letters, digits, hyphens)")
-        return value
 
     @field_validator("thresholds")
     @classmethod
