@@ -18,6 +18,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from metaresp import models
+
 __all__ = [
     "REASONS",
     "GlmmRows",
@@ -30,8 +32,8 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-#: Default number of quadrature nodes: metafor's ``rma.glmm(nAGQ = 7)`` default.
-DEFAULT_NAGQ = 7
+#: Default number of quadrature nodes (metafor's ``rma.glmm(nAGQ = 7)``; from the registry).
+DEFAULT_NAGQ = models.DEFAULT_NAGQ
 #: Largest Newton iteration count before the fit is declared failed.
 MAX_ITER = 100
 #: Convergence: largest Newton step in (mu, tau) and largest absolute score.

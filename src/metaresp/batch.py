@@ -23,9 +23,6 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-#: A GLMM fit of many datasets (:class:`metaresp.glmm.GlmmRows`).
-BatchGlmm = glmm.GlmmRows
-
 
 def _as_counts(events: object, totals: object) -> tuple[IntArray, IntArray]:
     x = np.asarray(events)

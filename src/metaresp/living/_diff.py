@@ -438,32 +438,24 @@ def compare(
     def study_of(rid: str, entry: Mapping[str, Any] | None) -> str:
         return str((entry or {}).get("study") or rid.split("/")[0])
 
-    for rid in added:
-        entry = (recs_new or {}).get(rid)
-        moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
-        record_changes.append(
-            RecordChange(
-                rid,
-                study_of(rid, entry),
-                "added",
-                moved=moved,
-                counts=_counts(entry),
-                why_not="" if moved else why(rid, aside_new),
+    sides: tuple[tuple[Literal["added", "removed"], Any, Any, Any], ...] = (
+        ("added", added, recs_new, aside_new),
+        ("removed", removed, recs_old, aside_old),
+    )
+    for kind, rids, recs, aside in sides:
+        for rid in rids:
+            entry = (recs or {}).get(rid)
+            moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
+            record_changes.append(
+                RecordChange(
+                    rid,
+                    study_of(rid, entry),
+                    kind,
+                    moved=moved,
+                    counts=_counts(entry),
+                    why_not="" if moved else why(rid, aside),
+                )
             )
-        )
-    for rid in removed:
-        entry = (recs_old or {}).get(rid)
-        moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
-        record_changes.append(
-            RecordChange(
-                rid,
-                study_of(rid, entry),
-                "removed",
-                moved=moved,
-                counts=_counts(entry),
-                why_not="" if moved else why(rid, aside_old),
-            )
-        )
     for rid, fields_changed in edited_fields.items():
         entry = (recs_new or {}).get(rid)
         moved = tuple(dict.fromkeys(moved_by.get(rid, [])))
