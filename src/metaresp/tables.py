@@ -281,8 +281,10 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
         rows = estimate_rows(result)
         if rows:
             level = a.model.level
+            # a Bayesian analysis reports credible intervals (single studies keep exact CIs)
+            interval = "CrI" if a.model.family == "bayes" else "CI"
             lines += [
-                f"| Subgroup | k | Responders/patients | Pooled ({fmt.ci_label(level)}) "
+                f"| Subgroup | k | Responders/patients | Pooled ({fmt.ci_label(level, interval)}) "
                 f"| {fmt.ci_label(level, 'PI')} (%) | I² | τ² | Heterogeneity test "
                 "| Model | Set aside |",
                 "|---|---:|---:|---|---|---:|---:|---|---|---:|",
