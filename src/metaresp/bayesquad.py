@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -74,8 +74,11 @@ class Resolution:
             mean_nodes=100,
             pred_nodes=40,
             extreme_nodes=60,
-            bracket_points=200,
-            solver_steps=40,
+            # the bracketing points only locate each root for the solver, which then runs
+            # until its bracket closes (at most 60 steps): 32 points give the quantiles of
+            # 200 to 1e-9 on the accuracy tests' datasets
+            bracket_points=32,
+            solver_steps=60,
         )
 
 
@@ -183,6 +186,8 @@ def _invert(
     fa = np.take_along_axis(vals, idx - 1, axis=1) - probs
     fb = np.take_along_axis(vals, idx, axis=1) - probs
     for _ in range(res.solver_steps):
+        if np.all(np.abs(b - a) <= 1e-13 * (1.0 + np.abs(b))):
+            break  # every bracket has closed: further steps cannot move b
         denom = fb - fa
         ok = np.abs(denom) > 0.0
         c = np.where(ok, b - fb * (b - a) / np.where(ok, denom, 1.0), 0.5 * (a + b))
@@ -319,6 +324,10 @@ class _Grid:
     mean: FloatArray  # (R, T): E[μ | τ]
     second: FloatArray  # (R, T): E[μ² | τ]
     edge: FloatArray  # (R, T): density at the μ grid ends relative to the peak
+    #: maps computed once per grid and shared by the τ priors summarised on it
+    cache: dict[str, tuple[FloatArray, FloatArray, FloatArray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def _normal_approx(
@@ -501,9 +510,13 @@ def _summarise(
 
     # Mean rate m(μ, τ), in y = logit m; inverse map y -> μ per τ node by Hermite.
     nodes = grid.mu0[..., None] + grid.mu_step[..., None] * np.arange(grid.cdf.shape[-1])
-    tau3 = np.broadcast_to(grid.tau[..., None], nodes.shape)
-    m_pos, d_pos = _mean_rate(nodes, tau3, res.mean_nodes)
-    m_neg, _ = _mean_rate(-nodes, tau3, res.mean_nodes)
+    key = f"mean_rate_{res.mean_nodes}"
+    if key not in grid.cache:  # the same for every τ prior on this grid
+        tau3 = np.broadcast_to(grid.tau[..., None], nodes.shape)
+        m_pos, d_pos = _mean_rate(nodes, tau3, res.mean_nodes)
+        m_neg, _ = _mean_rate(-nodes, tau3, res.mean_nodes)
+        grid.cache[key] = (m_pos, d_pos, m_neg)
+    m_pos, d_pos, m_neg = grid.cache[key]
     with np.errstate(divide="ignore"):
         y = np.log(m_pos) - np.log(m_neg)
         dy = d_pos / (m_pos * m_neg)
