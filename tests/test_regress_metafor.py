@@ -41,7 +41,7 @@ DATA: dict[str, Any] = json.loads(REFERENCE.read_text())
 DATASETS: dict[str, Any] = DATA["datasets"]
 
 ESTIMATORS = ["FE", "DL", "REML", "ML", "PM", "SJ", "HE", "EB", "HS"]
-TESTS = {"z": "z", "knha": "hksj", "t": "t"}
+TESTS = {"z": "z", "knha": "hksj", "t": "t", "adhoc": "hksj-adhoc"}
 ITERATIVE = {"REML", "ML", "EB", "PM"}
 CLOSED_TOL = 1e-6
 ITERATIVE_TOL = 1e-4
@@ -163,6 +163,7 @@ def test_grid_is_complete() -> None:
         for ref in ds["transforms"]["logit"]["estimators"]["REML"].values()
     )
     assert len(DATA["predictions"]) >= 3
+    assert {c["method"] for c in DATA["levels"]} >= {"REML", "DL", "GLMM"}
 
 
 IV_CASES = [
@@ -274,3 +275,18 @@ def test_predict_matches_metafor(case: dict[str, Any]) -> None:
     ]:
         np.testing.assert_allclose(table[ours], case[ref], rtol=tol, atol=ZERO_ATOL)
     np.testing.assert_allclose(table["proportion"], special.expit(case["pred"]), rtol=tol)
+
+
+@pytest.mark.parametrize(
+    "case", DATA["levels"], ids=[f"{c['dataset']}-{c['method']}" for c in DATA["levels"]]
+)
+def test_another_level_matches_metafor(case: dict[str, Any]) -> None:
+    ds = DATASETS[case["dataset"]]
+    ci = TESTS[case["test"]] if case["method"] != "GLMM" else case["test"]
+    fit = _fit(ds, transform="logit", estimator=case["method"], ci=ci, level=case["level"])
+    tol = {"GLMM": GLMM_TOL}.get(case["method"], ITERATIVE_TOL)
+    coef = case["coefficients"]
+    assert list(fit.names) == coef["names"]
+    np.testing.assert_allclose(fit.ci_lows, coef["ci_lb"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(fit.ci_highs, coef["ci_ub"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(fit.pvalues, coef["pval"], rtol=tol, atol=tol)

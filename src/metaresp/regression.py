@@ -256,26 +256,26 @@ class RegressionResult:
                 f"p = {_p(self.qm_pvalue)}"
             )
         pct = f"{100 * self.level:g}%"
-        width = max(len(n) for n in self.names)
-        lines += [
-            "",
-            f"{'':<{width}}  {'estimate':>9}  {'se':>8}  {self.statistic_name:>8}  "
-            f"{'pval':>8}  {pct + ' CI':>21}",
-        ]
-        for n, b, s, z, pv, lo, hi in zip(
-            self.names,
-            self.estimates,
-            self.ses,
-            self.statistics,
-            self.pvalues,
-            self.ci_lows,
-            self.ci_highs,
-            strict=True,
-        ):
-            lines.append(
-                f"{n:<{width}}  {b:>9.4f}  {s:>8.4f}  {z:>8.4f}  {_p(pv):>8}  "
-                f"[{lo:>8.4f}, {hi:>8.4f}]"
+        cells = [
+            [n, f"{b:.4f}", f"{s:.4f}", f"{z:.4f}", _p(pv), f"{lo:.4f}", f"{hi:.4f}"]
+            for n, b, s, z, pv, lo, hi in zip(
+                self.names,
+                self.estimates,
+                self.ses,
+                self.statistics,
+                self.pvalues,
+                self.ci_lows,
+                self.ci_highs,
+                strict=True,
             )
+        ]
+        head = ["", "estimate", "se", self.statistic_name, "pval", "ci.lb", "ci.ub"]
+        widths = [max(len(row[j]) for row in [head, *cells]) for j in range(len(head))]
+        lines += ["", f"Coefficients ({pct} CI):"]
+        for row in [head, *cells]:
+            first = row[0].ljust(widths[0])
+            rest = "  ".join(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
+            lines.append(f"{first}  {rest}")
         if self.ci in ("hksj", "hksj-adhoc"):
             lines.append(f"(Hartung-Knapp adjustment: t and F tests on {self.df} df)")
         if self.dropped:
