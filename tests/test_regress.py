@@ -86,6 +86,8 @@ def test_factor_coding_follows_r() -> None:
     frame = pd.DataFrame({"arm": pd.Categorical(levels, categories=["c", "b", "a", "z"])})
     fit_cat = _quiet(EVENTS, TOTALS, frame)
     assert fit_cat.names == ("intrcpt", "armb", "arma")
+    bare = pd.Categorical(levels, categories=["c", "b", "a"])
+    assert _quiet(EVENTS, TOTALS, {"arm": bare}).names == ("intrcpt", "armb", "arma")
     # recoding the reference changes the parametrisation, not the model
     assert fit_cat.tau2 == pytest.approx(_quiet(EVENTS, TOTALS, {"arm": levels}).tau2, rel=1e-9)
     coef = fit_cat.coefficients

@@ -164,6 +164,7 @@ def test_grid_is_complete() -> None:
     )
     assert len(DATA["predictions"]) >= 3
     assert {c["method"] for c in DATA["levels"]} >= {"REML", "DL", "GLMM"}
+    assert sorted(c["nagq"] for c in DATA["nagq"]) == [7, 15]
 
 
 IV_CASES = [
@@ -290,3 +291,18 @@ def test_another_level_matches_metafor(case: dict[str, Any]) -> None:
     np.testing.assert_allclose(fit.ci_lows, coef["ci_lb"], rtol=tol, atol=tol)
     np.testing.assert_allclose(fit.ci_highs, coef["ci_ub"], rtol=tol, atol=tol)
     np.testing.assert_allclose(fit.pvalues, coef["pval"], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("case", DATA["nagq"], ids=[f"nagq{c['nagq']}" for c in DATA["nagq"]])
+def test_glmm_node_count_matches_metafor(case: dict[str, Any]) -> None:
+    """``nagq`` is metafor's ``nAGQ``; with large τ² and studies at 0%, 7 nodes are too few
+    and the fit says so (our check, not metafor's)."""
+    mods = {name: col["values"] for name, col in case["moderators"].items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StatisticalWarning)
+        fit = regress(case["xi"], case["ni"], mods, estimator="GLMM", nagq=case["nagq"])
+    np.testing.assert_allclose(fit.estimates, case["coefficients"]["estimate"], rtol=GLMM_TOL)
+    np.testing.assert_allclose(fit.ses, case["coefficients"]["se"], rtol=GLMM_TOL)
+    assert fit.tau2 == pytest.approx(case["tau2"], rel=GLMM_TOL)
+    too_few = any("quadrature nodes per study are too few" in w for w in fit.warnings)
+    assert too_few == (case["nagq"] == 7)

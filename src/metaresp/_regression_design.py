@@ -87,7 +87,10 @@ def _category_order(values: Any) -> tuple[str, ...] | None:
     dtype = getattr(values, "dtype", None)
     if getattr(dtype, "name", None) != "category":
         return None
-    cats = values.cat.remove_unused_categories().cat.categories
+    if hasattr(values, "cat"):  # a Series of categorical dtype
+        cats = values.cat.remove_unused_categories().cat.categories
+    else:  # a pandas.Categorical
+        cats = values.remove_unused_categories().categories
     return tuple(str(c) for c in cats)
 
 

@@ -43,7 +43,7 @@ from scipy import special
 from metaresp._glmm_rows import conditional_modes, quadrature_rule
 from metaresp._regression_iv import projection
 from metaresp.errors import ConvergenceError
-from metaresp.glmm import saturated_fit
+from metaresp.glmm import QUADRATURE_SHIFT_TOL, saturated_fit
 
 __all__ = ["GlmmRegression", "fit_glmm_regression"]
 
@@ -240,6 +240,34 @@ def _fd_hessian(
     return out
 
 
+def _quadrature_note(
+    x: FloatArray,
+    n: FloatArray,
+    lchoose: float,
+    design: FloatArray,
+    theta: FloatArray,
+    nagq: int,
+    modes: FloatArray,
+) -> str | None:
+    """A warning when ``nagq`` nodes are too few: one Newton step on the likelihood with
+    2 nagq + 1 nodes predicts how far the optimum would move (as :mod:`metaresp.glmm`)."""
+    finer = 2 * nagq + 1
+    ev = _evaluate(x, n, lchoose, design, theta, finer, modes)
+    try:
+        shift = np.linalg.solve(-ev.hess, ev.grad)
+    except np.linalg.LinAlgError:  # pragma: no cover
+        return None
+    tau = float(theta[-1])
+    d_tau2 = (tau + float(shift[-1])) ** 2 - tau * tau
+    d_beta = float(np.max(np.abs(shift[:-1]) / np.maximum(1.0, np.abs(theta[:-1]))))
+    if d_beta <= QUADRATURE_SHIFT_TOL and abs(d_tau2) <= QUADRATURE_SHIFT_TOL * max(1.0, tau * tau):
+        return None
+    return (
+        f"{nagq} quadrature nodes per study are too few for these data: {finer} nodes would "
+        f"move τ² by about {d_tau2:+.2g} (metafor: nAGQ={finer})"
+    )
+
+
 def fit_glmm_regression(
     xi: NDArray[np.int64], ni: NDArray[np.int64], design: FloatArray, nagq: int
 ) -> GlmmRegression:
@@ -326,6 +354,9 @@ def _fit_scaled(
             raise ConvergenceError("GLMM meta-regression: singular information") from exc
         if not bool(np.all(np.linalg.eigvalsh(info) > 0.0)):
             notes.append("the observed information is not positive definite at the optimum")
+        note = _quadrature_note(x, n, lchoose, design, theta, nagq, ev.modes)
+        if note is not None:
+            notes.append(note)
         beta = theta[:-1]
         vcov = np.asarray(vcov_full[:-1, :-1], dtype=np.float64)
         tau2 = tau * tau
