@@ -79,6 +79,11 @@ class RegressionResult:
     "chi2" or "F"; ``qm_df`` (m, None) or (m, k - p)); ``qe``/``qe_df``/``qe_pvalue`` the
     residual heterogeneity test (``qe_kind`` "cochran" or, for the GLMM, "wald", with the
     likelihood-ratio version in ``qe_lrt``/``qe_lrt_pvalue``); ``r2``, ``i2`` in percent.
+    ``vcov`` is the coefficients' covariance (Hartung-Knapp scaled where ``ci`` says so);
+    ``weights`` the studies' weights in percent (see :mod:`metaresp.bubble` for the GLMM's);
+    ``yi``/``vi`` the transformed proportions and their variances (continuity-corrected);
+    ``dropped`` the redundant design columns left out; ``nagq`` and ``loglik`` the GLMM's node
+    count and marginal log-likelihood.
     """
 
     transform: str
