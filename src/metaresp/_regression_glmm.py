@@ -50,6 +50,8 @@ __all__ = ["GlmmRegression", "fit_glmm_regression"]
 FloatArray = NDArray[np.float64]
 
 MAX_ITER: Final[int] = 200
+#: Newton steps on Louis' information before switching to the differenced Hessian.
+LOUIS_STEPS: Final[int] = 8
 STEP_TOL: Final[float] = 1e-10
 GRAD_TOL: Final[float] = 1e-7
 TAU_BOUNDARY: Final[float] = 1e-6
@@ -152,12 +154,18 @@ def _direction(grad: FloatArray, hess: FloatArray) -> FloatArray:
 def _newton(
     x: FloatArray, n: FloatArray, lchoose: float, design: FloatArray, theta0: FloatArray, nagq: int
 ) -> tuple[FloatArray, _Eval] | None:
-    """Newton ascent with Armijo backtracking; None when it fails or diverges."""
+    """Newton ascent with Armijo backtracking; None when it fails or diverges. Louis'
+    information converges only linearly (it zigzags on a flat ridge), so after
+    ``LOUIS_STEPS`` steps the Hessian is taken from central differences of the exact
+    gradient instead, as :mod:`metaresp._glmm_rows` does."""
     theta = theta0.copy()
     ev = _evaluate(x, n, lchoose, design, theta, nagq)
     grad_tol = GRAD_TOL * (1.0 + float(n.sum()))
-    for _ in range(MAX_ITER):
-        step = _direction(ev.grad, ev.hess)
+    for it in range(MAX_ITER):
+        hess = ev.hess
+        if it >= LOUIS_STEPS:
+            hess = _fd_hessian(x, n, lchoose, design, theta, nagq, ev.modes)
+        step = _direction(ev.grad, hess)
         slope = float(ev.grad @ step)
         alpha = 1.0
         for _ in range(50):
