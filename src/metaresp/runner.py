@@ -8,7 +8,9 @@ Steps: read and validate the plan and the corpus, run every analysis
 - ``pooled.csv``, ``pooled.xlsx``, ``pooled.md`` and ``set-aside.csv`` (:mod:`metaresp.tables`);
 - ``summary.json``: every estimate with the record ids it used (the published state that
   the living-update diff compares against);
-- ``report.html`` (:mod:`metaresp.report`, when available).
+- ``report.html`` (:mod:`metaresp.report`, when available);
+- for a plan with ``regressions:``, ``regressions.csv``, their entries in ``summary.json``
+  and bubble plots (:mod:`metaresp.regressions`).
 
 Only when all of that succeeded does the temporary folder replace the results folder, so a
 failure leaves the previous results untouched and no half-written folder behind.
@@ -240,6 +242,16 @@ def _run_into(
             meta = state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame))
             version = str(meta["corpus_version"])
             state = build_state(results, frame, **meta)
+            if plan.regressions:
+                from metaresp.regressions import (
+                    regression_state,
+                    run_regressions,
+                    write_regressions,
+                )
+
+                outcomes = run_regressions(plan.regressions, results)
+                write_regressions(tmp, outcomes)
+                state["regressions"] = regression_state(outcomes)
             (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
             bar.step("writing the report")
             _write_report(tmp, results, plan.title, version, figures)
