@@ -312,3 +312,16 @@ def test_flat_ridge_converges_to_a_maximum_as_metafor() -> None:
     for d_mu, d_tau in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3), (1e-3, 1e-3)):
         near = _evaluate(x, n, lc, np.array([fit.mu + d_mu]), np.array([tau + d_tau]), 7)
         assert near.loglik[0] <= best
+
+
+def test_negligible_tau_reports_the_common_effect_standard_error() -> None:
+    """4/4, 1/2, 1/1: the likelihood peaks at τ² of order 1e-9, where it is flat in τ to
+    within rounding; the inverse information then gave SE 1.29. metafor 4
+    (``rma.glmm(measure="PLO", xi=c(4, 1, 1), ni=c(4, 2, 1), nAGQ=7)``) reports
+    μ = 1.791759469, τ² = 1.8e-9, SE = 1.081002 (its own difference Hessian at that τ);
+    the common-effect SE is sqrt(7/6) = 1.080123."""
+    fit = fit_glmm(np.array([4, 1, 1]), np.array([4, 2, 1]))
+    assert fit.mu == pytest.approx(1.791759469, abs=1e-8)
+    assert fit.tau2 == pytest.approx(0.0, abs=1e-8)
+    assert fit.se == pytest.approx(math.sqrt(7.0 / 6.0), rel=1e-9)
+    assert fit.se == pytest.approx(1.081001887, rel=1e-3)

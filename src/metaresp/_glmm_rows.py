@@ -46,6 +46,8 @@ TAU_DIVERGED = 30.0
 MU_DIVERGED = 40.0
 #: Below this |tau| the fit is the boundary (common-effect) fit.
 TAU_BOUNDARY = 1e-6
+#: A maximum with |τ| below this (τ² < 1e-8) is reported as the common-effect fit.
+TAU_NEGLIGIBLE = 1e-4
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 # 0-d arrays: a Python float on the left of a NumPy operator costs a microsecond more.
 _ZERO = np.zeros(())
@@ -536,7 +538,11 @@ def fit_glmm_rows(
     loglik = ll_fe.copy()
     modes = np.zeros((r, k))
     info_all = np.full((r, 2, 2), np.nan)
-    use = (reason == OK) & found & (best_tau != 0.0) & (best_ll > ll_fe)
+    # An optimum with |τ| below TAU_NEGLIGIBLE is the common-effect fit: there ℓ is flat in
+    # τ to within rounding (it is even in τ), so the observed information is singular in
+    # that direction and its inverse turns rounding noise into SE(μ̂) (4/4, 1/2, 1/1:
+    # τ² = 8e-9 gave SE 1.29 where the common-effect and metafor's SE is 1.081).
+    use = (reason == OK) & found & (np.abs(best_tau) >= TAU_NEGLIGIBLE) & (best_ll > ll_fe)
     rows = np.flatnonzero(use)
     if rows.size:
         info = -_fd_hessian(
