@@ -4,6 +4,8 @@ Public API (see the README):
 
 - :func:`pool` -- random-effects pooling of proportions (GLMM and every
   inverse-variance model of R's metafor);
+- :func:`pool_subgroups` -- each subgroup pooled with its own τ², and the test for
+  subgroup differences (``metaprop(subgroup=)``);
 - :func:`load_extractions` -- the validated extraction corpus;
 - :func:`read_workbook` / :func:`write_workbook` -- spreadsheet import/export;
 - :func:`load_plan`, :func:`run_plan` (what ``metaresp run`` does), :func:`run_analyses`
@@ -28,6 +30,8 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "pool": "metaresp.pooling",
     "PoolResult": "metaresp.pooling",
+    "pool_subgroups": "metaresp.subgroups",
+    "SubgroupPool": "metaresp.subgroups",
     "ModelSpec": "metaresp.models",
     "load_plan": "metaresp.plan",
     "Plan": "metaresp.plan",
@@ -79,6 +83,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from metaresp.runner import RunOutput as RunOutput
     from metaresp.runner import run_analyses as run_analyses
     from metaresp.runner import run_plan as run_plan
+    from metaresp.subgroups import SubgroupPool as SubgroupPool
+    from metaresp.subgroups import pool_subgroups as pool_subgroups
     from metaresp.workbook import read_workbook as read_workbook
     from metaresp.workbook import write_workbook as write_workbook
 
