@@ -167,8 +167,8 @@ def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
             ],
             ROWS,
             [
-                'model options: estimator: "GLMM" is a logit model and needs transform="logit"; '
-                "got transform='arcsine'"
+                'model options: --estimator: "GLMM" is a logit model and needs --transform logit; '
+                "got --transform arcsine"
             ],
         ),
     ],
@@ -371,3 +371,17 @@ def test_one_interval_style_in_the_output(
         if est == "BAYES":
             assert "95% CrI" in out
             assert "95% CI " not in out.split("\n", 7)[-1]
+
+
+def test_model_errors_speak_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    args = (str(table), "--events", "responders", "--totals", "evaluable")
+    code, _, err = run(capsys, *args, "--transform", "arcsine", "--estimator", "GLMM")
+    assert code == 1
+    assert "--transform logit" in err
+    assert 'transform="' not in err
+    code, _, err = run(capsys, *args, "--estimator", "BAYES", "--tau-prior", "foo(1)")
+    assert code == 1
+    assert err.startswith("error: --tau-prior: cannot read 'foo(1)'")

@@ -91,6 +91,20 @@ def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
     return frame
 
 
+def _cli_words(message: str) -> str:
+    """An engine message in command-line words: ``transform="logit"`` -> ``--transform
+    logit``, a leading ``tau_prior:`` -> ``--tau-prior:``."""
+    import re
+
+    names = r"(transform|estimator|ci|level|nagq|tau_prior|mu_prior)"
+    message = re.sub(
+        names + r"""\s*=\s*['"]?([\w.-]+)['"]?""",
+        lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}",
+        message,
+    )
+    return re.sub("^" + names + ":", lambda m: f"--{m.group(1).replace('_', '-')}:", message)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -444,7 +458,7 @@ def run_pool(
     try:
         model = resolve_model(settings)
     except ValueError as exc:
-        raise InputError(f"model options: {exc}") from None
+        raise InputError(f"model options: {_cli_words(str(exc))}") from None
     if sheet is not None and table.suffix.lower() not in (".xlsx", ".xlsm"):
         raise InputError(
             f"{table}: --sheet {sheet!r} is for XLSX workbooks; a {table.suffix or 'plain'} "
@@ -456,7 +470,10 @@ def run_pool(
         if labels in (events, totals, by):
             labels = None
     groups = table_records(frame, str(table), events, totals, labels, by)
-    pooled = pool_groups(groups, model, overall=overall and by is not None)
+    try:
+        pooled = pool_groups(groups, model, overall=overall and by is not None)
+    except InputError as exc:
+        raise InputError([_cli_words(p) for p in exc.problems]) from None
     if plot is not None:
         _plot(pooled, plot, title=title or "", xlabel=xlabel or "Proportion (%)")
     if as_json:
