@@ -37,6 +37,7 @@ def test_writes_every_output(shipped_run: ShippedRun) -> None:
         "set-aside.csv",
         "summary.json",
         "report.html",
+        "reproduce.R",
     ):
         assert (out / name).stat().st_size > 0, name
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
