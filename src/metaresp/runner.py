@@ -315,7 +315,7 @@ def _draw_figures(
 
 def _warm_worker() -> None:
     """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process."""
-    from metaresp.forest import _contained
+    from metaresp._forest_render import _contained
 
     with _contained():
         pass
