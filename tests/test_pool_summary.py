@@ -246,3 +246,11 @@ def test_summary_after_fallback_names_the_model_fitted_and_advice() -> None:
     assert "GLMM" not in first
     assert "could not be fitted: every study has 0 or all events" in text
     assert 'estimator="REML"' in text
+
+
+def test_summary_of_one_study_names_the_z_interval_it_used() -> None:
+    res = pool([3], [10], estimator="REML")
+    text = res.summary()
+    assert "k = 1 study," in text
+    assert "z interval (one study" in text
+    assert "Hartung-Knapp interval," not in text

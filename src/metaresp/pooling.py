@@ -506,7 +506,8 @@ class PoolResult:
         from metaresp import resulttext
 
         lines = [
-            f"Pooled proportion: {resulttext.model_header(self)}; k = {self.k} studies, "
+            f"Pooled proportion: {resulttext.model_header(self)}; k = {self.k} "
+            f"{'study' if self.k == 1 else 'studies'}, "
             f"{sum(self.events)} events / {sum(self.totals)} total",
             *(f"  {line}" for line in resulttext.fallback_lines(self, style="python")),
         ]

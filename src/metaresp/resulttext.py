@@ -60,6 +60,8 @@ def interval_how(res: PoolResult) -> str:
         "hksj": "Hartung-Knapp interval",
         "hksj-adhoc": "Hartung-Knapp interval (ad hoc: never narrower than z)",
     }
+    if res.k < 2 and res.ci != "z":
+        return "z interval (one study: the t and Hartung-Knapp intervals need two)"
     text = words.get(res.ci, f"{res.ci} interval")
     return text if res.df is None else f"{text}, {res.df} df"
 
