@@ -385,3 +385,16 @@ def test_model_errors_speak_command_line(
     code, _, err = run(capsys, *args, "--estimator", "BAYES", "--tau-prior", "foo(1)")
     assert code == 1
     assert err.startswith("error: --tau-prior: cannot read 'foo(1)'")
+
+
+def test_prediction_interval_for_fe_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    args = (str(table), "--events", "responders", "--totals", "evaluable")
+    fe = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS], estimator="FE")
+    code, out, _ = run(capsys, *args, "--estimator", "FE", "--prediction")
+    assert code == 0
+    assert f"{100 * fe.pi_low:.1f} to {100 * fe.pi_high:.1f} (t, 3 df)" in out  # type: ignore[operator]
+    code, out, _ = run(capsys, *args, "--no-prediction")
+    assert "prediction interval:      not shown (--no-prediction)" in out

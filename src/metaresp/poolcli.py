@@ -293,7 +293,14 @@ def _study_lines(g: GroupResult, level: float) -> list[str]:
     return lines
 
 
-def _group_text(g: GroupResult, model: Model, *, header: bool, table: bool = True) -> list[str]:
+def _group_text(
+    g: GroupResult,
+    model: Model,
+    *,
+    header: bool,
+    table: bool = True,
+    prediction: bool | None = None,
+) -> list[str]:
     from metaresp import resulttext
 
     lines = _study_lines(g, model.level) if table else []
@@ -305,7 +312,7 @@ def _group_text(g: GroupResult, model: Model, *, header: bool, table: bool = Tru
         if res.fallback or res.fitted != model:
             lines.append(f"model fitted: {resulttext.model_header(res)}")
         lines.extend(resulttext.fallback_lines(res, style="cli"))
-    lines.extend(resulttext.result_lines(res))
+    lines.extend(resulttext.result_lines(res, prediction=prediction))
     reason = res.fallback_reason if res.fallback else None
     lines.extend(f"warning: {w}" for w in res.warnings if not (reason and reason in w))
     return lines
@@ -319,7 +326,7 @@ def _weights_note(pooled: GroupedPool) -> list[str]:
     return []
 
 
-def pooled_text(pooled: GroupedPool, by: str | None) -> str:
+def pooled_text(pooled: GroupedPool, by: str | None, prediction: bool | None = None) -> str:
     """Readable text: the model fitted, per-study tables, the pooled lines as metaprop
     prints them, the subgroup test."""
     from metaresp import resulttext
@@ -336,11 +343,15 @@ def pooled_text(pooled: GroupedPool, by: str | None) -> str:
     for g in pooled.groups:
         if by is not None:
             lines.append(f"{by} = {g.name}")
-        lines.extend(_group_text(g, pooled.model, header=single))
+        lines.extend(_group_text(g, pooled.model, header=single, prediction=prediction))
         lines.append("")
     if pooled.overall is not None and pooled.overall.result is not None:
         lines.append("overall (all rows)")
-        lines.extend(_group_text(pooled.overall, pooled.model, header=False, table=False))
+        lines.extend(
+            _group_text(
+                pooled.overall, pooled.model, header=False, table=False, prediction=prediction
+            )
+        )
         lines.append("")
     if pooled.test is not None:
         t = pooled.test
@@ -447,6 +458,7 @@ def run_pool(
     mu_prior: str | None = None,
     title: str | None = None,
     xlabel: str | None = None,
+    prediction: bool | None = None,
 ) -> str:
     """Everything ``metaresp pool`` does; returns the text to print.
 
@@ -478,7 +490,7 @@ def run_pool(
         _plot(pooled, plot, title=title or "", xlabel=xlabel or "Proportion (%)")
     if as_json:
         return json.dumps(pooled_json(pooled, by), indent=2, ensure_ascii=False)
-    return pooled_text(pooled, by)
+    return pooled_text(pooled, by, prediction)
 
 
 def _plot(pooled: GroupedPool, path: Path, title: str, xlabel: str) -> None:

@@ -173,9 +173,11 @@ def _heterogeneity(res: PoolResult) -> list[str]:
     return lines
 
 
-def result_lines(res: PoolResult, *, name: str = "") -> list[str]:
+def result_lines(res: PoolResult, *, name: str = "", prediction: bool | None = None) -> list[str]:
     """The pooled lines of ``res`` (no study table, no header); ``name`` prefixes the
-    estimate lines (e.g. a subgroup's name)."""
+    estimate lines (e.g. a subgroup's name). ``prediction``: show the prediction interval
+    (default: for random-effects models, not for the common-effect model; ``True`` shows
+    it for that model too, ``False`` never)."""
     what = _what(res)
     prefix = f"{name}: " if name else ""
     rows: list[tuple[str, str]] = []
@@ -221,8 +223,10 @@ def result_lines(res: PoolResult, *, name: str = "") -> list[str]:
                 ),
             )
         )
-    if res.fitted.estimator == "FE":
-        rows.append(("prediction interval", "not shown (the common-effect model has τ² = 0)"))
+    show = prediction if prediction is not None else res.fitted.estimator != "FE"
+    if not show:
+        why = "the common-effect model has τ² = 0" if prediction is None else "--no-prediction"
+        rows.append(("prediction interval", f"not shown ({why})"))
     elif res.pi_low is not None:
         how = "posterior predictive" if what == "CrI" else f"t, {res.k - 2} df"
         rows.append(("prediction interval", f"{fmt.interval(res.pi_low, res.pi_high)} ({how})"))
