@@ -103,7 +103,17 @@ def test_script_has_one_block_per_estimate_with_the_data_inline(
     assert sorted(ids) == sorted(estimates)
     assert len(ids) == len(set(ids))
     blocks = script.split("# " + "-" * 88)[1:]
+    tests = [b for b in blocks if "| test for subgroup differences |" in b]
+    blocks = [b for b in blocks if b not in tests]
     assert len(blocks) == len(estimates)
+    # one test block per analysis with a test, except the Bayesian ones (no metafor fit)
+    with_test = [
+        a["analysis"]
+        for a in summary["analyses"]
+        if a["subgroup_test"] is not None and a["model"]["estimator"] != "BAYES"
+    ]
+    assert len(tests) == len(with_test) >= 1
+    assert all(re.search(r'^between\("[^"]+", c\("', t, flags=re.MULTILINE) for t in tests)
     for block in blocks:
         assert re.search(r"^xi <- c\(\d+(, \d+)*\)$", block, flags=re.MULTILINE), block
         assert re.search(r"^ni <- c\(\d+(, \d+)*\)$", block, flags=re.MULTILINE), block
@@ -186,4 +196,18 @@ def test_script_reproduces_summary_json_with_metafor(
         if est["pooled"] and not _close(est["tau2"], row["tau2"], 10 * rtol):
             problems.append(f"{ident} tau2: {est['tau2']} vs metafor {row['tau2']}")
     assert compared >= 10
+    # the tests for subgroup differences, from metafor's subgroup fits
+    tests_file = tmp_path / "estimates-subgroup-tests.csv"
+    with tests_file.open(encoding="utf-8") as f:
+        tests = {row["analysis"]: row for row in csv.DictReader(f)}
+    for a in summary["analyses"]:
+        if a["subgroup_test"] is None or a["model"]["estimator"] == "BAYES":
+            continue
+        ref = tests[a["analysis"]]
+        glmm = a["model"]["estimator"] == "GLMM"
+        rtol = 2e-3 if glmm else 1e-4
+        assert int(ref["df"]) == a["subgroup_test"]["df"]
+        if not _close(a["subgroup_test"]["q"], ref["q"], rtol):
+            problems.append(f"{a['analysis']} Q between: {a['subgroup_test']['q']} vs {ref['q']}")
+    assert len(tests) >= 1
     assert not problems, "\n".join(problems)

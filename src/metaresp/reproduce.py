@@ -19,7 +19,9 @@ written inline and the metafor call of the model metaresp actually fitted:
 At the end the script prints the estimates and writes them to a CSV file (the first
 command-line argument, default ``reproduce-estimates.csv``) with the columns ``id,
 analysis, subgroup, kind, check, estimate, ci_low, ci_high, tau2``, so that they can be
-compared with ``summary.json``. A fit metafor refuses is reported and recorded with
+compared with ``summary.json``; the tests for subgroup differences (the fixed-effect test
+on the subgroup fits, as ``meta::metaprop`` reports it) go to a second file,
+``*-subgroup-tests.csv``. A fit metafor refuses is reported and recorded with
 ``check = "metafor-error"`` (the script goes on). R needs only metafor (base R for the
 rest).
 """
@@ -83,8 +85,24 @@ record <- function(id, analysis, subgroup, kind, check, fit, ...) {{
     add(id, analysis, subgroup, kind, "metafor-error", NA, NA, NA, NA)
     return(invisible(NULL))
   }}
+  fits[[id]] <<- fit
   pred <- predict(fit, ...)
   add(id, analysis, subgroup, kind, check, pred$pred, pred$ci.lb, pred$ci.ub, fit$tau2)
+}}
+# the test for subgroup differences: the fixed-effect (inverse-variance) test on the
+# subgroup estimates and their standard errors, each subgroup fitted with its own tau^2
+# (meta::metaprop's "Test for subgroup differences"), from the fits above
+fits <- list()
+tests <- list()
+between <- function(analysis, ids) {{
+  sub <- fits[ids]
+  if (length(sub) < length(ids) || any(vapply(sub, is.null, logical(1)))) return(invisible(NULL))
+  r <- rma(yi = sapply(sub, function(f) as.numeric(f$b)), sei = sapply(sub, `[[`, "se"),
+           method = "EE")
+  tests[[length(tests) + 1]] <<- data.frame(
+    analysis = analysis, q = r$QE, df = length(ids) - 1, pvalue = r$QEp,
+    stringsAsFactors = FALSE
+  )
 }}
 """
 
@@ -96,6 +114,13 @@ args <- commandArgs(trailingOnly = TRUE)
 target <- if (length(args) >= 1) args[[1]] else "reproduce-estimates.csv"
 write.csv(out, target, row.names = FALSE)
 cat("wrote", target, "\\n")
+if (length(tests) > 0) {
+  between_tests <- do.call(rbind, tests)
+  print(between_tests, row.names = FALSE, digits = 6)
+  target_tests <- sub("(\\\\.csv)?$", "-subgroup-tests.csv", target)
+  write.csv(between_tests, target_tests, row.names = FALSE)
+  cat("wrote", target_tests, "\\n")
+}
 """
 
 
@@ -222,6 +247,19 @@ def reproduce_script(results: Sequence[AnalysisResult]) -> str:
         blocks: list[list[str]] = [
             _block(a.name, a.outcome, g, "subgroup", a.model.level) for g in result.pooled.groups
         ]
+        test = result.pooled.test
+        if test is not None and a.model.family != "bayes":
+            ids = ", ".join(
+                _r_string(block_id(a.name, name, "subgroup")) for name in test.subgroups
+            )
+            blocks.append(
+                [
+                    "# " + "-" * 88,
+                    f"# analysis: {a.name} | test for subgroup differences | outcome: {a.outcome}",
+                    f"# metaresp: Q = {test.q:.6g}, df = {test.df}, p = {test.pvalue:.6g}",
+                    f"between({_r_string(a.name)}, c({ids}))",
+                ]
+            )
         if result.pooled.overall is not None:
             blocks.append(
                 _block(a.name, a.outcome, result.pooled.overall, "overall", a.model.level)
