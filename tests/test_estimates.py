@@ -279,6 +279,23 @@ def test_forest_lists_studies_by_date_then_author_with_their_weights() -> None:
     assert data.footnotes[0] == "Study intervals: exact (Clopper-Pearson) 95% CI."
 
 
+def test_common_effect_row_has_no_prediction_interval() -> None:
+    from metaresp.analysis import GroupResult, Record
+    from metaresp.estimates import estimate_row
+    from metaresp.pooling import pool
+
+    recs = tuple(
+        Record(f"r{i}", f"s{i}", f"g{i}", "g", f"c{i}", "ORR", "", "", "", x, n, f"s{i}")
+        for i, (x, n) in enumerate([(3, 10), (5, 12), (7, 11)])
+    )
+    res = pool([3, 5, 7], [10, 12, 11], estimator="FE")
+    assert res.pi_low is not None  # the result keeps it; the row shown does not
+    row = estimate_row(GroupResult("g", recs, res), level=0.95)
+    assert (row.pi_low, row.pi_high) == (None, None)
+    reml = pool([3, 5, 7], [10, 12, 11], estimator="REML")
+    assert estimate_row(GroupResult("g", recs, reml), level=0.95).pi_low == reml.pi_low
+
+
 # Four studies whose rates vary widely (τ² about 5 on the logit scale): the GLMM's pooled
 # rate is the median study's, far from the mean rate across studies.
 SPREAD = [(2, 20), (18, 20), (19, 20), (20, 21)]

@@ -6,6 +6,8 @@ Public API (see the README):
   inverse-variance model of R's metafor);
 - :func:`regress` -- meta-regression of proportions on study-level moderators
   (:class:`RegressionResult`), :func:`bubble_plot` to draw one;
+- :func:`pool_subgroups` -- each subgroup pooled with its own τ², and the test for
+  subgroup differences (``metaprop(subgroup=)``);
 - :func:`load_extractions` -- the validated extraction corpus;
 - :func:`read_workbook` / :func:`write_workbook` -- spreadsheet import/export;
 - :func:`load_plan`, :func:`run_plan` (what ``metaresp run`` does), :func:`run_analyses`
@@ -30,6 +32,8 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "pool": "metaresp.pooling",
     "PoolResult": "metaresp.pooling",
+    "pool_subgroups": "metaresp.subgroups",
+    "SubgroupPool": "metaresp.subgroups",
     "ModelSpec": "metaresp.models",
     "regress": "metaresp.regression",
     "RegressionResult": "metaresp.regression",
@@ -87,6 +91,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from metaresp.runner import RunOutput as RunOutput
     from metaresp.runner import run_analyses as run_analyses
     from metaresp.runner import run_plan as run_plan
+    from metaresp.subgroups import SubgroupPool as SubgroupPool
+    from metaresp.subgroups import pool_subgroups as pool_subgroups
     from metaresp.workbook import read_workbook as read_workbook
     from metaresp.workbook import write_workbook as write_workbook
 

@@ -108,13 +108,20 @@ Model = models.ModelSpec
 def resolve_model(*layers: ModelSettings | None) -> Model:
     """Merge model settings, later layers overriding earlier ones, and fill the defaults.
 
+    A layer that names an estimator but no interval resets the interval to that
+    estimator's default (:func:`metaresp.models.default_ci`): an analysis that asks for
+    ``FE`` gets a z interval, not the plan's t or HKSJ interval of another model.
+
     Raises ``ValueError`` for combinations the engine refuses (GLMM needs the logit
     transform and a ``z`` or ``t`` interval).
     """
     merged: dict[str, Any] = {}
     for layer in layers:
         if layer is not None:
-            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+            values = {k: v for k, v in layer.model_dump().items() if v is not None}
+            if "estimator" in values and "ci" not in values:
+                merged.pop("ci", None)
+            merged.update(values)
     transform = merged.get("transform", models.DEFAULT_TRANSFORM)
     estimator = merged.get("estimator")
     if estimator is None:

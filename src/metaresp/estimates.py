@@ -264,8 +264,9 @@ def estimate_row(
         proportion=res.proportion,
         ci_low=res.ci_low,
         ci_high=res.ci_high,
-        pi_low=res.pi_low,
-        pi_high=res.pi_high,
+        # the common-effect model has no between-study variance, so no prediction interval
+        pi_low=None if res.fitted.estimator == "FE" else res.pi_low,
+        pi_high=None if res.fitted.estimator == "FE" else res.pi_high,
         i2=res.i2,
         tau2=res.tau2,
         q=res.q,
