@@ -5,6 +5,7 @@ reads files into them and explains what each part of a plan means.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -349,6 +350,35 @@ class AnalysisSpec(_Strict):
         return self
 
 
+Rating = Literal["high", "moderate", "low", "very low"]
+
+
+def _reason_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a panel's rating needs a reason (a sentence the report shows)")
+    return value.strip()
+
+
+class CertaintyOverride(_Strict):
+    """A guideline panel's own certainty rating of one estimate, with its reason."""
+
+    rating: Rating
+    reason: Annotated[str, AfterValidator(_reason_text)]
+
+
+class CertaintySettings(_Strict):
+    """How the report rates certainty (:mod:`metaresp.grade`).
+
+    ``population``: the population the review is about (vocabulary ``population``);
+    an estimate with studies from another population is rated down for indirectness
+    (none: indirectness is not judged). ``overrides``: per analysis name (as expanded,
+    e.g. ``class-first-salvage-orr``) and subgroup name (a class of its grouping, or
+    ``Overall``), a panel's rating and reason, shown beside the rules' rating."""
+
+    population: str | None = None
+    overrides: dict[str, dict[str, CertaintyOverride]] = Field(default_factory=dict)
+
+
 class Plan(_Strict):
     """The whole plan file."""
 
@@ -363,6 +393,10 @@ class Plan(_Strict):
     other_family: OtherFamily | None = None
     """A sensitivity variant of every primary analysis with the other model family."""
     analyses: list[AnalysisSpec] = Field(min_length=1)
+    search_date: datetime.date | None = None
+    """The date of the last literature search (shown in the report; none: "not stated")."""
+    certainty: CertaintySettings = Field(default_factory=CertaintySettings)
+    """The certainty rating's population and a panel's overrides (:mod:`metaresp.grade`)."""
 
     @field_validator("thresholds")
     @classmethod
@@ -484,12 +518,15 @@ __all__ = [
     "RULE_FIELDS",
     "Analysis",
     "AnalysisSpec",
+    "CertaintyOverride",
+    "CertaintySettings",
     "Condition",
     "Grouping",
     "Model",
     "ModelSettings",
     "OtherFamily",
     "Plan",
+    "Rating",
     "Rule",
     "Selection",
     "Variant",

@@ -162,6 +162,18 @@ class EstimateRow:
     """Entries that combine disjoint groups of one study into one count."""
     notes: tuple[str, ...] = ()
     """Notes on the subgroup (e.g. "one study: shown, not pooled")."""
+    mean_proportion: float | None = None
+    """GLMM and BAYES: the mean response rate across studies, E[expit(μ + τz)]."""
+    mean_ci_low: float | None = None
+    mean_ci_high: float | None = None
+    threshold: float | None = None
+    """The clinical threshold (a proportion) the fit was given, if any."""
+    prob_above: float | None = None
+    """BAYES with a threshold: the posterior probability that the rate exceeds it."""
+    designs: tuple[str, ...] = ()
+    """The design of each entry pooled (vocabulary ``design``), in pooling order."""
+    populations: tuple[str, ...] = ()
+    """The population of each entry pooled (vocabulary ``population``)."""
 
     @property
     def patients(self) -> int:
@@ -211,6 +223,8 @@ def estimate_row(
         "set_aside": set_aside,
         "records": tuple(i for r in g.records for i in r.pooled_ids),
         "notes": (g.note,) if g.note else (),
+        "designs": tuple(r.design for r in g.records),
+        "populations": tuple(r.population for r in g.records),
         "combined": tuple(
             Combined(r.record_id, r.label, tuple(r.members), r.events or 0, r.total or 0)
             for r in g.records
@@ -254,6 +268,11 @@ def estimate_row(
         fallback_reason=fallback_reason(res),
         q_lrt=res.q_lrt,
         q_lrt_pvalue=res.q_lrt_pvalue,
+        mean_proportion=res.mean_proportion,
+        mean_ci_low=res.mean_ci_low,
+        mean_ci_high=res.mean_ci_high,
+        threshold=res.threshold,
+        prob_above=res.prob_above,
         **common,
     )
 

@@ -29,6 +29,7 @@ from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
 from metaresp.living._state import (
+    PUBLISHED_PATH,
     SUMMARY_NAME,
     build_state,
     corpus_version,
@@ -39,6 +40,7 @@ from metaresp.plan import Plan, load_plan
 from metaresp.records import records_from_corpus
 
 if TYPE_CHECKING:  # pragma: no cover
+    from metaresp._report_run import ReportContext
     from metaresp.corpus import Corpus
 
 __all__ = [
@@ -116,10 +118,12 @@ def _write_report(
     results: Sequence[AnalysisResult],
     title: str,
     version: str,
-    figures: dict[str, tuple[Path, Path]],
+    figures: dict[str, tuple[Path, ...]],
+    context: ReportContext | None = None,
 ) -> None:
     """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
-    notes; the records pooled and the records set aside with their reasons."""
+    notes; the records pooled and the records set aside with their reasons; with
+    ``context`` the header, certainty settings and changes (:mod:`metaresp._report_run`)."""
     import pandas as pd
 
     from metaresp import __version__
@@ -131,8 +135,17 @@ def _write_report(
         a = result.analysis
         figs: tuple[ReportFigure, ...] = ()
         if a.name in figures:
-            png, svg = figures[a.name]
-            figs = (ReportFigure.from_files(f"Forest plot: {a.title}", png=png, svg=svg),)
+            files = figures[a.name]
+            pages = list(zip(files[0::2], files[1::2], strict=True))
+            figs = tuple(
+                ReportFigure.from_files(
+                    f"Forest plot: {a.title}"
+                    + (f" (page {i} of {len(pages)})" if len(pages) > 1 else ""),
+                    png=png,
+                    svg=svg,
+                )
+                for i, (png, svg) in enumerate(pages, 1)
+            )
         description = a.description or (
             f"{a.outcome}; population {', '.join(a.population)}; setting "
             f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
@@ -144,6 +157,10 @@ def _write_report(
                 forest=None if result.empty else result.forest_data(),
                 figures=figs,
                 warnings=tuple(result.pooled.notes) if result.empty else (),
+                name=a.name,
+                role=a.role,
+                sensitivity_of=a.sensitivity_of,
+                other_family=context is not None and a.name in context.other_family,
             )
         )
         for g in result.pooled.groups:
@@ -192,20 +209,27 @@ def _write_report(
         ),
         excluded=excluded,
         generated=f"metaresp {__version__}",
+        **({} if context is None else context.report_kwargs()),
     )
 
 
 def run_plan_files(
-    plan_path: Path, extractions: Path, out: Path, *, progress: bool = True
+    plan_path: Path,
+    extractions: Path,
+    out: Path,
+    *,
+    progress: bool = True,
+    published: Path | None = PUBLISHED_PATH,
 ) -> RunOutput:
-    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results."""
+    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results; the
+    report says what changed since the state at ``published`` (``None``: not compared)."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
     with _figure_pool() as pool:
-        return _run_into(plan, plan_path, extractions, out, progress, pool, started)
+        return _run_into(plan, plan_path, extractions, out, progress, pool, started, published)
 
 
 def _run_into(
@@ -216,6 +240,7 @@ def _run_into(
     progress: bool,
     pool: Executor | None,
     started: float,
+    published: Path | None = None,
 ) -> RunOutput:
     from metaresp.corpus import load_extractions
 
@@ -242,7 +267,10 @@ def _run_into(
             state = build_state(results, frame, **meta)
             (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
             bar.step("writing the report")
-            _write_report(tmp, results, plan.title, version, figures)
+            from metaresp._report_run import report_context
+
+            context = report_context(plan, results, state, version, published)
+            _write_report(tmp, results, plan.title, version, figures, context)
         files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
     return RunOutput(
         out=out,
@@ -267,9 +295,9 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
 
 def _draw_figures(
     folder: Path, results: Sequence[AnalysisResult], bar: _Progress, pool: Executor | None
-) -> dict[str, tuple[Path, Path]]:
+) -> dict[str, tuple[Path, ...]]:
     """Draw every figure; on a machine with more than one core, in worker processes."""
-    figures: dict[str, tuple[Path, Path]] = {}
+    figures: dict[str, tuple[Path, ...]] = {}
     jobs: list[tuple[str, Any, Path, Path]] = []
     (folder / "figures").mkdir()
     for result in results:

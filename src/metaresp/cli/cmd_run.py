@@ -42,7 +42,7 @@ def run(
     from metaresp.living import finish_run
     from metaresp.runner import run_plan_files
 
-    written = run_plan_files(plan, extractions, out, progress=not quiet)
+    written = run_plan_files(plan, extractions, out, progress=not quiet, published=published)
     done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:
