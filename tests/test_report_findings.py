@@ -3,9 +3,13 @@ the plan's certainty settings (a panel's overrides, the search date)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from factories import CliResult
 from metaresp import report
 from metaresp._report_sections import ReportHeader, reason_group, set_aside_html
 from metaresp.errors import InputError
@@ -138,11 +142,10 @@ def test_methods_name_the_models_used_and_the_real_fallback_cause() -> None:
     methods = methods[: methods.index("</p>")]
     assert "binomial-normal random-effects model (GLMM" in methods
     assert "half-normal prior with scale 0.5 on the between-study SD" in methods
-    assert "because every study has 0 or all events" in methods
-    assert "Bispecific (one-cr)" in methods
+    assert "Bispecific in one-cr (every study has 0 or all events): REML (logit)" in methods
     assert "wider population than patients relapsed after a BCMA CAR-T" in methods
     # the single fallback is counted once (not "every fallback")
-    assert "for 1 pooled estimate:" in methods
+    assert "for 1 pooled estimate, Bispecific" in methods
 
 
 def test_header_and_changes() -> None:
@@ -225,3 +228,18 @@ def test_plan_certainty_errors_name_the_line(tail: str, expected: str) -> None:
     with pytest.raises(InputError) as info:
         parse_plan(PLAN + tail, "plan.yaml")
     assert any(p.startswith(expected) for p in info.value.problems), info.value.problems
+
+
+def test_run_pdf_without_chromium_exits_1_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]
+) -> None:
+    from metaresp import _report_pdf
+
+    monkeypatch.setattr(_report_pdf, "find_chromium", lambda: None)
+    out = tmp_path / "results"
+    result = cli("run", "--out", out, "--pdf", "--no-publish", "--quiet")
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1
+    assert "--pdf: report.pdf cannot be written here: no Chromium on PATH" in lines[0]
+    assert not out.exists()

@@ -174,20 +174,27 @@ class Fallback:
 def _fallback_sentence(fallbacks: Sequence[Fallback]) -> str:
     if not fallbacks:
         return "The requested model could be fitted for every pooled estimate (no fallback). "
-    by_reason: dict[tuple[str, str], list[str]] = {}
+    by_reason: dict[tuple[str, str], dict[str, list[str]]] = {}
     for f in fallbacks:
         cause = re.sub(r";\s*(?:use|try)\b.*$", "", f.reason).strip().rstrip(".")
-        by_reason.setdefault((cause, f.fitted), []).append(f"{f.subgroup} ({f.analysis})")
+        where = by_reason.setdefault((cause, f.fitted), {})
+        where.setdefault(f.subgroup, []).append(f.analysis)
     parts = [
-        f"for {', '.join(where)}, because {cause or 'the fit failed'}, {fitted} was used"
+        f"{_and([f'{sub} in {_and(names)}' for sub, names in where.items()])} "
+        f"({cause or 'the fit failed'}): {fitted} was used instead"
         for (cause, fitted), where in by_reason.items()
     ]
     n = len(fallbacks)
     return (
-        f"The requested model could not be fitted for {n} pooled estimate{'s' if n > 1 else ''}: "
+        f"The requested model could not be fitted for {n} pooled estimate{'s' if n > 1 else ''}, "
         + "; ".join(parts)
         + ". "
     )
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def methods_paragraph(
@@ -271,6 +278,10 @@ _REASON_GROUPS: tuple[tuple[str, str], ...] = (
 )
 
 
+_PLAIN_ALREADY = ("counts lines", "counts patients", "percent only", "no evaluable")
+"""Reasons whose text says no more than their group's words (not repeated per record)."""
+
+
 def reason_group(reason: str) -> str:
     """The plain-words group of a set-aside reason (the reason itself when none fits)."""
     for pattern, words in _REASON_GROUPS:
@@ -289,7 +300,7 @@ def set_aside_html(excluded: pd.DataFrame | None) -> str:
         reason = str(rec["reason"])
         study = str(rec.get("study", "") or rec["record_id"])
         words = reason_group(reason)
-        if words != reason:
+        if words != reason and not reason.startswith(_PLAIN_ALREADY):
             study = f"{study}: {reason}"
         groups.setdefault(words, []).append(
             (str(rec["record_id"]), study, str(rec.get("analysis", "")))
