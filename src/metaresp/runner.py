@@ -319,14 +319,29 @@ def _draw_figures(
         for job in jobs:
             bar.step(f"drawing {job[2].stem}")
             _save_one(job)
-        return figures
+        return _with_pages(figures)
     from concurrent.futures import as_completed
 
     futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
     for future in as_completed(futures):
         future.result()
         bar.step(f"drew {futures[future]}")
-    return figures
+    return _with_pages(figures)
+
+
+def _with_pages(figures: dict[str, tuple[Path, ...]]) -> dict[str, tuple[Path, ...]]:
+    """Each forest plot's files with the further pages of a plot taller than a page
+    (``NAME-p2.png``, ...; :func:`metaresp.forest.save_forest`), in page order."""
+    from metaresp._forest_pages import page_paths
+
+    out: dict[str, tuple[Path, ...]] = {}
+    for name, files in figures.items():
+        png = files[0]
+        n = 1
+        while page_paths(png, n + 1)[-1][0].exists():
+            n += 1
+        out[name] = tuple(p for pair in page_paths(png, n) for p in pair)
+    return out
 
 
 def _warm_worker() -> None:
