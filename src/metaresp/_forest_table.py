@@ -376,6 +376,23 @@ def _cumulative_table(
     )
 
 
+def _unique(name: str, taken: set[str], groups: set[str]) -> str:
+    """``name`` made different from every label already taken.
+
+    Identical labels would share one categorical y position, so duplicates get trailing
+    no-break spaces (blank when drawn). ``forestplot`` tells group headers from rows by
+    comparing lower-cased, stripped text, so a row whose text equals a group name gets a
+    visible " (row)" suffix instead.
+    """
+    candidate = " ".join(name.split())
+    if candidate.casefold() in groups:
+        candidate += " (row)"
+    while candidate.casefold() in taken:
+        candidate += _NBSP
+    taken.add(candidate.casefold())
+    return candidate
+
+
 __all__ = [
     "FIG_WIDTH_IN",
     "FONT_SIZE",

@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from metaresp._forest_render import RENDER_RC, _contained, _split_columns
 from metaresp._forest_table import (
-    _NBSP,
     FIG_WIDTH_IN,
     FONT_SIZE,
     GAP_IN,
@@ -66,6 +65,7 @@ from metaresp._forest_table import (
     _forest_table,
     _Row,
     _Table,
+    _unique,
     _validate,
     format_heterogeneity,
     format_subgroup_test,
@@ -94,23 +94,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def _unique(name: str, taken: set[str], groups: set[str]) -> str:
-    """``name`` made different from every label already taken.
-
-    Identical labels would share one categorical y position, so duplicates get trailing
-    no-break spaces (blank when drawn). ``forestplot`` tells group headers from rows by
-    comparing lower-cased, stripped text, so a row whose text equals a group name gets a
-    visible " (row)" suffix instead.
-    """
-    candidate = " ".join(name.split())
-    if candidate.casefold() in groups:
-        candidate += " (row)"
-    while candidate.casefold() in taken:
-        candidate += _NBSP
-    taken.add(candidate.casefold())
-    return candidate
 
 
 def _rjust_columns(rows: Sequence[_Row], headers: tuple[str, ...], side: str) -> list[list[str]]:
