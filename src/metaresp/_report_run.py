@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from metaresp._report_sections import ReportHeader
     from metaresp.analysis import AnalysisResult
     from metaresp.plan import Plan
+    from metaresp.report import Certainty, Changes
 
 __all__ = ["ReportContext", "other_family_names", "report_context"]
 
@@ -25,9 +27,9 @@ __all__ = ["ReportContext", "other_family_names", "report_context"]
 class ReportContext:
     """The report's keyword arguments that come from the run, not from one analysis."""
 
-    header: Any
-    certainty: Any
-    changes: Any
+    header: ReportHeader
+    certainty: Certainty
+    changes: Changes | None
     other_family: frozenset[str]
 
     def report_kwargs(self) -> dict[str, Any]:
@@ -62,7 +64,7 @@ def _population_words(code: str | None) -> str | None:
     return text.split(" (")[0]
 
 
-def _changes(state: Mapping[str, Any], published: Path | None) -> Any:
+def _changes(state: Mapping[str, Any], published: Path | None) -> Changes | None:
     from metaresp.errors import InputError
     from metaresp.living import changelog, compare, format_diff, load_previous
     from metaresp.report import Changes
