@@ -60,8 +60,10 @@ def _population_words(code: str | None) -> str | None:
         return None
     from metaresp import vocab
 
-    text = vocab.POPULATIONS.get(code, code)
-    return text.split(" (")[0]
+    text = vocab.POPULATIONS.get(code, code).split(" (")[0]
+    return (
+        "patients " + text[len("every patient ") :] if text.startswith("every patient ") else text
+    )
 
 
 def _changes(state: Mapping[str, Any], published: Path | None) -> Changes | None:

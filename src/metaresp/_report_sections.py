@@ -117,7 +117,7 @@ _TAU2_WORDS = {
 }
 _CI_WORDS = {
     "z": "normal-approximation (z) interval",
-    "t": "t interval with k − 1 degrees of freedom",
+    "t": "t interval on k − 1 degrees of freedom",
     "hksj": "Hartung-Knapp-Sidik-Jonkman interval",
     "hksj-adhoc": "Hartung-Knapp-Sidik-Jonkman interval never narrower than the standard one",
 }
@@ -126,7 +126,7 @@ _CI_WORDS = {
 def model_words(spec: ModelSpec) -> str:
     """A model in plain words, with its interval and, for the Bayesian model, its priors:
     "Bayesian binomial-normal model, half-normal prior with scale 1 on the between-study
-    SD, ...; 95% equal-tailed credible interval"."""
+    SD, ..., with a 95% equal-tailed credible interval" (no semicolon inside)."""
     level = fmt.level_text(spec.level)
     scale = _TRANSFORM_WORDS.get(spec.transform, spec.transform)
     if spec.estimator == "BAYES":
@@ -146,19 +146,19 @@ def model_words(spec: ModelSpec) -> str:
         )
         return (
             f"Bayesian binomial-normal model ({scale} scale), {tau_text} on the between-study "
-            f"SD, normal prior with mean {mu.mean:g} and SD {mu.sd:g} on the pooled logit; "
-            f"{level} equal-tailed credible interval"
+            f"SD, normal prior with mean {mu.mean:g} and SD {mu.sd:g} on the pooled logit, "
+            f"with a {level} equal-tailed credible interval"
         )
     ci = _CI_WORDS.get(spec.ci, spec.ci)
     if spec.estimator == "GLMM":
         return (
-            f"binomial-normal random-effects model (GLMM, {scale} scale), maximum likelihood; "
-            f"{level} {ci}"
+            f"binomial-normal random-effects model (GLMM, {scale} scale), maximum likelihood, "
+            f"with a {level} {ci}"
         )
     if spec.estimator == "FE":
-        return f"common-effect inverse-variance model ({scale} scale); {level} {ci}"
+        return f"common-effect inverse-variance model ({scale} scale), with a {level} {ci}"
     tau2 = _TAU2_WORDS.get(spec.estimator, spec.estimator)
-    return f"inverse-variance random-effects model ({scale} scale, {tau2} τ²); {level} {ci}"
+    return f"inverse-variance random-effects model ({scale} scale, {tau2} τ²), with a {level} {ci}"
 
 
 @dataclass(frozen=True)
