@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from metaresp import forest
-from metaresp._forest_pages import PAGE_HEIGHT_IN, forest_pages, page_paths
+from metaresp._forest_pages import PAGE_HEIGHT_IN, page_paths
+from metaresp.forest import forest_pages
 from metaresp.forestdata import ForestData, Subgroup, SubgroupTest
 from test_forest import png_size, pooled, study
 

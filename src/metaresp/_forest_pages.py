@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from metaresp._forest_table import _forest_table, _validate
-from metaresp.forest import _fit_font, _height
+from metaresp._forest_table import _forest_table, _Table, _validate
 from metaresp.forestdata import ForestData
 
-__all__ = ["PAGE_HEIGHT_IN", "forest_pages", "page_paths"]
+__all__ = ["PAGE_HEIGHT_IN", "page_paths", "split_pages"]
 
 PAGE_HEIGHT_IN = 9.0
 """Tallest figure on one page (a journal page's text height is about 9 in)."""
 
 
-def forest_pages(data: ForestData) -> list[ForestData]:
+def split_pages(data: ForestData, table_height: Callable[[_Table], float]) -> list[ForestData]:
     """``data`` split into pages no taller than :data:`PAGE_HEIGHT_IN`, whole subgroups
     to a page (a subgroup taller than a page gets a page of its own). Every page repeats
     the title (pages after the first say "continued") and the column headers; the overall
     estimate, the test for subgroup differences and the footnotes come once, on the last
-    page. One page when everything fits."""
+    page. One page when everything fits. ``table_height`` gives a drawn table's height in
+    inches (:func:`metaresp.forest.forest_pages` passes the plot's own layout)."""
     _validate(data)
 
     def height(subgroups: Sequence[Any], last: bool) -> float:
@@ -32,8 +32,7 @@ def forest_pages(data: ForestData) -> list[ForestData]:
         table = _forest_table(page, data)
         if not last:
             table.footnotes = ()
-        _fit_font(table)
-        return _height(table)
+        return table_height(table)
 
     if height(data.subgroups, True) <= PAGE_HEIGHT_IN or len(data.subgroups) < 2:
         return [data]

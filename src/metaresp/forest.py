@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp._forest_pages import page_paths, split_pages
 from metaresp._forest_render import RENDER_RC, _contained, _split_columns
 from metaresp._forest_table import (
     FIG_WIDTH_IN,
@@ -85,6 +86,7 @@ __all__ = [
     "SIZE_NOTE",
     "draw_cumulative",
     "draw_forest",
+    "forest_pages",
     "format_heterogeneity",
     "format_subgroup_test",
     "outcome_axis_label",
@@ -551,6 +553,16 @@ def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
         fig.clear()
 
 
+def forest_pages(data: ForestData) -> list[ForestData]:
+    """``data`` as pages no taller than a page (:func:`metaresp._forest_pages.split_pages`)."""
+
+    def height(table: _Table) -> float:
+        _fit_font(table)
+        return _height(table)
+
+    return split_pages(data, height)
+
+
 def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> list[Path]:
     """Draw ``data`` and write it as PNG (``dpi``) and, when ``svg`` is given, SVG; a plot
     taller than a page is split (:func:`forest_pages`) into ``NAME.png``,
@@ -559,8 +571,6 @@ def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int =
     Each file is written to a temporary file in the same folder and moved into place
     with ``os.replace``, so a reader never sees a half-written figure.
     """
-    from metaresp._forest_pages import forest_pages, page_paths
-
     pages = forest_pages(data)
     paths = page_paths(Path(png), len(pages))
     for i, (page, (page_png, page_svg)) in enumerate(zip(pages, paths, strict=True)):
