@@ -94,7 +94,7 @@ def test_forest_svg_columns_stay_apart_and_aligned_in_chromium(
     # The first study, 5/7: each number is a text of its own, left to right.
     row = row_of(boxes, "71.4")
     cells = [b[0].strip() for b in row]
-    assert cells == [test_forest.LONG, "5", "7", "71.4", "29.0 to 96.3", "18.2%"]
+    assert cells == [test_forest.LONG_FIRST, "5", "7", "71.4", "29.0 to 96.3", "18.2%"]
     # ... and ends where its column header ends (numbers and headers are right-aligned).
     headers = row_of(boxes, "Events")
     ends = {b[0].strip(): b[2] for b in headers}
@@ -144,7 +144,7 @@ def test_cumulative_svg_cells_do_not_overlap(browser: Any, tmp_path: Path) -> No
     boxes = rendered_boxes(browser, svg)
     assert overlapping_cells(boxes) == []
     assert [b[0].strip() for b in row_of(boxes, "55.0")] == [
-        f"+ {test_forest.LONG}",
+        f"+ {test_forest.LONG_FIRST}",
         "3",
         "55.0",
         "30.0 to 77.0",

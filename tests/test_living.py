@@ -312,7 +312,15 @@ def test_cumulative_follows_publication_date_and_matches_direct_pools() -> None:
     assert [s.record for s in steps] == ["s2/g/ORR", "s4/g/ORR", "s3/g/ORR", "s1/g/ORR"]
     assert [s.date for s in steps] == ["2021", "2023", "2023-02-01", "2024-05"]
     order = [1, 3, 2, 0]
-    for j, step in enumerate(steps, start=1):
+    # the first step is one study: its exact Clopper-Pearson interval (5/10: beta
+    # quantiles B(0.025; 5, 6) and B(0.975; 6, 5)), the forest plot's interval for it
+    from scipy.stats import beta
+
+    assert steps[0].k == 1
+    assert steps[0].proportion == pytest.approx(0.5, abs=1e-12)
+    assert steps[0].ci_low == pytest.approx(beta.ppf(0.025, 5, 6), abs=1e-9)
+    assert steps[0].ci_high == pytest.approx(beta.ppf(0.975, 6, 5), abs=1e-9)
+    for j, step in enumerate(steps[1:], start=2):
         chosen = [records[i] for i in order[:j]]
         direct = metaresp.pool(
             [r.events for r in chosen],

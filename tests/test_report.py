@@ -116,7 +116,7 @@ def test_report_content(tmp_path: Path) -> None:
     assert "Read this first" in page
     assert "pooled estimates rest on 3 or fewer studies" in page
     assert "REML-HKSJ used" in page
-    assert "percent only (no denominator)" in page
+    assert "a percentage without the counts needed to pool" in page  # grouped, plain words
     assert "merz-2024/tal" in page
     assert '<td class="num">12</td>' in page
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from metaresp._forest_table import MONO_ADVANCE_EM, MONO_FONT
+from metaresp._forest_table import MONO_ADVANCE_EM, MONO_FONT, SANS_FONT
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -74,7 +74,7 @@ _RUN = re.compile(r"\S+(?: \S+)*")
 at least two spaces apart; no-break spaces, which only make labels unique, count as blank)."""
 
 
-def _split_columns(ax: Axes, fig: Figure) -> None:
+def _split_columns(ax: Axes, fig: Figure, rename: Mapping[str, str] | None = None) -> None:
     """Redraw every space-padded table line as one text per cell.
 
     ``forestplot`` writes each row as one monospace string (label and left columns as a y
@@ -86,7 +86,10 @@ def _split_columns(ax: Axes, fig: Figure) -> None:
     "Study") by its left edge, every other cell (numbers and their headers, which are
     right-justified) by its right edge, so ``text-anchor: end`` keeps the columns aligned
     whatever font the viewer substitutes. x is in inches from the figure's left edge and
-    y is the row's data coordinate, so the positions hold at any dpi.
+    y is the row's data coordinate, so the positions hold at any dpi. ``rename`` maps a
+    label's text (a shortened group header) to the text drawn in its place. Every cell
+    is drawn in the sans-serif face: the columns keep the monospace layout's positions,
+    and numbers, anchored by their right edge, stay right-aligned in any font.
     """
     from matplotlib.text import Text
     from matplotlib.transforms import blended_transform_factory
@@ -114,6 +117,8 @@ def _split_columns(ax: Axes, fig: Figure) -> None:
                 left = first_left and i == 0
                 edge = m.start() if left else m.end()
                 cells.append((m.group(), start_px + edge * advance_px, "left" if left else "right"))
+        if rename and first_left and cells:
+            cells[0] = (rename.get(cells[0][0], cells[0][0]), *cells[0][1:])
         for cell, x_px, align in cells:
             x_in = float(to_inches.transform((x_px, 0.0))[0])
             ax.text(
@@ -124,7 +129,7 @@ def _split_columns(ax: Axes, fig: Figure) -> None:
                 ha=align,
                 va=t.get_verticalalignment(),
                 fontsize=t.get_fontsize(),
-                fontfamily=t.get_fontfamily(),
+                fontfamily=SANS_FONT,
                 fontweight=t.get_fontweight(),
                 fontstyle=t.get_fontstyle(),
                 color=t.get_color(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from metaresp import formatting as fmt
@@ -19,14 +19,15 @@ from metaresp.forestdata import CumulativeRow, ForestData, PooledRow, StudyRow, 
 
 FIG_WIDTH_IN = 7.0
 """A journal's full page width (two-column journals: about 7 in / 178 mm)."""
-FONT_SIZE = 7.0
-"""Points; the smallest size most journals accept for figure text is 6-7 pt."""
+FONT_SIZE = 8.0
+"""Points at :data:`FIG_WIDTH_IN`: journals ask for figure text of at least 8 pt at the
+printed size (a full-width figure is about 7 in)."""
 ROW_HEIGHT_IN = 0.19
 MONO_FONT = "DejaVu Sans Mono"
 """Bundled with matplotlib, so always present; the table aligns columns with spaces."""
 SANS_FONT = "DejaVu Sans"
-MIN_FONT_SIZE = 6.0
-MIN_PLOT_WIDTH_IN = 1.6
+MIN_FONT_SIZE = 8.0
+MIN_PLOT_WIDTH_IN = 1.4
 """Narrowest plot column before the figure is widened beyond FIG_WIDTH_IN."""
 MARGIN_IN = 0.08
 GAP_IN = 0.10
@@ -35,6 +36,9 @@ LEFT_GAP_IN = 0.20
 MONO_ADVANCE_EM = 0.602
 """Advance width of every DejaVu Sans Mono glyph, in em."""
 TEXT_SLACK = 1.02
+LABEL_WRAP_CHARS = 28
+"""Study labels longer than this are wrapped over two table lines (the numbers and the
+whisker on the first), so that the table fits the page width at :data:`FONT_SIZE`."""
 
 RATE_HEADER = "Rate (%)"
 """Header over the point estimates, which are printed in percent."""
@@ -110,6 +114,9 @@ class _Table:
     grouped: bool
     reference: float | None = None  # percent; dotted vertical line
     fontsize: float = FONT_SIZE
+    group_full: dict[str, str] = field(default_factory=dict)
+    """Group headers given to ``forestplot`` shortened (it pads the label column to the
+    longest label, headers included), by the full name drawn in their place."""
 
 
 def _check_unit(value: float, where: str, problems: list[str]) -> None:
@@ -234,14 +241,17 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
     return rows
 
 
-def _forest_table(data: ForestData) -> _Table:
-    all_studies = [s for sub in data.subgroups for s in sub.studies]
-    weighted = _weighted(data)
+def _forest_table(data: ForestData, scale: ForestData | None = None) -> _Table:
+    """The table of ``data``; ``scale`` (the whole plot, when ``data`` is one page of it)
+    sets the square sizes and whether there is a Weight column, alike on every page."""
+    whole = data if scale is None else scale
+    all_studies = [s for sub in whole.subgroups for s in sub.studies]
+    weighted = _weighted(whole)
     areas = _marker_areas(all_studies, weighted)
     grouped = len(data.subgroups) > 1 or bool(data.subgroups[0].name.strip())
     sections: list[_Section] = []
     for i, sub in enumerate(data.subgroups):
-        rows = [_study_row(s, areas[id(s)]) for s in sub.studies]
+        rows = [r for s in sub.studies for r in _wrapped(_study_row(s, areas[id(s)]))]
         rows.extend(_subgroup_summary(sub))
         if i < len(data.subgroups) - 1 or data.overall is not None:
             rows.append(_Row("blank", "", left=("", ""), right=("", "", "")))
@@ -293,6 +303,22 @@ def _study_row(s: StudyRow, area: float) -> _Row:
     )
 
 
+def _wrapped(row: _Row) -> list[_Row]:
+    """``row``, and up to two more lines for the rest of a label longer than
+    :data:`LABEL_WRAP_CHARS` (text-only rows: no numbers, no marker)."""
+    if len(row.label) <= LABEL_WRAP_CHARS:
+        return [row]
+    import textwrap
+
+    lines = textwrap.wrap(row.label, LABEL_WRAP_CHARS, max_lines=3, placeholder=" …")
+    lines = [line.replace("… …", "…") for line in lines]
+    if len(lines) < 2:
+        return [row]
+    row.label = lines[0]
+    blank = ("",) * len(row.left), ("",) * len(row.right)
+    return [row, *(_Row("blank", line, left=blank[0], right=blank[1]) for line in lines[1:])]
+
+
 def _subgroup_summary(sub: Subgroup) -> list[_Row]:
     p = sub.pooled
     if p is None:
@@ -320,22 +346,24 @@ def _cumulative_table(
     if problems:
         raise ValueError("; ".join(problems))
     table_rows = [
-        _Row(
-            "cumulative",
-            f"+ {r.label}",
-            100 * r.proportion,
-            100 * r.ci_low,
-            100 * r.ci_high,
-            left=(str(r.k),),
-            right=(fmt.percent(r.proportion, sign=False), fmt.interval(r.ci_low, r.ci_high)),
-            marker_area=4.5 * 4.5,
-        )
+        line
         for r in items
+        for line in _wrapped(
+            _Row(
+                "cumulative",
+                f"+ {r.label}",
+                100 * r.proportion,
+                100 * r.ci_low,
+                100 * r.ci_high,
+                left=(str(r.k),),
+                right=(fmt.percent(r.proportion, sign=False), fmt.interval(r.ci_low, r.ci_high)),
+                marker_area=4.5 * 4.5,
+            )
+        )
     ]
     notes = (
         "Each row pools every study down to and including that row, in date order.",
-        "The first row is one study through the model, so its interval is the model's, "
-        "not the exact interval the forest plot shows for that study.",
+        "The first row is one study: its exact interval, as in the forest plot.",
     )
     return _Table(
         title=title,
@@ -346,6 +374,23 @@ def _cumulative_table(
         footnotes=tuple(f for f in (model_note, *notes) if f.strip()),
         grouped=False,
     )
+
+
+def _unique(name: str, taken: set[str], groups: set[str]) -> str:
+    """``name`` made different from every label already taken.
+
+    Identical labels would share one categorical y position, so duplicates get trailing
+    no-break spaces (blank when drawn). ``forestplot`` tells group headers from rows by
+    comparing lower-cased, stripped text, so a row whose text equals a group name gets a
+    visible " (row)" suffix instead.
+    """
+    candidate = " ".join(name.split())
+    if candidate.casefold() in groups:
+        candidate += " (row)"
+    while candidate.casefold() in taken:
+        candidate += _NBSP
+    taken.add(candidate.casefold())
+    return candidate
 
 
 __all__ = [

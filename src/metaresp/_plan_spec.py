@@ -5,6 +5,7 @@ reads files into them and explains what each part of a plan means.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -390,6 +391,35 @@ class RegressionSpec(_Strict):
         return model
 
 
+Rating = Literal["high", "moderate", "low", "very low"]
+
+
+def _reason_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a panel's rating needs a reason (a sentence the report shows)")
+    return value.strip()
+
+
+class CertaintyOverride(_Strict):
+    """A guideline panel's own certainty rating of one estimate, with its reason."""
+
+    rating: Rating
+    reason: Annotated[str, AfterValidator(_reason_text)]
+
+
+class CertaintySettings(_Strict):
+    """How the report rates certainty (:mod:`metaresp.grade`).
+
+    ``population``: the population the review is about (vocabulary ``population``);
+    an estimate with studies from another population is rated down for indirectness
+    (none: indirectness is not judged). ``overrides``: per analysis name (as expanded,
+    e.g. ``class-first-salvage-orr``) and subgroup name (a class of its grouping, or
+    ``Overall``), a panel's rating and reason, shown beside the rules' rating."""
+
+    population: str | None = None
+    overrides: dict[str, dict[str, CertaintyOverride]] = Field(default_factory=dict)
+
+
 class Plan(_Strict):
     """The whole plan file."""
 
@@ -429,6 +459,11 @@ class Plan(_Strict):
                 )
             reg.resolved_model()
         return self
+
+    search_date: datetime.date | None = None
+    """The date of the last literature search (shown in the report; none: "not stated")."""
+    certainty: CertaintySettings = Field(default_factory=CertaintySettings)
+    """The certainty rating's population and a panel's overrides (:mod:`metaresp.grade`)."""
 
     @field_validator("thresholds")
     @classmethod
@@ -551,12 +586,15 @@ __all__ = [
     "RULE_FIELDS",
     "Analysis",
     "AnalysisSpec",
+    "CertaintyOverride",
+    "CertaintySettings",
     "Condition",
     "Grouping",
     "Model",
     "ModelSettings",
     "OtherFamily",
     "Plan",
+    "Rating",
     "RegressionSpec",
     "Rule",
     "Selection",

@@ -3,9 +3,10 @@
 For every pooled estimate of an analysis (each subgroup with k >= 2, and the overall pool
 when there is one) the records are put in date order and pooled again after each one is
 added, with the same model as the estimate (:meth:`metaresp.pooling.PoolResult.cumulative`,
-metafor's ``cumul``; Lau et al. 1992, N Engl J Med 327:248). The first step pools a single
-study, so its interval is that model's single-study interval, not the exact one the
-forest plot shows.
+metafor's ``cumul``; Lau et al. 1992, N Engl J Med 327:248). The first step is a single
+study, not a pool: it shows that study's rate with its exact (Clopper-Pearson) interval,
+the interval the forest plot and the tables give it, so that one study has one interval
+everywhere.
 
 Date order: a record's report date is the study's ``published`` (``YYYY``, ``YYYY-MM`` or
 ``YYYY-MM-DD``), else its ``year``; missing parts count as 0, so a report dated by year
@@ -126,6 +127,13 @@ def cumulative_class(analysis: str, group: GroupResult) -> list[CumulativeStep]:
     steps: list[CumulativeStep] = []
     for step, (index, row) in enumerate(zip(order, table.to_dict("records"), strict=True), start=1):
         record = group.records[index]
+        if int(row["k"]) == 1:  # one study: its exact interval, as in the forest plot
+            from metaresp.estimates import exact_interval
+
+            events, total = record.events or 0, record.total or 0
+            low, high = exact_interval(events, total, result.fitted.level)
+            row = {**row, "proportion": events / total, "ci_low": low, "ci_high": high}
+            row.update({"pi_low": None, "pi_high": None, "tau2": 0.0, "i2": 0.0})
         steps.append(
             CumulativeStep(
                 analysis=analysis,

@@ -178,6 +178,11 @@ class EstimateRow:
     """Bayesian model: the posterior probability that the response rate exceeds
     :attr:`threshold`."""
 
+    designs: tuple[str, ...] = ()
+    """The design of each entry pooled (vocabulary ``design``), in pooling order."""
+    populations: tuple[str, ...] = ()
+    """The population of each entry pooled (vocabulary ``population``)."""
+
     @property
     def mean_differs(self) -> bool:
         """The mean rate across studies differs from the pooled (median) rate by more than
@@ -236,6 +241,8 @@ def estimate_row(
         "set_aside": set_aside,
         "records": tuple(i for r in g.records for i in r.pooled_ids),
         "notes": (g.note,) if g.note else (),
+        "designs": tuple(r.design for r in g.records),
+        "populations": tuple(r.population for r in g.records),
         "combined": tuple(
             Combined(r.record_id, r.label, tuple(r.members), r.events or 0, r.total or 0)
             for r in g.records

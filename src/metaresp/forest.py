@@ -28,6 +28,12 @@ and the footnote says so.
 SVG: ``forestplot`` aligns columns by padding one string per row with spaces, which SVG
 viewers collapse. After drawing, :func:`_split_columns` replaces each padded string by one
 text per cell, anchored at its column's edge, so a browser shows what the PNG shows.
+
+Type: DejaVu Sans everywhere; the layout is computed in monospace characters, as
+``forestplot`` pads, but each cell sits on its own edge (numbers by the right), so they stay
+right-aligned. 8 pt on a 7 in figure: long labels wrap (``LABEL_WRAP_CHARS``), long group
+headers are drawn in full across their empty row; with a Weight column a table may need
+about 7.2 in (7.8 pt printed 7 in wide). Tall plots are split into pages (_forest_pages).
 """
 
 from __future__ import annotations
@@ -38,12 +44,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp._forest_pages import page_paths, split_pages
 from metaresp._forest_render import RENDER_RC, _contained, _split_columns
 from metaresp._forest_table import (
-    _NBSP,
     FIG_WIDTH_IN,
     FONT_SIZE,
     GAP_IN,
+    LABEL_WRAP_CHARS,
     LEFT_GAP_IN,
     MARGIN_IN,
     MIN_FONT_SIZE,
@@ -59,6 +66,7 @@ from metaresp._forest_table import (
     _forest_table,
     _Row,
     _Table,
+    _unique,
     _validate,
     format_heterogeneity,
     format_subgroup_test,
@@ -78,6 +86,7 @@ __all__ = [
     "SIZE_NOTE",
     "draw_cumulative",
     "draw_forest",
+    "forest_pages",
     "format_heterogeneity",
     "format_subgroup_test",
     "outcome_axis_label",
@@ -87,23 +96,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def _unique(name: str, taken: set[str], groups: set[str]) -> str:
-    """``name`` made different from every label already taken.
-
-    Identical labels would share one categorical y position, so duplicates get trailing
-    no-break spaces (blank when drawn). ``forestplot`` tells group headers from rows by
-    comparing lower-cased, stripped text, so a row whose text equals a group name gets a
-    visible " (row)" suffix instead.
-    """
-    candidate = " ".join(name.split())
-    if candidate.casefold() in groups:
-        candidate += " (row)"
-    while candidate.casefold() in taken:
-        candidate += _NBSP
-    taken.add(candidate.casefold())
-    return candidate
 
 
 def _rjust_columns(rows: Sequence[_Row], headers: tuple[str, ...], side: str) -> list[list[str]]:
@@ -125,7 +117,14 @@ def _table_frame(table: _Table) -> tuple[Any, dict[str, _Row]]:
     taken: set[str] = set()
     group_names: list[str] = []
     if table.grouped:
-        group_names = [_unique(sec.name, taken, set()) for sec in table.sections]
+        for sec in table.sections:
+            short = sec.name
+            if len(short) > LABEL_WRAP_CHARS:
+                short = short[: LABEL_WRAP_CHARS - 1].rstrip() + "…"
+            key = _unique(short, taken, set())
+            group_names.append(key)
+            if key != sec.name:
+                table.group_full[key] = sec.name
     groups = {g.strip().casefold() for g in group_names}
     records: list[dict[str, Any]] = []
     by_key: dict[str, _Row] = {}
@@ -170,10 +169,12 @@ def _n_rows(table: _Table) -> int:
 def _height(table: _Table) -> float:
     top = _top(table)
     foot_lines = sum(len(_wrap(f)) for f in table.footnotes)
-    bottom = 0.46 + 0.13 * foot_lines + (0.06 if foot_lines else 0.0)
+    bottom = 0.46 + FOOT_LINE_IN * foot_lines + (0.06 if foot_lines else 0.0)
     return top + ROW_HEIGHT_IN * _n_rows(table) + bottom
 
 
+FOOT_LINE_IN = 0.145
+"""Height of a footnote line: 8 pt at about 1.3 line spacing."""
 TITLE_LINE_IN = 0.17
 """Height of a second (third, ...) title line: 8.5 pt bold at 1.25 line spacing, plus air."""
 
@@ -195,7 +196,7 @@ def _top(table: _Table) -> float:
 
 def _wrap(text: str, width_in: float = FIG_WIDTH_IN - 2 * MARGIN_IN) -> list[str]:
     # DejaVu Sans averages about 0.55 em per character.
-    chars = max(20, int(width_in * 72 / (0.58 * (FONT_SIZE - 0.5))))
+    chars = max(20, int(width_in * 72 / (0.58 * FONT_SIZE)))
     return textwrap.wrap(text, chars) or [""]
 
 
@@ -206,7 +207,9 @@ def _fit_font(table: _Table) -> None:
     """
     rows = [r for sec in table.sections for r in sec.rows]
     indent = 2 if table.grouped else 0
-    names = [len(sec.name) for sec in table.sections] if table.grouped else []
+    names = (
+        [min(len(sec.name), LABEL_WRAP_CHARS) for sec in table.sections] if table.grouped else []
+    )
     label = max([len("Study"), *names, *(len(r.label) + indent for r in rows)])
 
     def width(cells: tuple[str, ...], c: int, header: str) -> int:
@@ -279,7 +282,8 @@ def _draw_table(table: _Table, ax: Axes | None) -> Axes:
             col_spacing=2,
         )
     _finish(table, ax, fig, prepared, by_key, own_figure)
-    _split_columns(ax, fig)
+    # the full group names, drawn across the empty columns of their header rows
+    _split_columns(ax, fig, rename=table.group_full)
     return ax
 
 
@@ -462,11 +466,11 @@ def _layout(table: _Table, ax: Axes, fig: Figure) -> None:
     for i, line in enumerate(reversed(lines)):
         fig.text(
             MARGIN_IN / width,
-            (0.06 + 0.13 * i) / height,
+            (0.06 + FOOT_LINE_IN * i) / height,
             line,
             ha="left",
             va="bottom",
-            fontsize=max(MIN_FONT_SIZE, table.fontsize - 0.5),
+            fontsize=max(MIN_FONT_SIZE, table.fontsize),
             fontfamily=SANS_FONT,
             color="0.25",
         )
@@ -549,13 +553,32 @@ def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
         fig.clear()
 
 
-def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> None:
-    """Draw ``data`` and write it as PNG (``dpi``) and, when ``svg`` is given, SVG.
+def forest_pages(data: ForestData) -> list[ForestData]:
+    """``data`` as pages no taller than a page (:func:`metaresp._forest_pages.split_pages`)."""
+
+    def height(table: _Table) -> float:
+        _fit_font(table)
+        return _height(table)
+
+    return split_pages(data, height)
+
+
+def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> list[Path]:
+    """Draw ``data`` and write it as PNG (``dpi``) and, when ``svg`` is given, SVG; a plot
+    taller than a page is split (:func:`forest_pages`) into ``NAME.png``,
+    ``NAME-p2.png``, ... (and the same SVGs). Returns the PNG paths, in page order.
 
     Each file is written to a temporary file in the same folder and moved into place
     with ``os.replace``, so a reader never sees a half-written figure.
     """
-    _save_axes(draw_forest(data), png, svg, dpi)
+    pages = forest_pages(data)
+    paths = page_paths(Path(png), len(pages))
+    for i, (page, (page_png, page_svg)) in enumerate(zip(pages, paths, strict=True)):
+        table = _forest_table(page, data)
+        table.footnotes = table.footnotes if i == len(pages) - 1 else ()
+        target = None if svg is None else (Path(svg) if i == 0 else page_svg)
+        _save_axes(_draw_table(table, None), page_png, target, dpi)
+    return [p for p, _ in paths]
 
 
 def save_cumulative(

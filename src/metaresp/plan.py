@@ -61,6 +61,8 @@ from metaresp._plan_spec import (
     RULE_FIELDS,
     Analysis,
     AnalysisSpec,
+    CertaintyOverride,
+    CertaintySettings,
     Condition,
     Grouping,
     Model,
@@ -167,6 +169,10 @@ def _allowed_hint(loc: tuple[str | int, ...], data: Any) -> str:
     models: list[type[BaseModel]] = [Plan]
     if parent[-1:] == ["model"]:
         models = [ModelSettings]
+    elif parent == ["certainty"]:
+        models = [CertaintySettings]
+    elif parent[:2] == ["certainty", "overrides"] and len(parent) == 4:
+        models = [CertaintyOverride]
     elif parent[-1:] == ["selection"]:
         models = [Selection]
     elif parent and parent[0] == "analyses" and len(parent) == 1:
@@ -241,6 +247,7 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
                 problems.append(f"{where}: {label}.name: analysis name {name!r} is used twice")
             seen.add(name)
     problems.extend(_vocabulary_problems(plan, source, lines))
+    problems.extend(_certainty_problems(plan, source, lines))
     if problems:
         raise InputError(problems)
     return plan
@@ -268,6 +275,8 @@ def _vocabulary_problems(
 
     for value in plan.exclude_designs:
         check("design", value, ("exclude_designs",))
+    if plan.certainty.population is not None:
+        check("population", plan.certainty.population, ("certainty", "population"))
     for i, spec in enumerate(plan.analyses):
         for value in spec.exclude_designs or ():
             check("design", value, ("analyses", i, "exclude_designs"))
@@ -288,6 +297,39 @@ def _vocabulary_problems(
                     for part in ("any", "all", "none", "only"):
                         for value in getattr(cond, part) or ():
                             check(field, value, ("groupings", gname, "classes", cname, field))
+    return problems
+
+
+def _certainty_problems(
+    plan: Plan, source: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """A panel's override must name an analysis of the plan and one of its subgroups."""
+    problems: list[str] = []
+    if not plan.certainty.overrides:
+        return problems
+    try:
+        analyses = {a.name: a for a in plan.expanded()}
+    except (KeyError, ValueError):  # an unknown grouping or model: reported above
+        return problems
+    for name, subgroups in plan.certainty.overrides.items():
+        path: tuple[str | int, ...] = ("certainty", "overrides", name)
+        where = f"{source}:{lines.get(path, '?')}"
+        analysis = analyses.get(name)
+        if analysis is None:
+            problems.append(
+                f"{where}: certainty.overrides.{name}: unknown analysis (the names are "
+                f"those of results/figures, e.g. {next(iter(analyses))})"
+            )
+            continue
+        known = [*(analysis.grouping.order() if analysis.grouping else ["All studies"])]
+        known.append("Overall")
+        for sub in subgroups:
+            if sub not in known:
+                line = lines.get((*path, sub), "?")
+                problems.append(
+                    f"{source}:{line}: certainty.overrides.{name}.{sub}: unknown subgroup "
+                    f"(the subgroups of {name}: {', '.join(known)})"
+                )
     return problems
 
 

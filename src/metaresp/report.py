@@ -27,12 +27,21 @@ import base64
 import html
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import formatting as fmt
+from metaresp import grade
+from metaresp._report_css import CSS as _CSS
+from metaresp._report_sections import (
+    REFERENCES,
+    Fallback,
+    ReportHeader,
+    methods_paragraph,
+    set_aside_html,
+)
 from metaresp.estimates import FEW_STUDIES, EstimateRow, few_studies_note, plain_words
 from metaresp.files import write_text_atomic
 from metaresp.forestdata import ForestData
@@ -40,116 +49,23 @@ from metaresp.forestdata import ForestData
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from metaresp.grade import Rating
+    from metaresp.models import ModelSpec
+    from metaresp.sof import FindingsTable
+
 __all__ = [
-    "METHODS_PARAGRAPH",
     "REFERENCES",
+    "Certainty",
+    "Changes",
     "ReportAnalysis",
     "ReportFigure",
+    "ReportHeader",
     "analysis_warnings",
+    "generated_methods",
     "pooled_table",
     "render_report",
     "write_report",
 ]
-
-REFERENCES: tuple[str, ...] = (
-    "Clopper CJ, Pearson ES. The use of confidence or fiducial limits illustrated in the "
-    "case of the binomial. Biometrika. 1934;26(4):404–413. doi:10.1093/biomet/26.4.404",
-    "Higgins JPT, Thompson SG. Quantifying heterogeneity in a meta-analysis. Stat Med. "
-    "2002;21(11):1539–1558. doi:10.1002/sim.1186",
-    "Higgins JPT, Thompson SG, Spiegelhalter DJ. A re-evaluation of random-effects "
-    "meta-analysis. J R Stat Soc Ser A Stat Soc. 2009;172(1):137–159. "
-    "doi:10.1111/j.1467-985X.2008.00552.x",
-    "IntHout J, Ioannidis JPA, Borm GF. The Hartung-Knapp-Sidik-Jonkman method for random "
-    "effects meta-analysis is straightforward and considerably outperforms the standard "
-    "DerSimonian-Laird method. BMC Med Res Methodol. 2014;14:25. "
-    "doi:10.1186/1471-2288-14-25",
-    "Jackson D, Law M, Rücker G, Schwarzer G. The Hartung-Knapp modification for "
-    "random-effects meta-analysis: a useful refinement but are there any residual "
-    "concerns? Stat Med. 2017;36(25):3923–3934. doi:10.1002/sim.7411",
-    "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Seriously misleading results "
-    "using inverse of Freeman-Tukey double arcsine transformation in meta-analysis of "
-    "single proportions. Res Synth Methods. 2019;10(3):476–483. doi:10.1002/jrsm.1348",
-    "Stijnen T, Hamza TH, Özdemir P. Random effects meta-analysis of event outcome in the "
-    "framework of the generalized linear mixed model with applications in sparse data. "
-    "Stat Med. 2010;29(29):3046–3067. doi:10.1002/sim.4040",
-    "Veroniki AA, Jackson D, Viechtbauer W, et al. Methods to estimate the between-study "
-    "variance and its uncertainty in meta-analysis. Res Synth Methods. 2016;7(1):55–79. "
-    "doi:10.1002/jrsm.1164",
-    "Viechtbauer W. Conducting meta-analyses in R with the metafor package. J Stat Softw. "
-    "2010;36(3):1–48. doi:10.18637/jss.v036.i03",
-)
-
-METHODS_PARAGRAPH = (
-    "Response rates (responders among evaluable patients) were pooled separately within "
-    "each subgroup, each with its own between-study variance (τ²). The primary model was "
-    "a random-effects binomial-normal generalised linear mixed model on the logit scale, "
-    "fitted by maximum likelihood with adaptive Gauss-Hermite quadrature (Stijnen et al. "
-    "2010); it uses the exact binomial likelihood and so needs no continuity correction "
-    "for studies with 0% or 100% response, and it avoids the Freeman-Tukey double "
-    "arcsine transformation, whose back-transformation can mislead (Schwarzer et al. "
-    "2019). The 95% confidence interval of the pooled proportion used a t distribution "
-    "with k − 1 degrees of freedom. Where the mixed model did not converge, an "
-    "inverse-variance random-effects model of logit proportions was used instead, with τ² "
-    "estimated by restricted maximum likelihood (Q-profile interval; Veroniki et al. 2016) "
-    "and the Hartung-Knapp-Sidik-Jonkman confidence interval (IntHout et al. 2014), never "
-    "narrower than the standard interval (ad hoc correction; Jackson et al. 2017); each "
-    "such case is named on its diamond and among the analysis's warnings. 95% prediction "
-    "intervals (t distribution, k − 2 "
-    "degrees of freedom) are reported where k ≥ 3 (Higgins et al. 2009). Heterogeneity "
-    "is described by τ², I² (Higgins & Thompson 2002) and Cochran's Q; differences "
-    "between subgroups were tested with the between-subgroup Q statistic, only for "
-    "groupings whose subgroups share no patient cohort. Confidence intervals of single "
-    "studies are exact Clopper-Pearson intervals (Clopper & Pearson 1934). Each patient "
-    "cohort contributes once to any pooled estimate (one cohort, one vote): where several "
-    "reports describe the same patients, the latest report with the largest evaluable "
-    "denominator was used and the others are listed as set aside. Counts of patients and "
-    "counts of treatment lines were never pooled together. Records that give a percentage "
-    "without a denominator were excluded from pooling and are listed with that reason. "
-    "Subgroups with a single study are shown but not pooled. The estimation routines were "
-    "checked against the R package metafor (Viechtbauer 2010). The choice of interval was "
-    "checked by simulation under the binomial-normal model (2 to 10 studies of 5 to 60 "
-    "patients, true response rates 5% to 95%, τ of 0 to 1 on the logit scale, 2,000 "
-    "replicates per scenario): the mixed model's t interval was the only method whose "
-    "coverage never fell below 93%, but with 3 or fewer studies no method kept coverage "
-    "between 93% and 97% in every scenario, and with 2 studies the t interval is too wide "
-    "to inform. Pooled estimates from 3 or fewer studies are therefore flagged and should "
-    "be read as summaries of those studies rather than as estimates of a class effect."
-)
-
-_CSS = """
-details { margin: 0.5em 0 1.5em; } summary { cursor: pointer; color: #8a4b00; }
-ol.toc { columns: 2; font-size: 0.92em; }
-body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; color: #222;
-       max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.25em; border-bottom: 1px solid #bbb; padding-bottom: 0.2em; margin-top: 2em; }
-h3 { font-size: 1.08em; margin-top: 1.6em; }
-.meta { color: #555; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left;
-         vertical-align: top; }
-th { border-bottom: 2px solid #888; background: #f4f4f4; }
-.wide { max-width: 100%; overflow-x: auto; }
-@media (max-width: 900px) {
-  body { padding: 0 0.5em; }
-  table { font-size: 0.78em; }
-  th, td { padding: 0.2em 0.35em; }
-}
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-figure { margin: 1em 0; }
-figure img { width: 100%; max-width: 1000px; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #444; }
-.warnings li { color: #8a4b00; }
-.methods { background: #fafafa; border-left: 3px solid #999; padding: 0.6em 1em; }
-ol.refs { font-size: 0.9em; }
-@media print {
-  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
-  figure, tr, .methods { break-inside: avoid; }
-  h2, h3 { break-after: avoid; }
-  .wide { overflow: visible; }
-  figure img { border: none; }
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -182,6 +98,35 @@ class ReportAnalysis:
     table: pd.DataFrame | None = None
     figures: tuple[ReportFigure, ...] = ()
     warnings: tuple[str, ...] = ()
+    name: str = ""
+    """The analysis's name in the plan (e.g. ``class-first-salvage-orr``)."""
+    role: str = "primary"
+    """``primary`` or ``sensitivity``."""
+    sensitivity_of: str | None = None
+    """For a sensitivity analysis: its primary's name."""
+    other_family: bool = False
+    """This sensitivity analysis is its primary pooled with the other model family."""
+
+
+@dataclass(frozen=True)
+class Certainty:
+    """How the summary of findings rates certainty: the review's population (``code`` as
+    in the corpus, ``words`` for the methods) and a panel's overrides, per analysis name
+    and subgroup, as ``(rating, reason)``."""
+
+    population: str | None = None
+    words: str | None = None
+    overrides: Mapping[str, Mapping[str, tuple[Rating, str]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed since the published state: the changelog paragraph and the full diff
+    text; ``None`` paragraph: there is no published state."""
+
+    paragraph: str | None
+    detail: str = ""
+    against: str = "the published state"
 
 
 # --------------------------------------------------------------------------- tables
@@ -383,6 +328,98 @@ def _summary_lines(
     return lines
 
 
+def _rows_of(forest: ForestData) -> list[EstimateRow]:
+    rows = [s.pooled for s in forest.subgroups if s.pooled is not None]
+    if forest.overall is not None:
+        rows.append(forest.overall)
+    return rows
+
+
+def _models(analyses: Sequence[ReportAnalysis], primary: bool) -> list[ModelSpec]:
+    out: list[ModelSpec] = []
+    for a in analyses:
+        if a.forest is None or (a.role == "primary") != primary:
+            continue
+        out.extend(r.requested for r in _rows_of(a.forest) if r.requested is not None)
+    return list(dict.fromkeys(out))
+
+
+def generated_methods(analyses: Sequence[ReportAnalysis], certainty: Certainty) -> str:
+    """The methods paragraph from the models the analyses used (each once), the fallbacks
+    that happened with their causes, and the certainty rules."""
+    fallbacks = [
+        Fallback(
+            a.name or a.title,
+            row.subgroup or row.label,
+            plain_words(row.fallback_reason or ""),
+            plain_words(row.fitted.label()),
+        )
+        for a in analyses
+        if a.forest is not None
+        for row in _rows_of(a.forest)
+        if row.fallback and row.fitted is not None
+    ]
+    return methods_paragraph(
+        _models(analyses, True) or _models(analyses, False),
+        _models(analyses, False),
+        fallbacks,
+        grade.rules_text(certainty.words or certainty.population),
+    )
+
+
+def _findings(analyses: Sequence[ReportAnalysis], certainty: Certainty) -> list[FindingsTable]:
+    """One summary-of-findings table per primary analysis (the other family beside it)."""
+    from metaresp.sof import findings_table
+
+    others = {
+        a.sensitivity_of: a for a in analyses if a.other_family and a.sensitivity_of is not None
+    }
+    out: list[FindingsTable] = []
+    for a in analyses:
+        if a.role != "primary" or a.forest is None:
+            continue
+        other = others.get(a.name)
+        other_name = ""
+        if other is not None and other.forest is not None:
+            fitted = [r.requested for r in _rows_of(other.forest) if r.requested is not None]
+            other_name = (
+                "Bayesian model"
+                if fitted and fitted[0].estimator == "BAYES"
+                else "other model"
+                if not fitted
+                else fitted[0].label()
+            )
+        table = findings_table(
+            a.name,
+            a.title,
+            a.forest,
+            other=None if other is None else other.forest,
+            other_name=other_name,
+            population=certainty.population,
+            overrides=certainty.overrides.get(a.name),
+        )
+        out.append(table)
+    return out
+
+
+def _changes_html(changes: Changes | None) -> str:
+    if changes is None:
+        return ""
+    if changes.paragraph is None:
+        body = (
+            f"<p>No published state to compare with ({_e(changes.against)}): every "
+            "estimate is new.</p>"
+        )
+    else:
+        body = f"<p>{_e(changes.paragraph)}</p>"
+        if changes.detail:
+            body += (
+                "<details><summary>Every change, estimate by estimate</summary>"
+                f"<pre>{_e(changes.detail)}</pre></details>"
+            )
+    return f'<h2 id="changes">What changed since the published state</h2>{body}'
+
+
 def render_report(
     *,
     title: str,
@@ -393,41 +430,78 @@ def render_report(
     warnings: Sequence[str] = (),
     methods: str | None = None,
     generated: str = "",
+    header: ReportHeader | None = None,
+    certainty: Certainty | None = None,
+    changes: Changes | None = None,
 ) -> str:
     """The report as one HTML string (UTF-8, no external assets, no scripts).
 
-    ``methods`` replaces :data:`METHODS_PARAGRAPH` when the plan changed the model;
-    ``generated`` is an optional line such as the date and software version. Raises
-    ``ValueError`` naming the argument when ``included``/``excluded`` lack a required
-    column or a figure has no image.
+    Order: the title and ``header`` (run date, last search, corpus and software versions,
+    the models in plain words), the summary of findings of every primary analysis (the
+    first open, the others collapsed; certainty by :mod:`metaresp.grade` with
+    ``certainty``'s population and a panel's overrides), the notes a panel must read,
+    ``changes`` since the published state, the contents (collapsed), the methods
+    (``methods``, or generated from the models used: :func:`generated_methods`), the
+    results per analysis, the records included and set aside (collapsed, set-aside
+    records grouped by reason). ``generated`` is an optional line such as the software
+    version (used when there is no ``header``). Raises ``ValueError`` naming the
+    argument when ``included``/``excluded`` lack a required column or a figure has no
+    image.
     """
     if included is not None:
         _require(included, "included", ("analysis", "record_id"))
     if excluded is not None:
         _require(excluded, "excluded", ("record_id", "reason"))
+    certainty = certainty or Certainty()
     parts: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">Corpus version: {_e(corpus_version)}'
-        + (f" · {_e(generated)}" if generated else "")
-        + "</p>",
     ]
+    if header is not None:
+        parts.append(header.html())
+    else:
+        parts.append(
+            f'<p class="meta">Corpus version: {_e(corpus_version)}'
+            + (f" · {_e(generated)}" if generated else "")
+            + "</p>"
+        )
+    tables = _findings(analyses, certainty)
+    if tables:
+        from metaresp.sof import findings_html, legend_text
+
+        parts.append('<h2 id="findings">Summary of findings</h2>')
+        parts.append(findings_html(tables[0], first=True))
+        parts.append(f'<p class="legend">{_e(legend_text(tables))}</p>')
+        if len(tables) > 1:
+            parts.append(
+                '<details class="more-findings"><summary>Summary of findings of the other '
+                + (
+                    "primary analysis"
+                    if len(tables) == 2
+                    else f"{len(tables) - 1} primary analyses"
+                )
+                + "</summary>"
+                + "".join(findings_html(t) for t in tables[1:])
+                + "</details>"
+            )
     per_analysis = [analysis_warnings(a) for a in analyses]
     parts.append("<h2>Read this first</h2>")
     parts.append(_list(_summary_lines(analyses, per_analysis, warnings), "warnings"))
+    parts.append(_changes_html(changes))
     parts.append(
+        f"<details><summary>Contents: {len(analyses)} analyses</summary>"
         '<ol class="toc">'
         + "".join(
             f'<li><a href="#analysis-{i}">{_e(a.title)}</a></li>' for i, a in enumerate(analyses, 1)
         )
-        + "</ol>"
+        + "</ol></details>"
     )
 
     parts.append("<h2>Methods</h2>")
-    parts.append(f'<p class="methods">{_e(methods or METHODS_PARAGRAPH)}</p>')
+    parts.append(f'<p class="methods">{_e(methods or generated_methods(analyses, certainty))}</p>')
     parts.append("<h3>References</h3>")
     parts.append('<ol class="refs">' + "".join(f"<li>{_e(r)}</li>" for r in REFERENCES) + "</ol>")
 
@@ -454,38 +528,21 @@ def render_report(
             )
 
     parts.append("<h2>Records included</h2>")
-    parts.append(
-        _frame_html(included) if included is not None and len(included) else "<p>None.</p>"
-    )
+    if included is not None and len(included):
+        parts.append(
+            f"<details><summary>{len(included)} records pooled over all analyses</summary>"
+            + _frame_html(included)
+            + "</details>"
+        )
+    else:
+        parts.append("<p>None.</p>")
     parts.append("<h2>Records set aside</h2>")
-    parts.append(
-        _frame_html(excluded) if excluded is not None and len(excluded) else "<p>None.</p>"
-    )
+    parts.append(set_aside_html(excluded))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_report(
-    path: Path,
-    *,
-    title: str,
-    corpus_version: str,
-    analyses: Sequence[ReportAnalysis],
-    included: pd.DataFrame | None = None,
-    excluded: pd.DataFrame | None = None,
-    warnings: Sequence[str] = (),
-    methods: str | None = None,
-    generated: str = "",
-) -> None:
-    """Write :func:`render_report` to ``path`` atomically (temporary file, then os.replace)."""
-    text = render_report(
-        title=title,
-        corpus_version=corpus_version,
-        analyses=analyses,
-        included=included,
-        excluded=excluded,
-        warnings=warnings,
-        methods=methods,
-        generated=generated,
-    )
-    write_text_atomic(path, text)
+def write_report(path: Path, **kwargs: Any) -> None:
+    """Write :func:`render_report` (same keyword arguments) to ``path`` atomically
+    (temporary file, then os.replace)."""
+    write_text_atomic(path, render_report(**kwargs))

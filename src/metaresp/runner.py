@@ -33,6 +33,7 @@ from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
 from metaresp.living._state import (
+    PUBLISHED_PATH,
     SUMMARY_NAME,
     build_state,
     corpus_version,
@@ -43,6 +44,7 @@ from metaresp.plan import Plan, load_plan
 from metaresp.records import records_from_corpus
 
 if TYPE_CHECKING:  # pragma: no cover
+    from metaresp._report_run import ReportContext
     from metaresp.corpus import Corpus
 
 __all__ = [
@@ -125,10 +127,12 @@ def _write_report(
     results: Sequence[AnalysisResult],
     title: str,
     version: str,
-    figures: dict[str, tuple[Path, Path]],
+    figures: dict[str, tuple[Path, ...]],
+    context: ReportContext | None = None,
 ) -> None:
     """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
-    notes; the records pooled and the records set aside with their reasons."""
+    notes; the records pooled and the records set aside with their reasons; with
+    ``context`` the header, certainty settings and changes (:mod:`metaresp._report_run`)."""
     import pandas as pd
 
     from metaresp import __version__
@@ -140,8 +144,17 @@ def _write_report(
         a = result.analysis
         figs: tuple[ReportFigure, ...] = ()
         if a.name in figures:
-            png, svg = figures[a.name]
-            figs = (ReportFigure.from_files(f"Forest plot: {a.title}", png=png, svg=svg),)
+            files = figures[a.name]
+            pages = list(zip(files[0::2], files[1::2], strict=True))
+            figs = tuple(
+                ReportFigure.from_files(
+                    f"Forest plot: {a.title}"
+                    + (f" (page {i} of {len(pages)})" if len(pages) > 1 else ""),
+                    png=png,
+                    svg=svg,
+                )
+                for i, (png, svg) in enumerate(pages, 1)
+            )
         description = a.description or (
             f"{a.outcome}; population {', '.join(a.population)}; setting "
             f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
@@ -153,6 +166,10 @@ def _write_report(
                 forest=None if result.empty else result.forest_data(),
                 figures=figs,
                 warnings=tuple(result.pooled.notes) if result.empty else (),
+                name=a.name,
+                role=a.role,
+                sensitivity_of=a.sensitivity_of,
+                other_family=context is not None and a.name in context.other_family,
             )
         )
         for g in result.pooled.groups:
@@ -201,20 +218,27 @@ def _write_report(
         ),
         excluded=excluded,
         generated=f"metaresp {__version__}",
+        **({} if context is None else context.report_kwargs()),
     )
 
 
 def run_plan_files(
-    plan_path: Path, extractions: Path, out: Path, *, progress: bool = True
+    plan_path: Path,
+    extractions: Path,
+    out: Path,
+    *,
+    progress: bool = True,
+    published: Path | None = PUBLISHED_PATH,
 ) -> RunOutput:
-    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results."""
+    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results; the
+    report says what changed since the state at ``published`` (``None``: not compared)."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
     with _figure_pool() as pool:
-        return _run_into(plan, plan_path, extractions, out, progress, pool, started)
+        return _run_into(plan, plan_path, extractions, out, progress, pool, started, published)
 
 
 def _run_into(
@@ -225,6 +249,7 @@ def _run_into(
     progress: bool,
     pool: Executor | None,
     started: float,
+    published: Path | None = None,
 ) -> RunOutput:
     from metaresp.corpus import load_extractions
 
@@ -266,7 +291,10 @@ def _run_into(
 
             (tmp / REPRODUCE_NAME).write_text(reproduce_script(results), encoding="utf-8")
             bar.step("writing the report")
-            _write_report(tmp, results, plan.title, version, figures)
+            from metaresp._report_run import report_context
+
+            context = report_context(plan, results, state, version, published)
+            _write_report(tmp, results, plan.title, version, figures, context)
         files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
     return RunOutput(
         out=out,
@@ -291,9 +319,9 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
 
 def _draw_figures(
     folder: Path, results: Sequence[AnalysisResult], bar: _Progress, pool: Executor | None
-) -> dict[str, tuple[Path, Path]]:
+) -> dict[str, tuple[Path, ...]]:
     """Draw every figure; on a machine with more than one core, in worker processes."""
-    figures: dict[str, tuple[Path, Path]] = {}
+    figures: dict[str, tuple[Path, ...]] = {}
     jobs: list[tuple[str, Any, Path, Path]] = []
     (folder / "figures").mkdir()
     for result in results:
@@ -315,14 +343,29 @@ def _draw_figures(
         for job in jobs:
             bar.step(f"drawing {job[2].stem}")
             _save_one(job)
-        return figures
+        return _with_pages(figures)
     from concurrent.futures import as_completed
 
     futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
     for future in as_completed(futures):
         future.result()
         bar.step(f"drew {futures[future]}")
-    return figures
+    return _with_pages(figures)
+
+
+def _with_pages(figures: dict[str, tuple[Path, ...]]) -> dict[str, tuple[Path, ...]]:
+    """Each forest plot's files with the further pages of a plot taller than a page
+    (``NAME-p2.png``, ...; :func:`metaresp.forest.save_forest`), in page order."""
+    from metaresp._forest_pages import page_paths
+
+    out: dict[str, tuple[Path, ...]] = {}
+    for name, files in figures.items():
+        png = files[0]
+        n = 1
+        while page_paths(png, n + 1)[-1][0].exists():
+            n += 1
+        out[name] = tuple(p for pair in page_paths(png, n) for p in pair)
+    return out
 
 
 def _warm_worker() -> None:

@@ -32,6 +32,15 @@ def run(
         bool,
         typer.Option("--publish/--no-publish", help="Copy summary.json to the published state."),
     ] = True,
+    pdf: Annotated[
+        bool,
+        typer.Option(
+            "--pdf",
+            help="Also print the report to report.pdf with headless Chromium (found on "
+            "PATH). Where Chromium or Playwright is missing the run stops before writing "
+            "anything and exits 1 with one line saying so.",
+        ),
+    ] = False,
 ) -> None:
     """Run the analysis plan on the extractions and write results/.
 
@@ -45,13 +54,23 @@ def run(
     built in a temporary folder and moved into place only when the whole run succeeded.
     """
     from metaresp.cli._conventions import deprecated
+    from metaresp.errors import InputError
     from metaresp.living import finish_run
     from metaresp.runner import run_plan_files
 
     out = deprecated("--out", "--results", old_out, results)
+    if pdf:
+        from metaresp._report_pdf import pdf_unavailable
 
-    written = run_plan_files(plan, extractions, out, progress=not quiet)
+        missing = pdf_unavailable()
+        if missing:
+            raise InputError(f"--pdf: report.pdf cannot be written here: {missing}")
+    written = run_plan_files(plan, extractions, out, progress=not quiet, published=published)
     done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:
         typer.echo(line)
+    if pdf:
+        from metaresp._report_pdf import write_pdf
+
+        typer.echo(f"wrote {write_pdf(out / 'report.html', out / 'report.pdf')}")

@@ -1,0 +1,72 @@
+"""A forest plot taller than a page, split into pages with whole subgroups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from metaresp._forest_table import _forest_table, _Table, _validate
+from metaresp.forestdata import ForestData
+
+__all__ = ["PAGE_HEIGHT_IN", "page_paths", "split_pages"]
+
+PAGE_HEIGHT_IN = 9.0
+"""Tallest figure on one page (a journal page's text height is about 9 in)."""
+
+
+def split_pages(data: ForestData, table_height: Callable[[_Table], float]) -> list[ForestData]:
+    """``data`` split into pages no taller than :data:`PAGE_HEIGHT_IN`, whole subgroups
+    to a page (a subgroup taller than a page gets a page of its own). Every page repeats
+    the title (pages after the first say "continued") and the column headers; the overall
+    estimate, the test for subgroup differences and the footnotes come once, on the last
+    page. One page when everything fits. ``table_height`` gives a drawn table's height in
+    inches (:func:`metaresp.forest.forest_pages` passes the plot's own layout)."""
+    _validate(data)
+
+    def height(subgroups: Sequence[Any], last: bool) -> float:
+        page = replace(data, subgroups=tuple(subgroups))
+        if not last:
+            page = replace(page, overall=None, subgroup_test=None, footnotes=(), model_note="")
+        table = _forest_table(page, data)
+        if not last:
+            table.footnotes = ()
+        return table_height(table)
+
+    if height(data.subgroups, True) <= PAGE_HEIGHT_IN or len(data.subgroups) < 2:
+        return [data]
+    chunks: list[list[Any]] = [[]]
+    for sub in data.subgroups:
+        trial = [*chunks[-1], sub]
+        if chunks[-1] and height(trial, False) > PAGE_HEIGHT_IN:
+            chunks.append([sub])
+        else:
+            chunks[-1] = trial
+    # the last page also holds the overall rows and the footnotes: while it is too tall,
+    # its first subgroups move to a page of their own before it (they fitted there)
+    moved: list[Any] = []
+    while len(chunks[-1]) > 1 and height(chunks[-1], True) > PAGE_HEIGHT_IN:
+        moved.append(chunks[-1].pop(0))
+    if moved:
+        chunks.insert(len(chunks) - 1, moved)
+    chunks = [c for c in chunks if c]
+    pages: list[ForestData] = []
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        title = data.title if i == 0 or not data.title else f"{data.title} (continued)"
+        page = replace(data, subgroups=tuple(chunk), title=title)
+        if not last:
+            page = replace(page, overall=None, subgroup_test=None, footnotes=(), model_note="")
+        pages.append(page)
+    return pages
+
+
+def page_paths(png: Path, n: int) -> list[tuple[Path, Path]]:
+    """``NAME.png``/``NAME.svg``, then ``NAME-p2.png``/``.svg``, ... for ``n`` pages."""
+    png = Path(png)
+    out = [(png, png.with_suffix(".svg"))]
+    for i in range(2, n + 1):
+        other = png.with_name(f"{png.stem}-p{i}{png.suffix}")
+        out.append((other, other.with_suffix(".svg")))
+    return out
