@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from metaresp._cellsafe import formula_safe
 from metaresp.forestdata import CumulativeRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,7 +194,9 @@ def csv_text(steps: Sequence[CumulativeStep]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for s in steps:
-        writer.writerow([getattr(s, c) if getattr(s, c) is not None else "" for c in CSV_COLUMNS])
+        writer.writerow(
+            [formula_safe(getattr(s, c)) if getattr(s, c) is not None else "" for c in CSV_COLUMNS]
+        )
     return buffer.getvalue()
 
 

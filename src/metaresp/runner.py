@@ -295,14 +295,29 @@ def _draw_figures(
     from concurrent.futures import as_completed
 
     futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
-    for future in as_completed(futures):
-        future.result()
-        bar.step(f"drew {futures[future]}")
+    try:
+        for future in as_completed(futures):
+            future.result()
+            bar.step(f"drew {futures[future]}")
+    except BaseException:
+        # stop the other figures before the temporary folder is removed: no worker may
+        # write on into it (or into a folder it re-creates)
+        from concurrent.futures import wait
+
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise
     return figures
 
 
-def _warm_worker() -> None:
-    """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process."""
+def _warm_worker(parent: int | None = None) -> None:
+    """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process
+    that ends with its parent (:func:`metaresp._workers.guard_worker`)."""
+    if parent is not None:
+        from metaresp._workers import guard_worker
+
+        guard_worker(parent)
     from metaresp.forest import _contained
 
     with _contained():
@@ -321,12 +336,20 @@ def _figure_pool() -> Iterator[Executor | None]:
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_warm_worker
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_warm_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
         for _ in range(workers):
             pool.submit(int)
         yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no worker writes on after a failure
+        raise
+    pool.shutdown(wait=True)
 
 
 class _Progress:

@@ -106,13 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
-        sys.stderr.write("error: aborted\n")
+        sys.stderr.write("error: interrupted; nothing was changed\n")
         return 1
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
         _fail([exc.format_message()])
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
+        sys.stderr.write("error: interrupted; nothing was changed\n")
+        return 1
+    except OSError as exc:  # the machine's, not the input's: permissions, space, mounts
+        from metaresp._environment import environment_message
+
+        if _debugging():
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        _fail([environment_message(exc)])
         return 1
     except Exception as exc:  # a bug of ours: one line, the traceback only when asked
         if _debugging():

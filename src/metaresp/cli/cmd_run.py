@@ -37,13 +37,22 @@ def run(
     living-update diff) and report.html; then the cumulative analyses by date
     (cumulative.csv, figures/cumulative/) and a copy of summary.json as the published
     state (published/summary.json, kept in git; --no-publish skips it). The results are
-    built in a temporary folder and moved into place only when the whole run succeeded.
+    built in a temporary folder and moved into place only when the whole run succeeded
+    (what an interrupted run left is cleaned up first; a results folder that is a mount
+    point is filled in place).
     """
+    import sys
+
+    from metaresp._journal import recover_project
+    from metaresp._lock import project_lock
     from metaresp.living import finish_run
     from metaresp.runner import run_plan_files
 
-    written = run_plan_files(plan, extractions, out, progress=not quiet)
-    done = finish_run(out, published if publish else None)
+    with project_lock(extractions):
+        for line in recover_project(extractions, out):
+            sys.stderr.write(f"note: {line}\n")
+        written = run_plan_files(plan, extractions, out, progress=not quiet)
+        done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:
         typer.echo(line)
