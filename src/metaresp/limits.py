@@ -68,7 +68,7 @@ def shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 def count_problem(value: int) -> str | None:
     """Why ``value`` is not an acceptable count, or ``None``."""
     if value < 0:
-        return f"a count cannot be negative (got {value})"
+        return f"{value} is negative"
     if value > MAX_COUNT:
         digits = len(str(value)) if value < 10**4000 else "thousands of"
         return f"a count of {digits} digits is above the limit of {MAX_COUNT:,} (one billion)"
