@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from metaresp import simulate
+from metaresp import simreport
 
 ROOT = Path(__file__).resolve().parents[1]
 COVERAGE = ROOT / "docs" / "simulation" / "coverage.csv"
@@ -64,7 +64,7 @@ def test_summary_tables_are_the_csv(frame: pd.DataFrame) -> None:
     """summary.md is what ``summary_markdown`` makes of the CSV (the wall-time line aside)."""
     reps = int(frame["reps"].iloc[0])
     seed = int(re.search(r"seed (\d+)", SUMMARY.read_text(encoding="utf-8")).group(1))  # type: ignore[union-attr]
-    made = simulate.summary_markdown(frame, reps=reps, seed=seed, seconds=None)
+    made = simreport.summary_markdown(frame, reps=reps, seed=seed, seconds=None)
     shipped = "\n".join(
         line
         for line in SUMMARY.read_text(encoding="utf-8").splitlines()
@@ -95,7 +95,7 @@ def test_readme_verdicts_follow_from_the_csv(frame: pd.DataFrame) -> None:
     in_band_k3 = [
         m
         for m, sub in frame[frame["k"] <= 3].groupby("method")
-        if sub["coverage"].map(simulate.in_band).all()
+        if sub["coverage"].map(simreport.in_band).all()
     ]
     if "no interval method kept 93-97%" in block.replace("\n", " "):
         assert in_band_k3 == []

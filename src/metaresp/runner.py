@@ -318,7 +318,7 @@ def _warm_worker(parent: int | None = None) -> None:
         from metaresp._workers import guard_worker
 
         guard_worker(parent)
-    from metaresp.forest import _contained
+    from metaresp._forest_render import _contained
 
     with _contained():
         pass

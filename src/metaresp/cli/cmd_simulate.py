@@ -85,6 +85,7 @@ def simulate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from metaresp import simreport
     from metaresp import simulate as sim
 
     problems = []
@@ -148,7 +149,7 @@ def simulate(
             on_cell_done=lambda _cell: progress.advance(task),
         )
     seconds = time.perf_counter() - start
-    written = sim.write_outputs(frame, out, reps=n_reps, seed=seed, seconds=seconds)
+    written = simreport.write_outputs(frame, out, reps=n_reps, seed=seed, seconds=seconds)
     for path in (written.csv, written.heatmap, written.summary):
         typer.echo(str(path))
     console.print(f"done in {seconds:.1f} s")
