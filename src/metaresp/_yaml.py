@@ -212,12 +212,18 @@ def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, LineMap, lis
             )
     loader = _SAFE_LOADER(text)
     node: yaml.Node | None = None
+    lines: LineMap = {(): 1}
+    problems: list[Problem] = []
     try:
         node = loader.get_single_node()
         if node is not None:
             shape = _shape_problems(node, file)
             if shape:
                 return None, None, {}, shape
+            # lines and duplicate keys before constructing: construction rewrites merge
+            # keys (<<) into the mapping they merge into
+            lines[()] = node.start_mark.line + 1
+            _walk(node, (), lines, problems, file)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -237,11 +243,6 @@ def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, LineMap, lis
         return None, None, {}, [_bad_scalar(node, file, exc)]
     finally:
         loader.dispose()
-    lines: LineMap = {(): 1}
-    problems: list[Problem] = []
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines, problems, file)
     return data, node, lines, problems
 
 
