@@ -29,8 +29,10 @@ def formula_safe(value: Any) -> Any:
 
 def formula_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` with :func:`formula_safe` applied to its text columns."""
+    from pandas.api.types import is_numeric_dtype
+
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if not is_numeric_dtype(out[column]):
             out[column] = out[column].map(formula_safe)
     return out

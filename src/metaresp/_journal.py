@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from metaresp._faults import at
+from metaresp import _faults
 from metaresp.files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["JOURNAL_NAME", "journal", "recover"]
@@ -98,14 +98,14 @@ def journal(
     }
     path = folder / JOURNAL_NAME
     write_text_atomic(path, json.dumps(record))
-    at(f"{command}-journal-written")
+    _faults.at(f"{command}-journal-written")
     try:
         yield
     except BaseException:
         _put_back(entries)
         path.unlink(missing_ok=True)
         raise
-    at(f"{command}-before-journal-removed")
+    _faults.at(f"{command}-before-journal-removed")
     path.unlink(missing_ok=True)
 
 

@@ -161,9 +161,9 @@ def _bad_scalar(root: yaml.Node, file: str, fallback: BaseException) -> Problem:
     long to read), located at its line."""
     probe = _SAFE_LOADER("")
     try:
-        stack = [root]
+        stack: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(root, ())]
         while stack:
-            node = stack.pop()
+            node, path = stack.pop()
             if isinstance(node, yaml.ScalarNode):
                 try:
                     probe.construct_object(node, deep=True)
@@ -172,14 +172,17 @@ def _bad_scalar(root: yaml.Node, file: str, fallback: BaseException) -> Problem:
                     return Problem(
                         file,
                         node.start_mark.line + 1,
-                        "(file)",
+                        format_path(path),
                         f"cannot read the value {value!r}: {shorten(str(exc), 120)}",
                     )
             elif isinstance(node, yaml.MappingNode):
                 for k, v in reversed(node.value):
-                    stack.extend((v, k))
+                    name: PathPart = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                    stack.extend(((v, (*path, name)), (k, path)))
             elif isinstance(node, yaml.SequenceNode):
-                stack.extend(reversed(node.value))
+                stack.extend(
+                    (item, (*path, i)) for i, item in reversed(list(enumerate(node.value)))
+                )
     finally:
         probe.dispose()
     return Problem(file, None, "(file)", f"cannot read the file: {shorten(str(fallback), 120)}")

@@ -138,6 +138,7 @@ def write_files_atomic(items: Sequence[tuple[Path, str]]) -> list[bytes | None]:
         for i, (temp, target) in enumerate(temps):
             os.replace(temp, target)
             done.append(i)
+            _step("between-renames")
     except BaseException:
         restore_files([items[i][0] for i in done], [previous[i] for i in done])
         raise
@@ -273,6 +274,6 @@ def _replace_folder(new: Path, out: Path) -> None:
 def _step(name: str) -> None:
     """A named point of a state change, where the fault-injection tests stop the process
     (:mod:`metaresp._faults`)."""
-    from metaresp._faults import at
+    from metaresp import _faults
 
-    at(name)
+    _faults.at(name)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp import _faults
 from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
@@ -296,6 +297,7 @@ def _draw_figures(
 
     futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
     try:
+        _faults.at("figures-drawing")
         for future in as_completed(futures):
             future.result()
             bar.step(f"drew {futures[future]}")

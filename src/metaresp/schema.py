@@ -187,7 +187,7 @@ NonEmpty = (AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lower-case slug: a-z, 0-9, '-'")]
 Text = Annotated[str, Field(min_length=1)]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
-Denominator = Annotated[int, Strict(), Field(ge=1)]
+Denominator = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
 PercentText = Annotated[str, Field(pattern=PERCENT_PATTERN), AfterValidator(_check_percent)]
 PublishedText = Annotated[str, Field(pattern=PUBLISHED_PATTERN)]
 

@@ -43,8 +43,7 @@ def add(
     import json
     import sys
 
-    from metaresp import living
-    from metaresp._faults import at
+    from metaresp import _faults, living
     from metaresp._journal import journal, recover_project
     from metaresp._lock import project_lock
     from metaresp.plan import load_plan
@@ -63,11 +62,11 @@ def add(
         files = [(p.target, p.text.encode("utf-8")) for p in placements]
         with journal(extractions, "add", [*files, (published, None)], commit=published):
             living.place(placements)
-            at("add-placed")
+            _faults.at("add-placed")
             ran = run_plan_files(plan, extractions, results, progress=False)
-            at("add-ran")
+            _faults.at("add-ran")
             done = living.finish_run(results, published)
-            at("add-published")
+            _faults.at("add-published")
         state = living.read_state_file(results / SUMMARY_NAME)
 
     found = living.compare(previous, state, against=label)
