@@ -16,6 +16,7 @@ every file gets its previous bytes back.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import json
 import os
@@ -52,9 +53,18 @@ def _entry(path: Path, new: bytes | None) -> dict[str, Any]:
     }
 
 
+def _temporaries(path: Path) -> list[Path]:
+    """Temporary files a killed writer left beside ``path`` (``.<name>.*.tmp*``)."""
+    if not path.parent.is_dir():
+        return []
+    return [p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*") if p.is_file()]
+
+
 def _put_back(entries: Sequence[dict[str, Any]]) -> None:
     for e in entries:
         path = Path(e["path"])
+        for temp in _temporaries(path):
+            temp.unlink(missing_ok=True)
         if e["previous"] is None:
             path.unlink(missing_ok=True)
         else:
@@ -125,6 +135,9 @@ def recover(folder: Path) -> list[str]:
         path.unlink(missing_ok=True)
         return [f"{path}: removed an unreadable journal"]
     if _committed(data):
+        for e in entries:
+            for temp in _temporaries(Path(e["path"])):
+                temp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         return [f"{folder}: an interrupted 'metaresp {command}' had finished its change; kept"]
     _put_back(entries)

@@ -1,7 +1,7 @@
 """Worker processes that never outlive their parent and stay quiet on Ctrl-C.
 
-:func:`guard_worker` runs first in every worker of the figure pool: Ctrl-C is left to the
-parent (which stops the pool and prints one line), and the worker ends when the parent
+The workers are started under :func:`sigint_ignored` and :func:`guard_worker` runs first
+in every worker of the figure pool: Ctrl-C is left to the parent (which stops the pool and prints one line), and the worker ends when the parent
 process is gone, however it ended. On Linux the kernel sends the worker SIGKILL when its
 parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread checks once a
 second that the parent is still the same process and ends the worker when it is not.
@@ -14,8 +14,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["WATCH_SECONDS", "guard_worker"]
+__all__ = ["WATCH_SECONDS", "guard_worker", "sigint_ignored"]
 
 WATCH_SECONDS = 1.0
 """How often a worker checks that its parent is alive."""
@@ -61,3 +63,18 @@ def guard_worker(parent: int) -> None:
     if not _parent_alive(parent):
         os._exit(1)
     threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ctrl-C ignored inside the block (in the main thread; elsewhere nothing changes).
+    Processes started inside inherit the ignored signal from their first instruction, so
+    a Ctrl-C while they import prints no traceback of theirs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -345,8 +345,11 @@ def _figure_pool() -> Iterator[Executor | None]:
         initargs=(os.getpid(),),
     )
     try:
-        for _ in range(workers):
-            pool.submit(int)
+        from metaresp._workers import sigint_ignored
+
+        with sigint_ignored():  # the workers start with Ctrl-C ignored: it is the parent's
+            for _ in range(workers):
+                pool.submit(int)
         yield pool
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # no worker writes on after a failure

@@ -40,6 +40,8 @@ DEBUG_VARIABLE = "METARESP_DEBUG"
 """Environment variable that, set to 1, shows the traceback of an internal error."""
 
 _debug = {"on": False}
+_INTERRUPTED = 130
+"""What typer returns for a command ended by Ctrl-C (KeyboardInterrupt)."""
 
 
 def _show_version(value: bool) -> None:
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             f"error: internal error ({type(exc).__name__}: {exc}); "
             "please report it with the command you ran\n"
         )
+        return 1
+    if result == _INTERRUPTED:  # typer turns Ctrl-C into the exit code 130
+        sys.stderr.write("error: interrupted; nothing was changed\n")
         return 1
     return int(result) if isinstance(result, int) else 0
 
