@@ -200,7 +200,7 @@ def test_two_adds_of_one_study_serialise(repo: Repo) -> None:
         )
         for s in studies
     ]
-    outcomes = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    outcomes = [(*p.communicate(timeout=60), p.returncode) for p in procs]
     codes = sorted(code for _, _, code in outcomes)
     assert codes == [0, 1], outcomes
     winner = next(i for i, (_, _, code) in enumerate(outcomes) if code == 0)

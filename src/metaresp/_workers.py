@@ -1,8 +1,9 @@
 """Worker processes that never outlive their parent and stay quiet on Ctrl-C.
 
 The workers are started under :func:`sigint_ignored` and :func:`guard_worker` runs first
-in every worker of the figure pool: Ctrl-C is left to the parent (which stops the pool and prints one line), and the worker ends when the parent
-process is gone, however it ended. On Linux the kernel sends the worker SIGKILL when its
+in every worker of the figure pool: Ctrl-C is left to the parent (which stops the pool
+and prints one line), and the worker ends when the parent process is gone, however it
+ended. On Linux the kernel sends the worker SIGKILL when its
 parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a daemon thread checks once a
 second that the parent is still the same process and ends the worker when it is not.
 """
