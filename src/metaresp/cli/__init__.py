@@ -87,8 +87,14 @@ app.command("add")(cmd_add.add)
 app.command("simulate")(cmd_simulate.simulate)
 
 
+_MAX_LINE = 2000
+"""No error line is longer (a message never repeats a large input)."""
+
+
 def _fail(lines: tuple[str, ...] | list[str]) -> None:
     for line in lines:
+        if len(line) > _MAX_LINE:
+            line = f"{line[: _MAX_LINE - 40]}... ({len(line)} characters)"
         sys.stderr.write(f"error: {line}\n")
 
 
