@@ -274,3 +274,31 @@ def test_files_get_the_users_umask(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_environment_errors_name_the_path() -> None:
+    import errno
+
+    from metaresp._environment import environment_message
+
+    full = OSError(errno.ENOSPC, "No space left on device", "results/pooled.csv")
+    assert environment_message(full).startswith("results/pooled.csv: no space left")
+    busy = OSError(errno.EBUSY, "Device or resource busy", "results", None, ".results.old-1")
+    assert environment_message(busy).startswith("results -> .results.old-1: the path is busy")
+
+
+def test_results_on_a_mount_point_are_filled_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metaresp import files
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "old.txt").write_text("old", encoding="utf-8")
+    inode = out.stat().st_ino
+    monkeypatch.setattr(files.os.path, "ismount", lambda p: Path(p) == out)
+    with files.atomic_folder(out) as tmp:
+        assert tmp.parent == out  # built inside: a mount point cannot be renamed
+        (tmp / "new.txt").write_text("new", encoding="utf-8")
+    assert out.stat().st_ino == inode
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
