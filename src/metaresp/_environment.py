@@ -32,7 +32,9 @@ def environment_message(exc: OSError) -> str:
     if exc.filename2 is not None:
         where = f"{where} -> {exc.filename2}"
     advice = _ADVICE.get(exc.errno or -1)
-    what = exc.strerror or type(exc).__name__
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None and advice is None:
+        return what
     if advice is None:
         return f"{where}: {what}"
     return f"{where}: {advice}"

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metaresp._cellsafe import formula_safe
+from metaresp._names import slug
 from metaresp.forestdata import CumulativeRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,11 +161,6 @@ def cumulative_analysis(result: AnalysisResult) -> dict[str, list[CumulativeStep
     """subgroup name -> its cumulative steps, for every pooled class of one analysis."""
     name = result.analysis.name
     return {g.name: cumulative_class(name, g) for g in pooled_classes(result)}
-
-
-def slug(text: str) -> str:
-    """A file-name part: lower case, runs of other characters as one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "all"
 
 
 def figure_stem(analysis: str, subgroup: str) -> str:

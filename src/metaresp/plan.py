@@ -255,7 +255,7 @@ def _file_name_problems(
 ) -> list[str]:
     """Two classes of one grouping whose names give the same file name (their cumulative
     figures would overwrite each other) are an error naming both."""
-    from metaresp.cumulative import slug
+    from metaresp._names import slug
 
     problems: list[str] = []
     for gname, grouping in plan.groupings.items():

@@ -113,7 +113,7 @@ def _check_table_size(path: Path, suffix: str) -> None:
             with zipfile.ZipFile(path) as archive:
                 scan_zip(archive, str(path), max_rows=None)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-            raise InputError(f"{path}: corrupt workbook (damaged zip: {exc})") from None
+            raise InputError(f"{path}: cannot read the table (damaged zip: {exc})") from None
 
 
 def _first_line(exc: BaseException) -> str:
