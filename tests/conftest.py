@@ -42,7 +42,7 @@ def shipped_run(tmp_path_factory: pytest.TempPathFactory) -> ShippedRun:
                 str(SHIPPED_PLAN),
                 "--extractions",
                 str(SHIPPED_EXTRACTIONS),
-                "--out",
+                "--results",
                 str(work / "results"),
                 "--quiet",
             ]

@@ -301,7 +301,7 @@ def test_diff_against_a_git_revision(small_repo: Repo, tmp_path: Path, cli: Cli)
 def test_run_writes_cumulative_analyses_and_the_published_state(small_repo: Repo, cli: Cli) -> None:
     repo = small_repo
     run = ["run", "-q", "--plan", repo.plan, "--extractions", repo.extractions]
-    code, _, err = cli(*run, "--out", repo.results, "--published", repo.published)
+    code, _, err = cli(*run, "--results", repo.results, "--published", repo.published)
     assert code == 0, err
     summary = (repo.results / "summary.json").read_bytes()
     assert repo.published.read_bytes() == summary
@@ -343,7 +343,9 @@ def test_run_writes_cumulative_analyses_and_the_published_state(small_repo: Repo
 
     # --no-publish leaves the published state alone
     repo.published.unlink()
-    code, _, err = cli(*run, "--out", repo.results, "--published", repo.published, "--no-publish")
+    code, _, err = cli(
+        *run, "--results", repo.results, "--published", repo.published, "--no-publish"
+    )
     assert code == 0, err
     assert not repo.published.exists()
 

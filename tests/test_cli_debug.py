@@ -29,7 +29,7 @@ def broken(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_internal_error_is_one_line(
     broken: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(capsys, "validate", str(tmp_path))
+    code, err = _run(capsys, "validate", "--extractions", str(tmp_path))
     assert code == 1
     assert err.splitlines() == [
         "error: internal error (RuntimeError: simulated bug); please report it with the "
@@ -40,13 +40,13 @@ def test_internal_error_is_one_line(
 def test_debug_flag_shows_the_traceback(
     broken: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(capsys, "--debug", "validate", str(tmp_path))
+    code, err = _run(capsys, "--debug", "validate", "--extractions", str(tmp_path))
     assert code == 1
     assert err.startswith("Traceback (most recent call last):")
     assert "RuntimeError: simulated bug" in err
     assert err.splitlines()[-1].startswith("error: internal error (RuntimeError")
     # the flag does not stick to the next call
-    assert "Traceback" not in _run(capsys, "validate", str(tmp_path))[1]
+    assert "Traceback" not in _run(capsys, "validate", "--extractions", str(tmp_path))[1]
 
 
 def test_debug_variable_shows_the_traceback(
@@ -56,7 +56,7 @@ def test_debug_variable_shows_the_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv(DEBUG_VARIABLE, "1")
-    code, err = _run(capsys, "validate", str(tmp_path))
+    code, err = _run(capsys, "validate", "--extractions", str(tmp_path))
     assert code == 1
     assert "Traceback (most recent call last):" in err
 

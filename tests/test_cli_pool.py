@@ -80,10 +80,11 @@ def test_text_by_subgroup_and_model_options(
     direct = metaresp.pool([24, 5, 7], [37, 11, 21], estimator="REML", ci="hksj")
     assert "target = BCMA" in out
     assert "target = GPRC5D" in out
-    assert f"pooled (k = 3, 36/69): {100 * direct.proportion:.1f}%" in out
+    assert "pooled: k = 3, 36/69\ncommon effect (inverse variance):" in out
+    assert f"random effects (REML τ²):         {100 * direct.proportion:.1f}% (95% CI" in out
     assert "Hartung-Knapp" in out
     assert "test for subgroup differences: Q = " in out
-    assert "overall (k = 5, 65/107)" in out
+    assert "overall (all rows)\npooled: k = 5, 65/107" in out
 
 
 def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,8 +167,8 @@ def test_xlsx_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
             ],
             ROWS,
             [
-                'model options: estimator: "GLMM" is a logit model and needs transform="logit"; '
-                "got transform='arcsine'"
+                'model options: --estimator: "GLMM" is a logit model and needs --transform logit; '
+                "got --transform arcsine"
             ],
         ),
     ],
@@ -221,8 +222,12 @@ def test_json_and_text_say_which_model_was_fitted(
     assert data["fallback_reason"]
     code, out, _ = run(capsys, *args)
     assert code == 0
-    assert "model fitted: " in out
-    assert "weight" in out.splitlines()[2]
+    # the header names the model fitted, then why and what to try, in command-line words
+    assert out.splitlines()[0].startswith("Model: Random effects, inverse variance, REML")
+    assert "could not be fitted: every study has 0 or all events" in out
+    assert "--estimator REML --ci hksj" in out
+    assert "estimator=" not in out
+    assert "weight" in out.splitlines()[5]
     glmm = write_csv(tmp_path / "t.csv")
     code, out, _ = run(
         capsys, str(glmm), "--events", "responders", "--totals", "evaluable", "--json"
@@ -259,3 +264,137 @@ def test_plot_takes_a_title_and_an_axis_label(tmp_path: Path) -> None:
     assert "my-table" not in text  # the file name is not a title
     run_pool(table, events="responders", totals="evaluable", plot=svg)
     assert "Proportion (%)" in svg.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)])
+def test_same_column_for_events_and_totals_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], json_flag: tuple[str, ...]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    code, out, err = run(
+        capsys, str(table), "--events", "responders", "--totals", "responders", *json_flag
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: {table}: --events and --totals both name the column 'responders'; "
+        "give each its own column\n"
+    )
+
+
+def test_sheet_for_a_csv_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    code, _, err = run(
+        capsys, str(table), "--events", "responders", "--totals", "evaluable", "--sheet", "S"
+    )
+    assert code == 1
+    assert "--sheet 'S' is for XLSX workbooks" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_empty_table_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = write_csv(tmp_path / "t.csv", [])
+    code, out, err = run(capsys, str(table), "--events", "responders", "--totals", "evaluable")
+    assert (code, out) == (1, "")
+    assert "the table has no rows" in err
+
+
+@pytest.mark.parametrize("header", ["Study", "LABEL", "author"])
+def test_labels_come_from_a_study_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: str
+) -> None:
+    table = write_csv(tmp_path / "t.csv", header=f"{header},responders,evaluable,target")
+    code, out, _ = run(capsys, str(table), "--events", "responders", "--totals", "evaluable")
+    assert code == 0
+    assert "Merz 2024 talquetamab" in out
+    assert "Row 2" not in out
+
+
+def test_rows_are_labelled_without_a_label_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv", header="name,responders,evaluable,target")
+    code, out, _ = run(capsys, str(table), "--events", "responders", "--totals", "evaluable")
+    assert code == 0
+    assert "Row 2" in out
+
+
+def test_glmm_weights_are_na_with_a_footnote_and_iv_weights_are_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    args = (str(table), "--events", "responders", "--totals", "evaluable")
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    assert out.count(" n/a\n") == len(ROWS)
+    assert "n/a: the GLMM gives the studies no inverse-variance weights" in out
+    code, out, _ = run(capsys, *args, "--estimator", "DL")
+    weights = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS], estimator="DL").weights
+    assert weights is not None
+    assert f"{weights[0]:.1f}%" in out
+    assert "n/a" not in out
+
+
+def test_fe_gets_a_z_interval_and_no_prediction_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    code, out, _ = run(
+        capsys, str(table), "--events", "responders", "--totals", "evaluable", "--estimator", "FE"
+    )
+    assert code == 0
+    assert (
+        out.splitlines()[0] == "Model: Common effect, inverse variance (logit), 95% Wald z interval"
+    )
+    assert "prediction interval:              not shown" in out
+    assert "Hartung" not in out
+
+
+def test_one_interval_style_in_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    table = write_csv(tmp_path / "t.csv")
+    for est in ("GLMM", "REML", "BAYES"):
+        code, out, _ = run(
+            capsys,
+            str(table),
+            "--events",
+            "responders",
+            "--totals",
+            "evaluable",
+            "--estimator",
+            est,
+        )
+        assert code == 0
+        assert not re.search(r"\d–\d|\d% to \d", out), out
+        if est == "BAYES":
+            assert "95% CrI" in out
+            assert "95% CI " not in out.split("\n", 7)[-1]
+
+
+def test_model_errors_speak_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    args = (str(table), "--events", "responders", "--totals", "evaluable")
+    code, _, err = run(capsys, *args, "--transform", "arcsine", "--estimator", "GLMM")
+    assert code == 1
+    assert "--transform logit" in err
+    assert 'transform="' not in err
+    code, _, err = run(capsys, *args, "--estimator", "BAYES", "--tau-prior", "foo(1)")
+    assert code == 1
+    assert err.startswith("error: --tau-prior: cannot read 'foo(1)'")
+
+
+def test_prediction_interval_for_fe_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv")
+    args = (str(table), "--events", "responders", "--totals", "evaluable")
+    fe = metaresp.pool([r[1] for r in ROWS], [r[2] for r in ROWS], estimator="FE")
+    code, out, _ = run(capsys, *args, "--estimator", "FE", "--prediction")
+    assert code == 0
+    assert f"{100 * fe.pi_low:.1f} to {100 * fe.pi_high:.1f} (t, 3 df)" in out  # type: ignore[operator]
+    code, out, _ = run(capsys, *args, "--no-prediction")
+    assert "prediction interval:      not shown (--no-prediction)" in out

@@ -37,6 +37,7 @@ def test_writes_every_output(shipped_run: ShippedRun) -> None:
         "set-aside.csv",
         "summary.json",
         "report.html",
+        "reproduce.R",
     ):
         assert (out / name).stat().st_size > 0, name
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -140,7 +141,7 @@ def test_bad_plan_one_line(tmp_path: Path, run_cli: Callable[..., tuple[int, str
         str(plan),
         "--extractions",
         str(EXTRACTIONS),
-        "--out",
+        "--results",
         str(tmp_path / "out"),
     )
     assert code == 1
@@ -163,7 +164,9 @@ def test_refuses_foreign_out_folder(
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.docx").write_text("precious", encoding="utf-8")
-    code, err = run_cli("--plan", str(PLAN), "--extractions", str(EXTRACTIONS), "--out", str(out))
+    code, err = run_cli(
+        "--plan", str(PLAN), "--extractions", str(EXTRACTIONS), "--results", str(out)
+    )
     assert code == 1
     assert "non-empty folder without earlier results" in err
     assert (out / "thesis.docx").read_text(encoding="utf-8") == "precious"
@@ -196,7 +199,9 @@ def test_failure_leaves_previous_results(
     monkeypatch.setattr(runner, "_write_report", broken)
     monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar, pool: {})
     monkeypatch.chdir(tmp_path)
-    code, err = run_cli("--plan", str(plan), "--extractions", str(extractions), "--out", str(out))
+    code, err = run_cli(
+        "--plan", str(plan), "--extractions", str(extractions), "--results", str(out)
+    )
     assert code == 1
     assert "disk full" in err
     assert (out / "summary.json").read_text(encoding="utf-8") == '{"old": true}'

@@ -39,20 +39,20 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "t.xlsx"
-    code, out, _ = run(capsys, "template", out_file)
+    code, out, _ = run(capsys, "template", "-o", out_file)
     assert code == 0
     assert out.strip() == f"wrote {out_file}"
     assert openpyxl.load_workbook(out_file).sheetnames[:3] == ["Studies", "Outcomes", "README"]
     before = out_file.read_bytes()
-    code, _, err = run(capsys, "template", out_file)
+    code, _, err = run(capsys, "template", "-o", out_file)
     assert code == 1
     assert err.strip() == f"error: {out_file}: already exists; use --force to overwrite it"
     assert out_file.read_bytes() == before
-    assert run(capsys, "template", out_file, "--force")[0] == 0
+    assert run(capsys, "template", "-o", out_file, "--force")[0] == 0
 
 
 def test_template_needs_xlsx_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "template", tmp_path / "t.csv")
+    code, _, err = run(capsys, "template", "-o", tmp_path / "t.csv")
     assert code == 1
     assert "must end in .xlsx" in err
     assert not (tmp_path / "t.csv").exists()
@@ -60,12 +60,12 @@ def test_template_needs_xlsx_name(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     book = tmp_path / "corpus.xlsx"
-    code, out, _ = run(capsys, "export", book, "--extractions", EXTRACTIONS)
+    code, out, _ = run(capsys, "export", "-o", book, "--extractions", EXTRACTIONS)
     corpus = load_extractions(EXTRACTIONS)
     assert code == 0
     assert out.strip() == f"wrote {book}: {len(corpus)} studies, {corpus.n_records} outcome records"
     target = tmp_path / "out"
-    code, out, err = run(capsys, "import", book, "--to", target)
+    code, out, err = run(capsys, "import", book, "--extractions", target)
     assert code == 0, err
     assert out.splitlines()[-1] == (
         f"imported {len(corpus)} studies into {target}: {len(corpus)} new, 0 updated, 0 unchanged"
@@ -76,7 +76,7 @@ def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     # A second import without --update refuses and writes nothing.
     before = snapshot(target)
-    code, _, err = run(capsys, "import", book, "--to", target)
+    code, _, err = run(capsys, "import", book, "--extractions", target)
     assert code == 1
     lines = err.splitlines()
     assert len(lines) == len(corpus)
@@ -90,7 +90,7 @@ def test_export_import_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[
     wb = openpyxl.load_workbook(book)
     wb["Studies"]["D2"] = 1999  # the year column of the first study
     wb.save(book)
-    code, out, err = run(capsys, "import", book, "--to", target, "--update")
+    code, out, err = run(capsys, "import", book, "--extractions", target, "--update")
     assert code == 0, err
     first = corpus.studies[0]
     assert f"  year: {first.year} -> 1999" in out.splitlines()
@@ -116,13 +116,13 @@ def test_failed_import_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
         shutil.copy(EXTRACTIONS / name, target / name)
     before = snapshot(target)
     book = tmp_path / "b.xlsx"
-    assert run(capsys, "export", book, "--extractions", EXTRACTIONS)[0] == 0
+    assert run(capsys, "export", "-o", book, "--extractions", EXTRACTIONS)[0] == 0
     wb = openpyxl.load_workbook(book)
     ws = wb["Outcomes"]
     cell = f"{letter('responders')}2"
     ws[cell] = 10_000  # responders far above evaluable
     wb.save(book)
-    code, out, err = run(capsys, "import", book, "--to", target, "--update")
+    code, out, err = run(capsys, "import", book, "--extractions", target, "--update")
     assert code == 1
     assert out == ""
     assert err.splitlines()[0].startswith(f"error: Outcomes!{cell}: responders 10000 > evaluable")
@@ -135,7 +135,7 @@ def test_failed_import_creates_no_folder(
 ) -> None:
     junk = tmp_path / "junk.xlsx"
     junk.write_text("not a workbook\n", encoding="utf-8")
-    code, _, err = run(capsys, "import", junk, "--to", tmp_path / "new")
+    code, _, err = run(capsys, "import", junk, "--extractions", tmp_path / "new")
     assert code == 1
     assert len(err.splitlines()) == 1
     assert err.startswith(f"error: {junk}: a text file (CSV?)")
@@ -156,7 +156,7 @@ def test_bad_files_one_line(
 ) -> None:
     path = tmp_path / "book.xlsx"
     path.write_bytes(content)
-    code, out, err = run(capsys, "import", path, "--to", tmp_path / "ex")
+    code, out, err = run(capsys, "import", path, "--extractions", tmp_path / "ex")
     assert code == 1
     assert out == ""
     assert len(err.splitlines()) == 1
@@ -167,7 +167,9 @@ def test_bad_files_one_line(
 def test_export_of_a_broken_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "ex").mkdir()
     (tmp_path / "ex" / "a.yaml").write_text("id: [\n", encoding="utf-8")
-    code, _, err = run(capsys, "export", tmp_path / "o.xlsx", "--extractions", tmp_path / "ex")
+    code, _, err = run(
+        capsys, "export", "-o", tmp_path / "o.xlsx", "--extractions", tmp_path / "ex"
+    )
     assert code == 1
     assert "YAML syntax error" in err
     assert not (tmp_path / "o.xlsx").exists()

@@ -195,6 +195,11 @@ def test_summary_keys_are_those_of_summary_json() -> None:
         "q",
         "q_df",
         "q_pvalue",
+        "mean",
+        "mean_ci_low",
+        "mean_ci_high",
+        "threshold",
+        "prob_above",
         "model",
         "warnings",
         "records",
@@ -272,3 +277,64 @@ def test_forest_lists_studies_by_date_then_author_with_their_weights() -> None:
     ]
     assert data.level == 0.95
     assert data.footnotes[0] == "Study intervals: exact (Clopper-Pearson) 95% CI."
+
+
+def test_common_effect_row_has_no_prediction_interval() -> None:
+    from metaresp.analysis import GroupResult, Record
+    from metaresp.estimates import estimate_row
+    from metaresp.pooling import pool
+
+    recs = tuple(
+        Record(f"r{i}", f"s{i}", f"g{i}", "g", f"c{i}", "ORR", "", "", "", x, n, f"s{i}")
+        for i, (x, n) in enumerate([(3, 10), (5, 12), (7, 11)])
+    )
+    res = pool([3, 5, 7], [10, 12, 11], estimator="FE")
+    assert res.pi_low is not None  # the result keeps it; the row shown does not
+    row = estimate_row(GroupResult("g", recs, res), level=0.95)
+    assert (row.pi_low, row.pi_high) == (None, None)
+    reml = pool([3, 5, 7], [10, 12, 11], estimator="REML")
+    assert estimate_row(GroupResult("g", recs, reml), level=0.95).pi_low == reml.pi_low
+
+
+# Four studies whose rates vary widely (τ² about 5 on the logit scale): the GLMM's pooled
+# rate is the median study's, far from the mean rate across studies.
+SPREAD = [(2, 20), (18, 20), (19, 20), (20, 21)]
+
+
+def test_mean_rate_is_carried_and_said_where_it_differs_from_the_median() -> None:
+    g, model = group(SPREAD, estimator="GLMM", ci="t")
+    row = estimate_row(g, level=0.95, requested=model)
+    direct = metaresp.pool([x for x, _ in SPREAD], [n for _, n in SPREAD], estimator="GLMM")
+    assert direct.mean_proportion is not None
+    assert (row.mean_proportion, row.mean_ci_low, row.mean_ci_high) == (
+        direct.mean_proportion,
+        direct.mean_ci_low,
+        direct.mean_ci_high,
+    )
+    assert abs(direct.mean_proportion - direct.proportion) > 0.05
+    assert row.mean_differs
+    said = " ".join(text_lines(row))
+    assert f"mean response rate across studies is {fmt.percent(direct.mean_proportion)}" in said
+    assert summary_dict(row)["mean"] == direct.mean_proportion
+
+
+def test_mean_rate_is_not_said_where_it_is_close_to_the_median() -> None:
+    g, model = group(COUNTS, estimator="GLMM", ci="t")
+    row = estimate_row(g, level=0.95, requested=model)
+    assert row.mean_proportion is not None
+    assert abs(row.mean_proportion - row.proportion) <= 0.05
+    assert not row.mean_differs
+    assert not any("mean response rate" in line for line in text_lines(row))
+
+
+def test_bayesian_probability_above_the_threshold_reaches_the_row() -> None:
+    m = resolve_model(ModelSettings.model_validate({"estimator": "BAYES"}))
+    recs = [record(i, x, n) for i, (x, n) in enumerate(COUNTS)]
+    pooled = pool_groups({"A": recs}, m, threshold=0.5)
+    row = estimate_row(pooled.groups[0], level=0.95, requested=m)
+    direct = metaresp.pool(
+        [x for x, _ in COUNTS], [n for _, n in COUNTS], estimator="BAYES", threshold=0.5
+    )
+    assert row.threshold == 0.5
+    assert row.prob_above == direct.prob_above
+    assert any("exceeds 50.0%" in line for line in text_lines(row))

@@ -273,3 +273,55 @@ def test_no_finite_maximum_raises_convergence_error(row: dict[str, Any]) -> None
 def test_bad_arguments_raise_value_error(xi: list[float], ni: list[float], nagq: int) -> None:
     with pytest.raises(ValueError, match=r"^(xi|ni|nagq)"):
         fit_glmm(np.array(xi), np.array(ni), nagq=nagq)
+
+
+def test_conditional_mode_does_not_cycle_between_the_bracket_ends() -> None:
+    """74/74 events, μ far below the data: h' is steep on one side of the mode and flat on
+    the other, and plain safeguarded Newton jumped between the two ends of the bracket
+    (0.0166 and 22.4) until its iteration limit, returning a point where h' = 44."""
+    from scipy import special
+
+    from metaresp._glmm_rows import conditional_modes
+
+    x = np.array([[13.0], [74.0]])
+    n = np.array([[21.0], [74.0]])
+    mu = np.array([[-1.64742742], [-3.31006285]])
+    tau = np.array([[4.1869032], [0.62252297]])
+    z = conditional_modes(x, n, mu, tau)
+    slope = tau * (x - n * special.expit(mu + tau * z)) - z
+    assert np.abs(slope).max() < 1e-10
+
+
+def test_flat_ridge_converges_to_a_maximum_as_metafor() -> None:
+    """0/24 beside 31/40: τ² near 18 on a flat ridge, where Newton on Louis' information
+    zigzagged for 97 of its 100 steps. metafor 4 (``rma.glmm(measure="PLO", xi=c(0, 31),
+    ni=c(24, 40), nAGQ=7)``) gives μ = -2.606828, τ² = 17.846245, SE = 3.648822; lme4's
+    optimiser stops loosely on the ridge, so agreement is to 2e-3 and the fit is checked to
+    be a maximum of the likelihood (no nearby point higher)."""
+    from metaresp._glmm_rows import _evaluate, _log_choose
+
+    fit = fit_glmm(np.array([0, 31]), np.array([24, 40]))
+    assert fit.mu == pytest.approx(-2.606828, rel=2e-3)
+    assert fit.tau2 == pytest.approx(17.846245, rel=2e-3)
+    assert fit.se == pytest.approx(3.648822, rel=2e-3)
+    x = np.array([[0.0, 31.0]])
+    n = np.array([[24.0, 40.0]])
+    lc = _log_choose(x, n)
+    tau = math.sqrt(fit.tau2)
+    best = _evaluate(x, n, lc, np.array([fit.mu]), np.array([tau]), 7).loglik[0]
+    for d_mu, d_tau in ((1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3), (1e-3, 1e-3)):
+        near = _evaluate(x, n, lc, np.array([fit.mu + d_mu]), np.array([tau + d_tau]), 7)
+        assert near.loglik[0] <= best
+
+
+def test_negligible_tau_reports_the_common_effect_standard_error() -> None:
+    """4/4, 1/2, 1/1: the likelihood peaks at τ² of order 1e-9, where it is flat in τ to
+    within rounding; the inverse information then gave SE 1.29. metafor 4
+    (``rma.glmm(measure="PLO", xi=c(4, 1, 1), ni=c(4, 2, 1), nAGQ=7)``) reports
+    μ = 1.791759469, τ² = 1.8e-9, SE = 1.081002 (its own difference Hessian at that τ);
+    the common-effect SE is sqrt(7/6) = 1.080123."""
+    fit = fit_glmm(np.array([4, 1, 1]), np.array([4, 2, 1]))
+    assert fit.mu == pytest.approx(1.791759469, abs=1e-8)
+    assert fit.tau2 == pytest.approx(0.0, abs=1e-8)
+    assert fit.se == pytest.approx(math.sqrt(7.0 / 6.0), rel=1e-9)
+    assert fit.se == pytest.approx(1.081001887, rel=1e-3)

@@ -114,12 +114,12 @@ def test_added_record_names_the_estimate_it_moved_and_the_crossing() -> None:
     assert not [c for c in diff.crossings if c.kind == "estimate"]
     text = living.format_diff(diff)
     assert C in text
-    assert "55.0% (45.0%–65.0%)" in text
-    assert "62.0% (53.0%–70.0%)" in text
+    assert "55.0% (45.0 to 65.0)" in text
+    assert "62.0% (53.0 to 70.0)" in text
     log = living.changelog(diff)
     assert "added c-2025 (1 record)" in log
-    assert "now 62.0% (95% CI 53.0% to 70.0%; 3 studies" in log
-    assert "previously 55.0% (95% CI 45.0% to 65.0%; 2 studies" in log
+    assert "now 62.0% (95% CI 53.0 to 70.0; 3 studies" in log
+    assert "previously 55.0% (95% CI 45.0 to 65.0; 2 studies" in log
     assert "lower bound now above 50%" in log
     json.dumps(living.diff_dict(diff))  # JSON-ready
 

@@ -220,3 +220,15 @@ def test_other_family_adds_a_variant_beside_every_primary() -> None:
     assert variant.model.estimator == "BAYES"
     assert variant.model.tau_prior == "half-normal(0.5)"
     assert expanded[0].model.estimator == "GLMM"
+
+
+def test_an_estimator_without_an_interval_gets_its_own_default_interval() -> None:
+    from metaresp.plan import ModelSettings, resolve_model
+
+    plan_default = ModelSettings.model_validate({"estimator": "REML", "ci": "hksj"})
+    fe = resolve_model(plan_default, ModelSettings.model_validate({"estimator": "FE"}))
+    assert fe.ci == "z"
+    glmm = resolve_model(plan_default, ModelSettings.model_validate({"estimator": "GLMM"}))
+    assert glmm.ci == "t"
+    kept = resolve_model(plan_default, ModelSettings.model_validate({"transform": "arcsine"}))
+    assert kept.ci == "hksj"

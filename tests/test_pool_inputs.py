@@ -282,8 +282,8 @@ def test_leave_one_out_and_cumulative_tables() -> None:
 def test_summary_mentions_model_and_numbers() -> None:
     text = pool(EVENTS, TOTALS, estimator="REML", ci="hksj").summary()
     assert "REML" in text
-    assert "tau^2" in text
-    assert "I^2" in text
+    assert "τ² = " in text
+    assert "I² = " in text
 
 
 def test_importing_pooling_does_not_import_pandas() -> None:

@@ -281,6 +281,10 @@ def test_schema_command_writes_valid_json(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "sub" / "extraction.schema.json"
+    assert main(["schema", "--out", str(out)]) == 1  # no folder is created silently
+    assert not out.parent.exists()
+    out.parent.mkdir()
+    capsys.readouterr()
     assert main(["schema", "--out", str(out)]) == 0
     written = json.loads(out.read_text(encoding="utf-8"))
     assert written == json.loads(json.dumps(json_schema()))

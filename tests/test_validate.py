@@ -282,19 +282,19 @@ def test_misspelt_agent(tmp_path: Path) -> None:
 
 def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run(tmp_path, **{"a.yaml": base()})
-    assert main(["validate", str(tmp_path)]) == 0
+    assert main(["validate", "--extractions", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == "1 study, 1 record: 0 errors, 0 warnings"
 
     warn = edit(base("beta-2024", "beta"), '        percent: "71.4"\n', '        percent: "85.7"\n')
     (tmp_path / "b.yaml").write_text(warn, encoding="utf-8")
-    assert main(["validate", str(tmp_path)]) == 0
+    assert main(["validate", "--extractions", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "2 studies, 2 records: 0 errors, 1 warning"
     assert out[0].startswith(f"warning: {(tmp_path / 'b.yaml').as_posix()}:20: ")
 
     bad = edit(base("gamma-2024", "gamma"), "        responders: 5\n", "        responders: 8\n")
     (tmp_path / "c.yaml").write_text(bad, encoding="utf-8")
-    assert main(["validate", str(tmp_path)]) == 1
+    assert main(["validate", "--extractions", str(tmp_path)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "3 studies, 3 records: 1 error, 1 warning"
     assert (
@@ -306,7 +306,7 @@ def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_validate_command_on_a_missing_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["validate", str(tmp_path / "nowhere")]) == 1
+    assert main(["validate", "--extractions", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
     assert "no such file or folder" in err
     assert "Traceback" not in err

@@ -4,6 +4,10 @@ Public API (see the README):
 
 - :func:`pool` -- random-effects pooling of proportions (GLMM and every
   inverse-variance model of R's metafor);
+- :func:`regress` -- meta-regression of proportions on study-level moderators
+  (:class:`RegressionResult`), :func:`bubble_plot` to draw one;
+- :func:`pool_subgroups` -- each subgroup pooled with its own τ², and the test for
+  subgroup differences (``metaprop(subgroup=)``);
 - :func:`load_extractions` -- the validated extraction corpus;
 - :func:`read_workbook` / :func:`write_workbook` -- spreadsheet import/export;
 - :func:`load_plan`, :func:`run_plan` (what ``metaresp run`` does), :func:`run_analyses`
@@ -28,7 +32,12 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "pool": "metaresp.pooling",
     "PoolResult": "metaresp.pooling",
+    "pool_subgroups": "metaresp.subgroups",
+    "SubgroupPool": "metaresp.subgroups",
     "ModelSpec": "metaresp.models",
+    "regress": "metaresp.regression",
+    "RegressionResult": "metaresp.regression",
+    "bubble_plot": "metaresp.bubble",
     "load_plan": "metaresp.plan",
     "Plan": "metaresp.plan",
     "run_plan": "metaresp.runner",
@@ -56,6 +65,7 @@ _LAZY: dict[str, str] = {
 __all__ = [*sorted(_LAZY), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from metaresp.bubble import bubble_plot as bubble_plot
     from metaresp.corpus import Corpus as Corpus
     from metaresp.corpus import dump_study as dump_study
     from metaresp.corpus import load_extractions as load_extractions
@@ -76,9 +86,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from metaresp.pooling import PoolResult as PoolResult
     from metaresp.pooling import pool as pool
     from metaresp.records import records_from_corpus as records_from_corpus
+    from metaresp.regression import RegressionResult as RegressionResult
+    from metaresp.regression import regress as regress
     from metaresp.runner import RunOutput as RunOutput
     from metaresp.runner import run_analyses as run_analyses
     from metaresp.runner import run_plan as run_plan
+    from metaresp.subgroups import SubgroupPool as SubgroupPool
+    from metaresp.subgroups import pool_subgroups as pool_subgroups
     from metaresp.workbook import read_workbook as read_workbook
     from metaresp.workbook import write_workbook as write_workbook
 

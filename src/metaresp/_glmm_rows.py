@@ -36,6 +36,8 @@ BoolArray = NDArray[np.bool_]
 DEFAULT_NAGQ = models.DEFAULT_NAGQ
 #: Largest Newton iteration count before the fit is declared failed.
 MAX_ITER = 100
+#: Newton steps on Louis' information before switching to the differenced Hessian.
+LOUIS_ITER = 8
 #: Convergence: largest Newton step in (mu, tau) and largest absolute score.
 STEP_TOL = 1e-9
 GRAD_TOL = 1e-7
@@ -44,7 +46,12 @@ TAU_DIVERGED = 30.0
 MU_DIVERGED = 40.0
 #: Below this |tau| the fit is the boundary (common-effect) fit.
 TAU_BOUNDARY = 1e-6
+#: A maximum with |τ| below this (τ² < 1e-8) is reported as the common-effect fit.
+TAU_NEGLIGIBLE = 1e-4
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+# 0-d arrays: a Python float on the left of a NumPy operator costs a microsecond more.
+_ZERO = np.zeros(())
+_ONE = np.ones(())
 
 #: Why a row's fit failed (``GlmmRows.reason``); 0 = it did not.
 OK, ALL_EXTREME, DIVERGED, STALLED, BOUNDARY_STOP, NOT_PD = 0, 1, 2, 3, 4, 5
@@ -72,6 +79,15 @@ def quadrature_rule(nagq: int) -> tuple[FloatArray, FloatArray]:
     return t.astype(np.float64), (np.log(w) + 0.5 * t * t).astype(np.float64)
 
 
+@lru_cache(maxsize=16)
+def _node_powers(nagq: int) -> FloatArray:
+    """The nodes' powers (1, t_j, t_j²) as columns: a matrix product with the node weights
+    gives each study's three moments at once."""
+    t, _ = quadrature_rule(nagq)
+    out: FloatArray = np.stack([np.ones_like(t), t, t * t], axis=1)
+    return out
+
+
 def conditional_modes(
     x: FloatArray,
     n: FloatArray,
@@ -82,23 +98,40 @@ def conditional_modes(
     """Modes ẑ_i of h_i(z) = x_i (mu + tau z) - n_i log(1 + e^(mu + tau z)) - z²/2.
 
     h_i is strictly concave (h'' <= -1) and its root lies between tau (x_i - n_i) and
-    tau x_i, so Newton's method is safeguarded by bisection inside that bracket. ``mu``,
-    ``tau`` and ``start`` broadcast against ``x`` (rows × studies).
+    tau x_i, so Newton's method is safeguarded by bisection inside that bracket: a step
+    that leaves the bracket, or (while larger than 1e-9) is more than half the previous
+    step, is replaced by the bisection of the bracket. ``mu``, ``tau`` and ``start``
+    broadcast against ``x`` (rows × studies). Iterates until no mode moves by more than
+    1e-13 (1 + max |ẑ|). The arrays of a single fit are small, so the loop uses in-place
+    masked copies rather than ``np.where``: its cost is the number of NumPy calls.
     """
-    a, b = tau * x, tau * (x - n)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    z = np.clip(np.broadcast_to(start, lo.shape), lo, hi)
+    a = tau * x
+    b = a - tau * n
+    lo = np.minimum(a, b)
+    hi = np.maximum(a, b)
+    z = np.maximum(np.minimum(np.broadcast_to(start, lo.shape), hi), lo)
+    last = hi - lo
+    tau2n = tau * tau * n
     for _ in range(200):
         p = special.expit(mu + tau * z)
-        g = tau * (x - n * p) - z
-        lo = np.where(g > 0.0, z, lo)
-        hi = np.where(g < 0.0, z, hi)
-        z_new = z + g / (1.0 + tau * tau * n * p * (1.0 - p))
-        outside = (z_new < lo) | (z_new > hi)
-        z_new = np.where(outside, 0.5 * (lo + hi), z_new)
-        done = bool(np.all(np.abs(z_new - z) <= 1e-13 * (1.0 + np.abs(z))))
+        g = (x - n * p) * tau - z
+        np.copyto(lo, z, where=np.greater(g, _ZERO))
+        np.copyto(hi, z, where=np.less(g, _ZERO))
+        step = g / (tau2n * p * (_ONE - p) + _ONE)
+        z_new = z + step
+        # bisect where Newton leaves the bracket or, away from convergence, does not halve
+        # its previous step (on h' of very different slopes either side of the root,
+        # Newton can jump from one end of the bracket to the other for ever)
+        bisect = np.less(z_new, lo)
+        bisect |= np.greater(z_new, hi)
+        slow = np.greater(np.abs(step), np.abs(last) * 0.5)
+        slow &= np.greater(np.abs(step), (np.abs(z) + _ONE) * 1e-9)
+        bisect |= slow
+        np.copyto(z_new, (lo + hi) * 0.5, where=bisect)
+        last = z_new - z
+        moved = np.maximum.reduce(np.abs(last), axis=None)
         z = z_new
-        if done:
+        if moved <= 1e-13 * (1.0 + np.maximum.reduce(np.abs(z), axis=None)):
             break
     out: FloatArray = z
     return out
@@ -124,54 +157,74 @@ def _evaluate(
     """Adaptive-quadrature log-likelihood, its exact gradient and Louis' observed
     information in (μ, τ), per row (``x``, ``n``: rows × studies; ``mu``, ``tau``: rows).
 
-    The rule is centred at the mode ẑ_i and scaled by s_i = (1 + τ² n_i p̂_i(1-p̂_i))^{-1/2}
-    (Liu & Pierce 1994; lme4 ``nAGQ``). The Newton matrix is Louis' (1982) identity with the
-    same nodes: Σ (E_i[∂s/∂θ'] + Cov_i[s]), s = (r, z r), r = x - n p. The gradient is the
-    exact gradient of the quadrature approximation itself: the nodes z_j = ẑ + s t_j move
-    with (μ, τ), dẑ/dθ from h'(ẑ) = 0 (implicit function theorem), plus (ds/dθ)/s.
+    The rule is centred at the mode ẑ_i and scaled by c_i = (1 + τ² n_i p̂_i(1-p̂_i))^{-1/2}
+    (Liu & Pierce 1994; lme4 ``nAGQ``): nodes z_ij = ẑ_i + c_i t_j. The Newton matrix is
+    Louis' (1982) identity with the same nodes: Σ (E_i[∂s/∂θ'] + Cov_i[s]), s = (r, z r),
+    r = x - n p. The gradient is the exact gradient of the quadrature approximation itself:
+    the nodes move with (μ, τ), dẑ/dθ from h'(ẑ) = 0 (implicit function theorem), plus
+    (dc/dθ)/c. Every posterior expectation over the nodes is a combination of six moments
+    per study, E[t^a], E[r t^a] and E[(r² - v) t^a] (a ≤ 2, v = n p (1 - p)), which one
+    matrix product with the nodes' powers gives.
     """
     t, logw = quadrature_rule(nagq)
+    powers = _node_powers(nagq)
     m = mu[:, None]
     s = tau[:, None]
     zhat = conditional_modes(x, n, m, s, start)
-    p_hat = special.expit(m + s * zhat)
-    v_hat = n * p_hat * (1.0 - p_hat)
-    curv = 1.0 + s * s * v_hat
-    scale = 1.0 / np.sqrt(curv)
-    z = zhat[..., None] + scale[..., None] * t  # rows × studies × nodes
-    eta = m[..., None] + s[..., None] * z
+    eta_hat = m + s * zhat
+    p_hat = special.expit(eta_hat)
+    v_hat = n * p_hat * (_ONE - p_hat)
+    curv = s * s * v_hat + _ONE
+    c = np.reciprocal(np.sqrt(curv))
+    z = zhat[..., None] + c[..., None] * t  # rows × studies × nodes
+    eta = eta_hat[..., None] + (s * c)[..., None] * t
     xe = x[..., None]
     ne = n[..., None]
-    log_f = xe * eta - ne * np.logaddexp(0.0, eta) - 0.5 * z * z + logw
-    top = log_f.max(axis=-1, keepdims=True)
-    f = np.exp(log_f - top)
-    total = f.sum(axis=-1, keepdims=True)
-    k = x.shape[1]
-    loglik = lchoose + (np.log(scale) + top[..., 0] + np.log(total[..., 0])).sum(axis=1)
-    loglik = loglik - k * _LOG_SQRT_2PI
-    post = f / total
+    log_f = xe * eta - ne * np.logaddexp(eta, _ZERO) - z * z * 0.5 + logw
+    top = np.maximum.reduce(log_f, axis=-1)
+    f = np.exp(log_f - top[..., None])
     p = special.expit(eta)
-    r = xe - ne * p
-    v = ne * p * (1.0 - p)
-    zr = z * r
-    e_r = (post * r).sum(axis=-1)
-    e_zr = (post * zr).sum(axis=-1)
-    rr_v = r * r - v
-    h_mm = ((post * rr_v).sum(axis=-1) - e_r * e_r).sum(axis=1)
-    h_mt = ((post * z * rr_v).sum(axis=-1) - e_r * e_zr).sum(axis=1)
-    h_tt = ((post * (zr * zr - z * z * v)).sum(axis=-1) - e_zr * e_zr).sum(axis=1)
+    np_ = ne * p
+    r = xe - np_
+    q = r * r - np_ * (_ONE - p)
+    mf = np.matmul(f, powers)  # rows × studies × 3: Σ f, Σ f t, Σ f t²
+    total = mf[..., 0]
+    inv = np.reciprocal(total)
+    et1 = mf[..., 1] * inv
+    et2 = mf[..., 2] * inv
+    mr = np.matmul(f * r, powers[:, :2])
+    r0 = mr[..., 0] * inv
+    r1 = mr[..., 1] * inv
+    mq = np.matmul(f * q, powers)
+    q0 = mq[..., 0] * inv
+    q1 = mq[..., 1] * inv
+    q2 = mq[..., 2] * inv
+    e_zr = zhat * r0 + c * r1
+    cq1 = c * q1
     r_hat = x - n * p_hat
     dz_mu = -s * v_hat / curv
     dz_tau = (r_hat - s * v_hat * zhat) / curv
-    dv_deta = v_hat * (1.0 - 2.0 * p_hat)
-    dlogs_mu = -0.5 * (s * s * dv_deta * (1.0 + s * dz_mu)) / curv
-    dlogs_tau = -0.5 * (2.0 * s * v_hat + s * s * dv_deta * (zhat + s * dz_tau)) / curv
-    slope = s[..., None] * r - z
-    ts = t * scale[..., None]
-    grad_mu = e_r + (post * slope * (dz_mu[..., None] + ts * dlogs_mu[..., None])).sum(axis=-1)
-    grad_tau = e_zr + (post * slope * (dz_tau[..., None] + ts * dlogs_tau[..., None])).sum(axis=-1)
-    grad = np.stack([(grad_mu + dlogs_mu).sum(axis=1), (grad_tau + dlogs_tau).sum(axis=1)], axis=1)
-    hess = np.stack([np.stack([h_mm, h_mt], axis=1), np.stack([h_mt, h_tt], axis=1)], axis=1)
+    s2dv = s * s * v_hat * (_ONE - p_hat * 2.0)
+    dlogs_mu = s2dv * (s * dz_mu + _ONE) / curv * -0.5
+    dlogs_tau = (s * v_hat * 2.0 + s2dv * (zhat + s * dz_tau)) / curv * -0.5
+    e_slope = s * r0 - zhat - c * et1
+    e_slope_t = c * (s * r1 - zhat * et1 - c * et2)
+    rows, k = x.shape
+    per_study = np.empty((rows, 6, k))
+    per_study[:, 0] = np.log(c * total) + top
+    per_study[:, 1] = q0 - r0 * r0
+    per_study[:, 2] = zhat * q0 + cq1 - r0 * e_zr
+    per_study[:, 3] = zhat * (zhat * q0 + cq1 * 2.0) + c * c * q2 - e_zr * e_zr
+    e_slope_t += _ONE
+    per_study[:, 4] = r0 + dz_mu * e_slope + dlogs_mu * e_slope_t
+    per_study[:, 5] = e_zr + dz_tau * e_slope + dlogs_tau * e_slope_t
+    sums = np.add.reduce(per_study, axis=2)
+    loglik = lchoose + sums[:, 0] - k * _LOG_SQRT_2PI
+    grad = sums[:, 4:6].copy()
+    hess = np.empty((rows, 2, 2))
+    hess[:, 0, 0] = sums[:, 1]
+    hess[:, 0, 1] = hess[:, 1, 0] = sums[:, 2]
+    hess[:, 1, 1] = sums[:, 3]
     return _Eval(loglik=loglik, grad=grad, hess=hess, modes=zhat)
 
 
@@ -221,64 +274,107 @@ def _newton_rows(
     accepted modes of its row.
     """
     r = x.shape[0]
-    mu = mu0.copy()
-    tau = tau0.copy()
-    ev = _evaluate(x, n, lchoose, mu, tau, nagq)
-    loglik, grad, hess, modes = ev.loglik.copy(), ev.grad.copy(), ev.hess.copy(), ev.modes.copy()
+    out_mu = mu0.copy()
+    out_tau = tau0.copy()
+    ev = _evaluate(x, n, lchoose, out_mu, out_tau, nagq)
+    out_ll, out_modes = ev.loglik.copy(), ev.modes.copy()
     status = np.full(r, _ACTIVE, dtype=np.int64)
     iterations = np.zeros(r, dtype=np.int64)
-    grad_tol = GRAD_TOL * (1.0 + n.sum(axis=1))
-    active = np.arange(r)
+    # the state of the rows still iterating, compacted whenever rows finish (so that a
+    # single fit, or a batch in which every row is still going, indexes nothing)
+    idx = np.arange(r)
+    ax, an, alc, bok = x, n, lchoose, boundary_ok
+    gtol = GRAD_TOL * (1.0 + n.sum(axis=1))
+    mu, tau = out_mu.copy(), out_tau.copy()
+    loglik, grad, hess, modes = ev.loglik, ev.grad, ev.hess, ev.modes
+
+    def finish(rows: BoolArray, codes: IntArray | int) -> None:
+        nonlocal idx, ax, an, alc, bok, gtol, mu, tau, loglik, grad, hess, modes
+        which = idx[rows]
+        status[which] = codes
+        out_mu[which] = mu[rows]
+        out_tau[which] = tau[rows]
+        out_ll[which] = loglik[rows]
+        out_modes[which] = modes[rows]
+        keep = ~rows
+        idx, ax, an, alc = idx[keep], ax[keep], an[keep], alc[keep]
+        bok, gtol = bok[keep], gtol[keep]
+        mu, tau, loglik = mu[keep], tau[keep], loglik[keep]
+        grad, hess, modes = grad[keep], hess[keep], modes[keep]
+
     for it in range(1, MAX_ITER + 1):
-        if active.size == 0:
+        if idx.size == 0:
             break
-        iterations[active] = it
-        step = _ascent_directions(grad[active], hess[active])
-        slope = (grad[active] * step).sum(axis=1)
-        alpha = np.ones(active.size)
-        accepted = np.zeros(active.size, dtype=bool)
-        todo = np.arange(active.size)
+        iterations[idx] = it
+        if it > LOUIS_ITER:
+            # Louis' matrix is not the Hessian of the quadrature likelihood (its nodes move
+            # with θ), so Newton on it converges only linearly, and on a flat ridge (a 0%
+            # study beside a high one, large τ) it zigzags for dozens of steps: from here on
+            # use the Hessian from differences of the exact gradient
+            hess = _fd_hessian(ax, an, alc, mu, tau, nagq, modes)
+        step = _ascent_directions(grad, hess)
+        # converged where the next Newton step is already below the tolerance: stop
+        # here rather than evaluate a point that differs by less than 1e-9
+        done = np.abs(step).max(axis=1) < STEP_TOL
+        done &= np.abs(grad).max(axis=1) < gtol
+        if done.any():
+            at_zero = bok[done] & (np.abs(tau[done]) < TAU_BOUNDARY)
+            finish(done, np.where(at_zero, _BOUNDARY, _INTERIOR))
+            step = step[~done]
+            if idx.size == 0:
+                break
+        slope = (grad * step).sum(axis=1)
+        m = idx.size
+        alpha = np.ones(m)
+        accepted = np.zeros(m, dtype=bool)
+        todo = np.arange(m)
         for _ in range(40):
             if todo.size == 0:
                 break
-            rows = active[todo]
-            trial = _evaluate(
-                x[rows],
-                n[rows],
-                lchoose[rows],
-                mu[rows] + alpha[todo] * step[todo, 0],
-                tau[rows] + alpha[todo] * step[todo, 1],
-                nagq,
-                modes[rows],
-            )
-            ok = trial.loglik >= loglik[rows] + 1e-4 * alpha[todo] * slope[todo]
+            if todo.size == m:
+                trial = _evaluate(
+                    ax, an, alc, mu + alpha * step[:, 0], tau + alpha * step[:, 1], nagq, modes
+                )
+            else:
+                trial = _evaluate(
+                    ax[todo],
+                    an[todo],
+                    alc[todo],
+                    mu[todo] + alpha[todo] * step[todo, 0],
+                    tau[todo] + alpha[todo] * step[todo, 1],
+                    nagq,
+                    modes[todo],
+                )
+            ok = trial.loglik >= loglik[todo] + 1e-4 * alpha[todo] * slope[todo]
             good = todo[ok]
-            rows_ok = active[good]
-            mu[rows_ok] = mu[rows_ok] + alpha[good] * step[good, 0]
-            tau[rows_ok] = tau[rows_ok] + alpha[good] * step[good, 1]
-            loglik[rows_ok] = trial.loglik[ok]
-            grad[rows_ok] = trial.grad[ok]
-            hess[rows_ok] = trial.hess[ok]
-            modes[rows_ok] = trial.modes[ok]
+            mu[good] = mu[good] + alpha[good] * step[good, 0]
+            tau[good] = tau[good] + alpha[good] * step[good, 1]
+            loglik[good] = trial.loglik[ok]
+            grad[good] = trial.grad[ok]
+            hess[good] = trial.hess[ok]
+            modes[good] = trial.modes[ok]
             accepted[good] = True
             alpha[todo[~ok]] *= 0.5
             todo = todo[~ok]
         step_len = np.abs(alpha[:, None] * step).max(axis=1)
-        stuck = active[~accepted]
-        stationary = np.abs(grad[stuck]).max(axis=1) < 1e3 * GRAD_TOL
-        status[stuck] = np.where(stationary, _INTERIOR, _STALLED)
-        diverged = (np.abs(tau[active]) > TAU_DIVERGED) | (np.abs(mu[active]) > MU_DIVERGED)
-        diverged |= ~np.isfinite(mu[active]) | ~np.isfinite(tau[active])
+        code = np.full(m, _ACTIVE, dtype=np.int64)
+        stationary = np.abs(grad).max(axis=1) < 1e3 * GRAD_TOL
+        code[~accepted] = np.where(stationary[~accepted], _INTERIOR, _STALLED)
+        diverged = (np.abs(tau) > TAU_DIVERGED) | (np.abs(mu) > MU_DIVERGED)
+        diverged |= ~np.isfinite(mu) | ~np.isfinite(tau)
         diverged &= accepted
-        status[active[diverged]] = _DIVERGED
-        at_zero = accepted & ~diverged & boundary_ok[active] & (np.abs(tau[active]) < TAU_BOUNDARY)
-        status[active[at_zero]] = _BOUNDARY
+        code[diverged] = _DIVERGED
+        at_zero = accepted & ~diverged & bok & (np.abs(tau) < TAU_BOUNDARY)
+        code[at_zero] = _BOUNDARY
         small = accepted & ~diverged & ~at_zero & (step_len < STEP_TOL)
-        small &= np.abs(grad[active]).max(axis=1) < grad_tol[active]
-        status[active[small]] = _INTERIOR
-        active = active[status[active] == _ACTIVE]
-    status[active] = _STALLED
-    return _NewtonRun(mu, tau, loglik, modes, status, iterations)
+        small &= np.abs(grad).max(axis=1) < gtol
+        code[small] = _INTERIOR
+        stop = code != _ACTIVE
+        if stop.any():
+            finish(stop, code[stop])
+    if idx.size:
+        finish(np.ones(idx.size, dtype=bool), _STALLED)
+    return _NewtonRun(out_mu, out_tau, out_ll, out_modes, status, iterations)
 
 
 def _fd_hessian(
@@ -294,15 +390,30 @@ def _fd_hessian(
     gradient, step 1e-5 (1 + |θ|), symmetrised: the matrix whose inverse gives SE(μ̂), as
     lme4's ``vcov`` for ``nAGQ > 0`` (there by differences of the deviance); the truncation
     error is of order 1e-10."""
-    cols = []
-    for i, theta in enumerate((mu, tau)):
-        h = 1e-5 * (1.0 + np.abs(theta))
-        dm = h if i == 0 else 0.0
-        dt = h if i == 1 else 0.0
-        up = _evaluate(x, n, lchoose, mu + dm, tau + dt, nagq, start).grad
-        down = _evaluate(x, n, lchoose, mu - dm, tau - dt, nagq, start).grad
-        cols.append((up - down) / (2.0 * h[:, None]))
-    hess = np.stack(cols, axis=2)
+    # the four shifted points (μ ± h, τ), (μ, τ ± h) of every row, evaluated as one batch
+    h_mu = 1e-5 * (1.0 + np.abs(mu))
+    h_tau = 1e-5 * (1.0 + np.abs(tau))
+    zero = np.zeros_like(mu)
+    d_mu = np.concatenate([h_mu, -h_mu, zero, zero])
+    d_tau = np.concatenate([zero, zero, h_tau, -h_tau])
+    starts = np.broadcast_to(start, x.shape)
+    ev = _evaluate(
+        np.tile(x, (4, 1)),
+        np.tile(n, (4, 1)),
+        np.tile(lchoose, 4),
+        np.tile(mu, 4) + d_mu,
+        np.tile(tau, 4) + d_tau,
+        nagq,
+        np.tile(starts, (4, 1)),
+    )
+    grads = ev.grad.reshape(4, x.shape[0], 2)
+    hess = np.stack(
+        [
+            (grads[0] - grads[1]) / (2.0 * h_mu[:, None]),
+            (grads[2] - grads[3]) / (2.0 * h_tau[:, None]),
+        ],
+        axis=2,
+    )
     out: FloatArray = 0.5 * (hess + np.swapaxes(hess, 1, 2))
     return out
 
@@ -427,7 +538,11 @@ def fit_glmm_rows(
     loglik = ll_fe.copy()
     modes = np.zeros((r, k))
     info_all = np.full((r, 2, 2), np.nan)
-    use = (reason == OK) & found & (best_tau != 0.0) & (best_ll > ll_fe)
+    # An optimum with |τ| below TAU_NEGLIGIBLE is the common-effect fit: there ℓ is flat in
+    # τ to within rounding (it is even in τ), so the observed information is singular in
+    # that direction and its inverse turns rounding noise into SE(μ̂) (4/4, 1/2, 1/1:
+    # τ² = 8e-9 gave SE 1.29 where the common-effect and metafor's SE is 1.081).
+    use = (reason == OK) & found & (np.abs(best_tau) >= TAU_NEGLIGIBLE) & (best_ll > ll_fe)
     rows = np.flatnonzero(use)
     if rows.size:
         info = -_fd_hessian(

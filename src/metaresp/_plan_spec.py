@@ -108,13 +108,20 @@ Model = models.ModelSpec
 def resolve_model(*layers: ModelSettings | None) -> Model:
     """Merge model settings, later layers overriding earlier ones, and fill the defaults.
 
+    A layer that names an estimator but no interval resets the interval to that
+    estimator's default (:func:`metaresp.models.default_ci`): an analysis that asks for
+    ``FE`` gets a z interval, not the plan's t or HKSJ interval of another model.
+
     Raises ``ValueError`` for combinations the engine refuses (GLMM needs the logit
     transform and a ``z`` or ``t`` interval).
     """
     merged: dict[str, Any] = {}
     for layer in layers:
         if layer is not None:
-            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+            values = {k: v for k, v in layer.model_dump().items() if v is not None}
+            if "estimator" in values and "ci" not in values:
+                merged.pop("ci", None)
+            merged.update(values)
     transform = merged.get("transform", models.DEFAULT_TRANSFORM)
     estimator = merged.get("estimator")
     if estimator is None:
@@ -349,6 +356,40 @@ class AnalysisSpec(_Strict):
         return self
 
 
+RegressionField = Literal[
+    "setting", "population", "year", "design", "subgroup", "unit", "agent", "modality", "target"
+]
+REGRESSION_FIELDS: tuple[str, ...] = get_args(RegressionField)
+"""Record fields a meta-regression can use as moderators (``year`` is numeric, the others
+categorical; ``subgroup`` is the record's subgroup in the analysis's grouping)."""
+
+
+class RegressionSpec(_Strict):
+    """A meta-regression of one analysis's records on corpus fields."""
+
+    name: SlugText
+    title: str | None = None
+    analysis: str
+    """The name of an (expanded) primary analysis whose pooled records are regressed."""
+    moderators: Annotated[list[RegressionField], BeforeValidator(_as_list)] = Field(min_length=1)
+    model: ModelSettings | None = None
+    """Default: REML with the Hartung-Knapp interval (the GLMM takes z or t)."""
+
+    @field_validator("moderators")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("moderators: each field at most once")
+        return value
+
+    def resolved_model(self) -> Model:
+        """The model: REML + HKSJ unless the entry says otherwise; never BAYES."""
+        model = resolve_model(ModelSettings(estimator=DEFAULT_ESTIMATOR_IV), self.model)
+        if model.estimator == "BAYES":
+            raise ValueError("model.estimator: BAYES has no meta-regression; use REML or GLMM")
+        return model
+
+
 class Plan(_Strict):
     """The whole plan file."""
 
@@ -363,6 +404,31 @@ class Plan(_Strict):
     other_family: OtherFamily | None = None
     """A sensitivity variant of every primary analysis with the other model family."""
     analyses: list[AnalysisSpec] = Field(min_length=1)
+    regressions: list[RegressionSpec] = Field(default_factory=list)
+    """Meta-regressions of analyses' records on corpus fields (:mod:`metaresp.regressions`)."""
+
+    @model_validator(mode="after")
+    def _regressions(self) -> Plan:
+        if not self.regressions:
+            return self
+        primaries = {
+            f"{spec.name}-{OUTCOME_SLUG[o]}" if len(spec.selection.outcome) > 1 else spec.name
+            for spec in self.analyses
+            for o in spec.selection.outcome
+        }
+        seen: set[str] = set()
+        for reg in self.regressions:
+            if reg.name in seen:
+                raise ValueError(f"regressions: the name {reg.name!r} is used twice")
+            seen.add(reg.name)
+            if reg.analysis not in primaries:
+                listed = ", ".join(sorted(primaries))
+                raise ValueError(
+                    f"regressions: {reg.name!r} names analysis {reg.analysis!r}, which is not a "
+                    f"primary analysis of this plan ({listed})"
+                )
+            reg.resolved_model()
+        return self
 
     @field_validator("thresholds")
     @classmethod
@@ -481,6 +547,7 @@ __all__ = [
     "OUTCOMES",
     "OUTCOME_SLUG",
     "OUTCOME_TITLE",
+    "REGRESSION_FIELDS",
     "RULE_FIELDS",
     "Analysis",
     "AnalysisSpec",
@@ -490,6 +557,7 @@ __all__ = [
     "ModelSettings",
     "OtherFamily",
     "Plan",
+    "RegressionSpec",
     "Rule",
     "Selection",
     "Variant",

@@ -159,9 +159,10 @@ def exact_ci(events: int, total: int, level: float = 0.95) -> tuple[float, float
     return low, high
 
 
-def _fit(records: Sequence[Record], model: Model) -> PoolResult:
-    """Pool one subgroup. Its notes are kept in the result (and shown in every output), so
-    they are not issued again as Python warnings here."""
+def _fit(records: Sequence[Record], model: Model, threshold: float | None = None) -> PoolResult:
+    """Pool one subgroup (``threshold``: a proportion; a Bayesian model then reports the
+    posterior probability above it). Its notes are kept in the result (and shown in every
+    output), so they are not issued again as Python warnings here."""
     import warnings
 
     from metaresp.errors import StatisticalWarning
@@ -173,6 +174,7 @@ def _fit(records: Sequence[Record], model: Model) -> PoolResult:
             [r.events or 0 for r in records],
             [r.total or 0 for r in records],
             labels=[r.label for r in records],
+            threshold=threshold,
             **model.as_kwargs(),
         )
 
@@ -204,9 +206,14 @@ def _shared_cohorts(groups: Sequence[GroupResult]) -> dict[str, list[str]]:
 
 
 def pool_groups(
-    groups: Mapping[str, Sequence[Record]], model: Model, *, overall: bool = False
+    groups: Mapping[str, Sequence[Record]],
+    model: Model,
+    *,
+    overall: bool = False,
+    threshold: float | None = None,
 ) -> GroupedPool:
-    """Pool each subgroup on its own, test differences, and pool overall when asked.
+    """Pool each subgroup on its own, test differences, and pool overall when asked
+    (``threshold``: a proportion, for the Bayesian model's probability above it).
 
     The test and the overall pool need subgroups that share no cohort; when they do, the
     notes say which cohort stands in which subgroups.
@@ -218,7 +225,7 @@ def pool_groups(
         if len(records) == 1:
             results.append(GroupResult(name, tuple(records), None, "one study: shown, not pooled"))
         else:
-            results.append(GroupResult(name, tuple(records), _fit(records, model)))
+            results.append(GroupResult(name, tuple(records), _fit(records, model, threshold)))
     notes: list[str] = []
     shared = _shared_cohorts(results)
     if shared:
@@ -251,7 +258,7 @@ def pool_groups(
             )
         else:
             everything = [r for g in results for r in g.records]
-            total = GroupResult("Overall", tuple(everything), _fit(everything, model))
+            total = GroupResult("Overall", tuple(everything), _fit(everything, model, threshold))
     elif overall and len(results) == 1:
         notes.append("No overall estimate: a single subgroup.")
     return GroupedPool(
@@ -367,7 +374,16 @@ def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResul
         kept[name] = keep
         aside.extend(dropped)
         combined_notes.extend(notes)
-    pooled = pool_groups(kept, analysis.model, overall=analysis.overall)
+    pooled = pool_groups(
+        kept,
+        analysis.model,
+        overall=analysis.overall,
+        threshold=(
+            analysis.threshold / 100.0
+            if analysis.threshold is not None and 0.0 < analysis.threshold < 100.0
+            else None
+        ),
+    )
     if combined_notes:
         pooled = replace(pooled, notes=(*pooled.notes, *combined_notes))
     return AnalysisResult(analysis=analysis, pooled=pooled, set_aside=tuple(aside))

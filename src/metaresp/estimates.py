@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FEW_STUDIES",
+    "MEAN_DIFFERS",
     "Combined",
     "EstimateRow",
     "RowKind",
@@ -39,6 +40,7 @@ __all__ = [
     "fitted_model",
     "heterogeneity_text",
     "is_fallback",
+    "mean_note",
     "model_dict",
     "plain_notes",
     "plain_words",
@@ -46,6 +48,10 @@ __all__ = [
     "summary_dict",
     "text_lines",
 ]
+
+MEAN_DIFFERS = 0.05
+"""The mean response rate across studies is shown beside the pooled (median) rate when
+they differ by more than this (5 percentage points)."""
 
 FEW_STUDIES = 3
 """Pooled estimates from this many studies or fewer are flagged in every output: in the
@@ -162,6 +168,25 @@ class EstimateRow:
     """Entries that combine disjoint groups of one study into one count."""
     notes: tuple[str, ...] = ()
     """Notes on the subgroup (e.g. "one study: shown, not pooled")."""
+    mean_proportion: float | None = None
+    """GLMM and Bayesian models: the mean response rate across studies, E[expit(μ + τz)]."""
+    mean_ci_low: float | None = None
+    mean_ci_high: float | None = None
+    threshold: float | None = None
+    """The analysis' clinical threshold (a proportion), when it has one."""
+    prob_above: float | None = None
+    """Bayesian model: the posterior probability that the response rate exceeds
+    :attr:`threshold`."""
+
+    @property
+    def mean_differs(self) -> bool:
+        """The mean rate across studies differs from the pooled (median) rate by more than
+        :data:`MEAN_DIFFERS`."""
+        return (
+            self.pooled
+            and not fmt.is_missing(self.mean_proportion)
+            and abs(float(self.mean_proportion or 0.0) - self.proportion) > MEAN_DIFFERS
+        )
 
     @property
     def patients(self) -> int:
@@ -239,8 +264,9 @@ def estimate_row(
         proportion=res.proportion,
         ci_low=res.ci_low,
         ci_high=res.ci_high,
-        pi_low=res.pi_low,
-        pi_high=res.pi_high,
+        # the common-effect model has no between-study variance, so no prediction interval
+        pi_low=None if res.fitted.estimator == "FE" else res.pi_low,
+        pi_high=None if res.fitted.estimator == "FE" else res.pi_high,
         i2=res.i2,
         tau2=res.tau2,
         q=res.q,
@@ -254,6 +280,11 @@ def estimate_row(
         fallback_reason=fallback_reason(res),
         q_lrt=res.q_lrt,
         q_lrt_pvalue=res.q_lrt_pvalue,
+        mean_proportion=res.mean_proportion,
+        mean_ci_low=res.mean_ci_low,
+        mean_ci_high=res.mean_ci_high,
+        threshold=res.threshold,
+        prob_above=res.prob_above,
         **common,
     )
 
@@ -327,6 +358,21 @@ def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
     ]
 
 
+def mean_note(row: EstimateRow) -> str:
+    """One plain sentence on the mean response rate across studies when it differs from
+    the pooled rate by more than 5 points; "" otherwise."""
+    if not row.mean_differs or row.mean_proportion is None:
+        return ""
+    mean = fmt.estimate_interval(
+        row.mean_proportion, row.mean_ci_low, row.mean_ci_high, level=row.level
+    )
+    return (
+        f"The mean response rate across studies is {mean}, against a pooled rate of "
+        f"{fmt.percent(row.proportion)}: the pooled rate is that of a typical (median) "
+        "study, and the studies' rates vary so much that the two differ"
+    )
+
+
 # --------------------------------------------------------------------------- projections
 
 
@@ -362,6 +408,11 @@ def summary_dict(row: EstimateRow) -> dict[str, Any]:
         "q": _num(row.q),
         "q_df": row.q_df,
         "q_pvalue": _num(row.q_pvalue),
+        "mean": _num(row.mean_proportion),
+        "mean_ci_low": _num(row.mean_ci_low),
+        "mean_ci_high": _num(row.mean_ci_high),
+        "threshold": _num(row.threshold),
+        "prob_above": _num(row.prob_above),
         "model": None if row.fitted is None else model_dict(row.fitted),
         "warnings": list(row.warnings),
         "records": list(row.records),
@@ -406,6 +457,13 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
     ]
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
+    if row.mean_differs:
+        lines.append(mean_note(row) + ".")
+    if row.threshold is not None and not fmt.is_missing(row.prob_above):
+        lines.append(
+            f"probability that the response rate exceeds {fmt.percent(row.threshold)}: "
+            f"{fmt.percent(row.prob_above)}"
+        )
     lines.append(f"heterogeneity: {heterogeneity_text(row) or fmt.MISSING}")
     if not fmt.is_missing(row.q_lrt):
         lines.append(

@@ -104,17 +104,23 @@ def interval(
     high: float | None,
     digits: int = 1,
     *,
-    scale: Literal["percent", "raw"] = "percent",
+    scale: Literal["percent", "raw", "tau2", "i2"] = "percent",
 ) -> str:
     """An interval in the one style of every output: ``22.7 to 59.4``.
 
-    ``scale="percent"`` multiplies 0-1 bounds by 100; ``"raw"`` prints them as given
-    (e.g. τ² or a logit estimate). :data:`MISSING` when either bound is missing.
+    ``scale="percent"`` multiplies 0-1 bounds by 100; ``"raw"`` prints them as given with
+    ``digits`` decimals (e.g. H or a logit estimate); ``"tau2"`` prints each bound as
+    :func:`tau2` does; ``"i2"`` takes bounds already in percent (I²) and prints one decimal.
+    :data:`MISSING` when either bound is missing.
     """
     if low is None or high is None or is_missing(low) or is_missing(high):
         return MISSING
     if scale == "percent":
         return f"{percent_number(low, digits)} to {percent_number(high, digits)}"
+    if scale == "tau2":
+        return f"{tau2(low)} to {tau2(high)}"
+    if scale == "i2":
+        return f"{number(low, 1)} to {number(high, 1)}"
     return f"{number(low, digits)} to {number(high, digits)}"
 
 
@@ -135,11 +141,13 @@ def estimate_interval(
     *,
     level: float | None = None,
     digits: int = 1,
+    what: str = "CI",
 ) -> str:
-    """``41.0% (22.7 to 59.4)``, or ``41.0% (95% CI 22.7 to 59.4)`` with ``level``."""
+    """``41.0% (22.7 to 59.4)``, or ``41.0% (95% CI 22.7 to 59.4)`` with ``level``;
+    ``what="CrI"`` names a credible interval (``41.0% (95% CrI 22.7 to 59.4)``)."""
     if p is None or is_missing(p):
         return MISSING
-    named = "" if level is None else ci_label(level) + " "
+    named = "" if level is None else ci_label(level, what) + " "
     return f"{percent(p, digits)} ({named}{interval(low, high, digits)})"
 
 

@@ -121,6 +121,7 @@ __all__ = [
     "lrt_heterogeneity",
     "marginal_loglik",
     "quadrature_rule",
+    "saturated_fit",
     "saturated_wald",
 ]
 
@@ -187,12 +188,9 @@ def _binomial_deviance(y: FloatArray, mu: FloatArray, n: FloatArray) -> FloatArr
     return out
 
 
-def saturated_wald(x: FloatArray, n: FloatArray) -> FloatArray:
-    """metafor's QE.Wld per row: Wald test of the saturated logistic model's study contrasts.
+def saturated_fit(x: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The saturated logistic model's logits and IRLS weights per study, as R's ``glm``.
 
-    With one free logit per study, cov(eta) = diag(1 / W_i), so the Wald statistic for
-    "all logits equal" is Σ W_i (eta_i - eta_W)², eta_W the W-weighted mean. For studies
-    with 0 < x_i < n_i this is Σ w_i (logit(x_i / n_i) - ȳ_w)², w_i = x_i (n_i - x_i) / n_i.
     A study with 0 or n_i events has no finite logit; R's ``glm`` stops its iteratively
     reweighted least squares (IRLS) at a large finite value whose contribution is about 1e-7.
     To return the same number, this repeats the IRLS of R's ``glm.fit`` (starting values
@@ -228,6 +226,19 @@ def saturated_wald(x: FloatArray, n: FloatArray) -> FloatArray:
         dev_old = np.where(active, dev, dev_old)
         if not active.any():
             break
+    return eta, weights
+
+
+def saturated_wald(x: FloatArray, n: FloatArray) -> FloatArray:
+    """metafor's QE.Wld per row: Wald test of the saturated logistic model's study contrasts.
+
+    With one free logit per study, cov(eta) = diag(1 / W_i), so the Wald statistic for
+    "all logits equal" is Σ W_i (eta_i - eta_W)², eta_W the W-weighted mean. For studies
+    with 0 < x_i < n_i this is Σ w_i (logit(x_i / n_i) - ȳ_w)², w_i = x_i (n_i - x_i) / n_i;
+    the logits and weights of studies with 0 or n_i events are those of R's ``glm`` (see
+    :func:`saturated_fit`).
+    """
+    eta, weights = saturated_fit(x, n)
     centre = (weights * eta).sum(axis=1) / weights.sum(axis=1)
     out: FloatArray = np.maximum(0.0, (weights * (eta - centre[:, None]) ** 2).sum(axis=1))
     return out

@@ -33,6 +33,12 @@ pydantic models below. Its parts:
     right after their primary, per outcome, with ``role`` "sensitivity" and
     ``sensitivity_of`` naming the primary.
 
+``regressions``
+    Meta-regressions of a primary analysis's pooled records on record fields (``year``,
+    ``setting``, ``population``, ``design``, ``unit``, ``subgroup``, ``agent``,
+    ``modality``, ``target``), each a name, the analysis, the moderators and optionally a
+    model (default REML with the Hartung-Knapp interval); see :mod:`metaresp.regressions`.
+
 :func:`load_plan` reads and validates a file; every problem becomes one line naming the
 file, the line and the field (:class:`metaresp.errors.InputError`).
 """

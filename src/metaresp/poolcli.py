@@ -27,7 +27,7 @@ from metaresp.analysis import (
     pool_groups,
 )
 from metaresp.errors import InputError
-from metaresp.estimates import estimate_row, model_dict, text_lines
+from metaresp.estimates import estimate_row, model_dict
 from metaresp.limits import MAX_PLOT_ROWS, count_problem
 from metaresp.models import allowed
 from metaresp.plan import Model, ModelSettings, resolve_model
@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
+    "LABEL_COLUMNS",
+    "label_column",
     "pooled_json",
     "pooled_text",
     "read_table",
@@ -116,6 +118,20 @@ def _check_table_size(path: Path, suffix: str) -> None:
             raise InputError(f"{path}: cannot read the table (damaged zip: {exc})") from None
 
 
+def _cli_words(message: str) -> str:
+    """An engine message in command-line words: ``transform="logit"`` -> ``--transform
+    logit``, a leading ``tau_prior:`` -> ``--tau-prior:``."""
+    import re
+
+    names = r"(transform|estimator|ci|level|nagq|tau_prior|mu_prior)"
+    message = re.sub(
+        names + r"""\s*=\s*['"]?([\w.-]+)['"]?""",
+        lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}",
+        message,
+    )
+    return re.sub("^" + names + ":", lambda m: f"--{m.group(1).replace('_', '-')}:", message)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -158,6 +174,16 @@ def table_records(
     """Rows of the table as records grouped by the ``by`` column (one group without it)."""
     problems: list[str] = []
     columns = list(frame.columns)
+    named = [("--events", events), ("--totals", totals), ("--labels", labels), ("--by", by)]
+    for i, (opt_a, col_a) in enumerate(named):
+        for opt_b, col_b in named[i + 1 :]:
+            if col_a is not None and col_a == col_b:
+                problems.append(
+                    f"{source}: {opt_a} and {opt_b} both name the column {col_a!r}; "
+                    "give each its own column"
+                )
+    if problems:
+        raise InputError(problems)
     for option, name in (
         ("--events", events),
         ("--totals", totals),
@@ -225,7 +251,24 @@ def table_records(
             )
     if problems:
         raise InputError(problems)
+    if not groups:
+        raise InputError(f"{source}: no row with events and a total to pool")
     return groups
+
+
+#: Column names taken as study labels when ``--labels`` is not given (case-insensitive),
+#: in this order of preference.
+LABEL_COLUMNS = ("study", "label", "author")
+
+
+def label_column(frame: pd.DataFrame) -> str | None:
+    """The column of study labels: the first of :data:`LABEL_COLUMNS` present in the table
+    (case-insensitive); ``None`` when there is none (rows are then labelled "Row 2"...)."""
+    by_lower = {str(c).lower(): str(c) for c in frame.columns}
+    for name in LABEL_COLUMNS:
+        if name in by_lower:
+            return by_lower[name]
+    return None
 
 
 def _check_options(
@@ -247,6 +290,16 @@ def _check_options(
 # --------------------------------------------------------------------------- output
 
 
+NO_WEIGHTS_NOTE = (
+    "n/a: the {model} gives the studies no inverse-variance weights (each study enters "
+    "through its own binomial likelihood)."
+)
+
+
+def _no_weights(g: GroupResult) -> bool:
+    return g.result is not None and g.result.weights is None
+
+
 def _study_lines(g: GroupResult, level: float) -> list[str]:
     """The per-study table: counts, proportion, exact interval, weight ("n/a" without)."""
     width = max(12, *(len(r.label) for r in g.records))
@@ -256,7 +309,10 @@ def _study_lines(g: GroupResult, level: float) -> list[str]:
     for i, r in enumerate(g.records):
         x, n = r.events or 0, r.total or 0
         low, high = exact_ci(x, n, level)
-        w = "n/a" if weights is None else f"{fmt.number(weights[i], 1)}%"
+        if g.result is None:
+            w = fmt.MISSING
+        else:
+            w = "n/a" if weights is None else f"{fmt.number(weights[i], 1)}%"
         rows.append((r.label, str(x), str(n), fmt.percent(x / n), fmt.interval(low, high), w))
     ci_w = max(len(ci_head), *(len(row[4]) for row in rows))
     lines = [
@@ -269,32 +325,74 @@ def _study_lines(g: GroupResult, level: float) -> list[str]:
     return lines
 
 
-def _group_text(g: GroupResult, model: Model) -> list[str]:
-    row = estimate_row(g, level=model.level, requested=model)
-    return [
-        *_study_lines(g, model.level),
-        *text_lines(row),
-        *(f"warning: {w}" for w in row.warnings),
-    ]
+def _group_text(
+    g: GroupResult,
+    model: Model,
+    *,
+    header: bool,
+    table: bool = True,
+    prediction: bool | None = None,
+) -> list[str]:
+    from metaresp import resulttext
+
+    lines = _study_lines(g, model.level) if table else []
+    res = g.result
+    if res is None:
+        return [*lines, "one study: shown, not pooled"]
+    lines.append(f"pooled: k = {res.k}, {fmt.counts(g.events, g.patients)}")
+    if not header:
+        if res.fallback or res.fitted != model:
+            lines.append(f"model fitted: {resulttext.model_header(res)}")
+        lines.extend(resulttext.fallback_lines(res, style="cli"))
+    lines.extend(resulttext.result_lines(res, prediction=prediction))
+    reason = res.fallback_reason if res.fallback else None
+    lines.extend(f"warning: {w}" for w in res.warnings if not (reason and reason in w))
+    return lines
 
 
-def pooled_text(pooled: GroupedPool, by: str | None) -> str:
-    """Readable text: per-study tables, pooled lines, the subgroup test."""
-    lines = [f"Model: {pooled.model.describe()}", ""]
+def _weights_note(pooled: GroupedPool) -> list[str]:
+    for g in (*pooled.groups, pooled.overall):
+        if g is not None and _no_weights(g) and g.result is not None:
+            name = "Bayesian model" if g.result.fitted.family == "bayes" else "GLMM"
+            return [NO_WEIGHTS_NOTE.format(model=name)]
+    return []
+
+
+def pooled_text(pooled: GroupedPool, by: str | None, prediction: bool | None = None) -> str:
+    """Readable text: the model fitted, per-study tables, the pooled lines as metaprop
+    prints them, the subgroup test."""
+    from metaresp import resulttext
+
+    single = by is None and len(pooled.groups) == 1 and pooled.groups[0].result is not None
+    if single:
+        res = pooled.groups[0].result
+        assert res is not None
+        lines = [f"Model: {resulttext.model_header(res)}"]
+        lines.extend(resulttext.fallback_lines(res, style="cli"))
+    else:
+        lines = [f"Model: {pooled.model.describe()}"]
+    lines.append("")
     for g in pooled.groups:
         if by is not None:
             lines.append(f"{by} = {g.name}")
-        lines.extend(_group_text(g, pooled.model))
+        lines.extend(_group_text(g, pooled.model, header=single, prediction=prediction))
         lines.append("")
     if pooled.overall is not None and pooled.overall.result is not None:
-        row = estimate_row(
-            pooled.overall, level=pooled.model.level, requested=pooled.model, kind="overall"
+        lines.append("overall (all rows)")
+        lines.extend(
+            _group_text(
+                pooled.overall, pooled.model, header=False, table=False, prediction=prediction
+            )
         )
-        lines.extend(text_lines(row, "overall"))
+        lines.append("")
     if pooled.test is not None:
         t = pooled.test
-        lines.append(f"test for subgroup differences: {fmt.subgroup_test(t.q, t.df, t.pvalue)}")
+        lines.append(
+            f"test for subgroup differences: {fmt.subgroup_test(t.q, t.df, t.pvalue)} "
+            "(fixed-effect test on the subgroup estimates, each subgroup with its own τ²)"
+        )
     lines.extend(pooled.notes)
+    lines.extend(_weights_note(pooled))
     return "\n".join(lines).rstrip()
 
 
@@ -392,6 +490,7 @@ def run_pool(
     mu_prior: str | None = None,
     title: str | None = None,
     xlabel: str | None = None,
+    prediction: bool | None = None,
 ) -> str:
     """Everything ``metaresp pool`` does; returns the text to print.
 
@@ -403,17 +502,29 @@ def run_pool(
     try:
         model = resolve_model(settings)
     except ValueError as exc:
-        raise InputError(f"model options: {exc}") from None
+        raise InputError(f"model options: {_cli_words(str(exc))}") from None
+    if sheet is not None and table.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise InputError(
+            f"{table}: --sheet {sheet!r} is for XLSX workbooks; a {table.suffix or 'plain'} "
+            "file has no worksheets (leave --sheet out)"
+        )
     frame = read_table(table, sheet)
+    if labels is None:
+        labels = label_column(frame)
+        if labels in (events, totals, by):
+            labels = None
     groups = table_records(frame, str(table), events, totals, labels, by)
     if plot is not None:
         _check_plot_rows(sum(len(g) for g in groups.values()))
-    pooled = pool_groups(groups, model, overall=overall and by is not None)
+    try:
+        pooled = pool_groups(groups, model, overall=overall and by is not None)
+    except InputError as exc:
+        raise InputError([_cli_words(p) for p in exc.problems]) from None
     if plot is not None:
         _plot(pooled, plot, title=title or "", xlabel=xlabel or "Proportion (%)")
     if as_json:
         return json.dumps(pooled_json(pooled, by), indent=2, ensure_ascii=False)
-    return pooled_text(pooled, by)
+    return pooled_text(pooled, by, prediction)
 
 
 def _check_plot_rows(rows: int) -> None:

@@ -55,6 +55,34 @@ GLMM_NAGQ: Final[int] = models.DEFAULT_NAGQ
 
 _DEFAULT_SPEC: Final[ModelSpec] = ModelSpec()
 
+#: influence() columns with no definition for the GLMM, and why they are left out
+GLMM_UNDEFINED: Final[tuple[str, ...]] = ("hat", "weight", "dffits", "dfbs")
+GLMM_UNDEFINED_REASON: Final[str] = (
+    "not defined for the GLMM: it gives a study no inverse-variance weight, so there is no "
+    "hat value, weight, DFFITS or DFBETAS (metafor has no influence() for rma.glmm)"
+)
+
+
+@dataclass(frozen=True)
+class CommonEffect:
+    """The common-effect (equal-effects) estimate printed beside a random-effects one, as
+    ``metaprop`` prints both: for inverse-variance models the inverse-variance estimate
+    with weights ``1/vi`` (metafor ``rma(method="EE")``); for the GLMM the common-effect
+    binomial model, logit(Σx/Σn) with se 1/sqrt(Σn p(1-p)) (metafor
+    ``rma.glmm(measure="PLO", method="EE")``). Always a z interval (meta's default for
+    the common-effect model). Proportions back-transformed; ``estimate``/``se`` on the
+    model's scale; all ``None`` where the estimate does not exist (0 or all events in
+    every study of the GLMM)."""
+
+    model: str
+    estimate: float | None
+    se: float | None
+    proportion: float | None
+    ci_low: float | None
+    ci_high: float | None
+    level: float
+
+
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
@@ -159,6 +187,120 @@ class PoolResult:
         """The model actually fitted (``fitted``)."""
         return self.fitted
 
+    @property
+    def tau(self) -> float:
+        """τ, the square root of :attr:`tau2`."""
+        return math.sqrt(max(self.tau2, 0.0))
+
+    @property
+    def h(self) -> float:
+        """H, the square root of :attr:`h2`."""
+        return math.sqrt(self.h2) if math.isfinite(self.h2) and self.h2 >= 0 else math.nan
+
+    def _het_ci(self) -> tuple[float, float, float, float] | None:
+        """I² (percent) and H² bounds from the τ² CI: I² = 100 τ²/(τ² + ṽ), H² = τ²/ṽ + 1
+        at each bound (metafor ``confint.rma.uni``); ``None`` without a τ² CI."""
+        lo, hi = self.tau2_ci_low, self.tau2_ci_high
+        if lo is None or hi is None:
+            return None
+        from metaresp.estimators import typical_variance
+
+        vt = typical_variance(np.asarray(self.vi, dtype=np.float64))
+        return (
+            100.0 * lo / (lo + vt),
+            100.0 * hi / (hi + vt),
+            lo / vt + 1.0,
+            hi / vt + 1.0,
+        )
+
+    @property
+    def tau_ci_low(self) -> float | None:
+        """Lower bound of τ's CI (the square root of :attr:`tau2_ci_low`)."""
+        lo = self.tau2_ci_low
+        return None if lo is None else math.sqrt(max(lo, 0.0))
+
+    @property
+    def tau_ci_high(self) -> float | None:
+        """Upper bound of τ's CI (the square root of :attr:`tau2_ci_high`)."""
+        hi = self.tau2_ci_high
+        return None if hi is None else math.sqrt(max(hi, 0.0))
+
+    @property
+    def i2_ci_low(self) -> float | None:
+        """Lower bound of I²'s CI in percent, from the τ² CI (metafor ``confint``);
+        ``None`` where τ² has no CI (FE, GLMM, BAYES)."""
+        ci = self._het_ci()
+        return None if ci is None else ci[0]
+
+    @property
+    def i2_ci_high(self) -> float | None:
+        """Upper bound of I²'s CI in percent (see :attr:`i2_ci_low`)."""
+        ci = self._het_ci()
+        return None if ci is None else ci[1]
+
+    @property
+    def h_ci_low(self) -> float | None:
+        """Lower bound of H's CI: the square root of metafor's H² bound (see
+        :attr:`i2_ci_low`)."""
+        ci = self._het_ci()
+        return None if ci is None else math.sqrt(ci[2])
+
+    @property
+    def h_ci_high(self) -> float | None:
+        """Upper bound of H's CI (see :attr:`h_ci_low`)."""
+        ci = self._het_ci()
+        return None if ci is None else math.sqrt(ci[3])
+
+    def common_effect(self) -> CommonEffect | None:
+        """The common-effect estimate beside this fit (see :class:`CommonEffect`); ``None``
+        for the common-effect model itself, the Bayesian model and k = 1."""
+        if "common" not in self._lazy:
+            self._lazy["common"] = self._common_effect()
+        out: CommonEffect | None = self._lazy["common"]
+        return out
+
+    def _common_effect(self) -> CommonEffect | None:
+        if self.k < 2 or self.fitted.estimator in ("FE", "BAYES"):
+            return None
+        from scipy import stats
+
+        z = float(stats.norm.ppf(0.5 + self.level / 2.0))
+        if self.fitted.family == "glmm":
+            x, n = sum(self.events), sum(self.totals)
+            if x in (0, n):
+                return CommonEffect("GLMM", None, None, None, None, None, self.level)
+            p = x / n
+            est = math.log(p / (1.0 - p))
+            se = 1.0 / math.sqrt(n * p * (1.0 - p))
+            return CommonEffect(
+                "GLMM",
+                est,
+                se,
+                p,
+                float(special.expit(est - z * se)),
+                float(special.expit(est + z * se)),
+                self.level,
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StatisticalWarning)
+            fe = pool(
+                self.events,
+                self.totals,
+                transform=self.transform,
+                estimator="FE",
+                ci="z",
+                level=self.level,
+            )
+        return CommonEffect(
+            "inverse variance",
+            fe.estimate,
+            fe.se,
+            fe.proportion,
+            fe.ci_low,
+            fe.ci_high,
+            self.level,
+        )
+
     # -- tables -----------------------------------------------------------------------
 
     def studies(self) -> pd.DataFrame:
@@ -254,9 +396,13 @@ class PoolResult:
         2010, Res Synth Methods 1:112), columns with its names: ``rstudent`` (studentised
         deleted residual), ``dffits``, ``cook.d``, ``cov.r``, ``tau2.del``, ``QE.del``,
         ``hat``, ``weight`` (percent), ``dfbs`` (DFBETAS) and ``inf`` (True where metafor
-        marks the study influential with ``*``). GLMM: the same columns from GLMM refits
-        on the logit scale; ``hat``, ``weight``, ``dffits`` and ``dfbs`` are NaN (the model
-        has no inverse-variance weights) and ``inf`` uses Cook's distance only. Both add
+        marks the study influential with ``*``). GLMM (metafor has no ``influence`` for
+        ``rma.glmm``): the leave-one-out refits of the GLMM and the statistics that have a
+        definition without inverse-variance weights, on the logit scale (``rstudent``,
+        ``cook.d``, ``cov.r``, ``tau2.del``, ``QE.del``); the columns ``hat``, ``weight``,
+        ``dffits`` and ``dfbs`` are left out, because the GLMM gives a study no
+        inverse-variance weight (``frame.attrs["omitted"]`` names them with this reason), and
+        ``inf`` uses Cook's distance only (a missing value never flags a study). Both add
         ``estimate.del`` and ``se.del`` (the refit's pooled value on the transformed scale
         and its se) and ``warnings``. Formulas: :mod:`metaresp.influence`. Needs k >= 2.
         """
@@ -295,16 +441,23 @@ class PoolResult:
                 se=self.se,
                 tau2=self.tau2,
             )
-        return pd.DataFrame(
+        columns = diag.columns()
+        omitted: dict[str, str] = {}
+        if self.estimator == "GLMM":
+            omitted = dict.fromkeys(GLMM_UNDEFINED, GLMM_UNDEFINED_REASON)
+            columns = {name: values for name, values in columns.items() if name not in omitted}
+        frame = pd.DataFrame(
             {
                 "label": list(self.labels),
-                **diag.columns(),
+                **columns,
                 "inf": diag.inf,
                 "estimate.del": diag.estimate_del,
                 "se.del": diag.se_del,
                 "warnings": ["; ".join(dict.fromkeys(n)) for n in diag.notes],
             }
         )
+        frame.attrs["omitted"] = omitted
+        return frame
 
     # -- display ------------------------------------------------------------------------
 
@@ -323,79 +476,66 @@ class PoolResult:
                         out[f"requested_{part}"] = getattr(value, part)
                 continue
             out[f.name] = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
-        out["tau2_ci_low"] = _plain(self.tau2_ci_low)
-        out["tau2_ci_high"] = _plain(self.tau2_ci_high)
+        for name in (
+            "tau2_ci_low",
+            "tau2_ci_high",
+            "tau",
+            "tau_ci_low",
+            "tau_ci_high",
+            "i2_ci_low",
+            "i2_ci_high",
+            "h",
+            "h_ci_low",
+            "h_ci_high",
+        ):
+            out[name] = _plain(getattr(self, name))
+        common = self.common_effect()
+        for f in fields(CommonEffect):
+            if f.name != "level":
+                out[f"common_{f.name}"] = (
+                    None if common is None else _plain(getattr(common, f.name))
+                )
         return out
 
     def summary(self) -> str:
-        """A short text report: the model fitted (and the one asked for, after a fallback),
-        the pooled value with its interval, the prediction interval, τ², I², H² and the
-        heterogeneity test named by kind, and every warning."""
-        pct = f"{100.0 * self.level:g}%"
-
-        def p(v: float | None) -> str:
-            return "NA" if v is None or math.isnan(v) else f"{100.0 * v:.1f}%"
+        """A text report, what R's ``metaprop`` prints: the model fitted (after a fallback,
+        the fallback model, why, and what to try), the common-effect and random-effects
+        estimates with their intervals, the prediction interval, τ² and τ, I² and H with
+        their intervals, the heterogeneity test named by kind (and the GLMM's
+        likelihood-ratio tests), and every warning (:mod:`metaresp.resulttext`)."""
+        from metaresp import resulttext
 
         lines = [
-            f"Pooled proportion: {self.fitted.describe()}; k = {self.k} studies, "
+            f"Pooled proportion: {resulttext.model_header(self)}; k = {self.k} "
+            f"{'study' if self.k == 1 else 'studies'}, "
             f"{sum(self.events)} events / {sum(self.totals)} total",
+            *(f"  {line}" for line in resulttext.fallback_lines(self, style="python")),
         ]
-        if self.fallback:
-            lines.append(
-                f"  fallback: {self.requested.label()} could not be fitted "
-                f"({self.fallback_reason}); this is {self.fitted.label()}"
-            )
-        bayes = self.fitted.family == "bayes"
-        interval = "credible interval" if bayes else "CI"
-        lines.append(
-            f"  proportion {p(self.proportion)}  ({pct} {interval} {p(self.ci_low)} to "
-            f"{p(self.ci_high)})"
-        )
-        if bayes:
+        if self.fitted.family == "bayes":
             lines.append(
                 f"  priors: tau ~ {self.fitted.tau_prior}, mu ~ {self.fitted.mu_prior} "
                 "(logit scale)"
             )
             if self.threshold is not None and self.prob_above is not None:
-                lines.append(f"  P(response rate > {p(self.threshold)}) = {self.prob_above:.3f}")
-        if self.mean_proportion is not None and self.mean_ci_low is not None:
-            lines.append(
-                f"  mean response rate across studies {p(self.mean_proportion)} ({pct} "
-                f"{interval} {p(self.mean_ci_low)} to {p(self.mean_ci_high)})"
-            )
-        if self.pi_low is not None:
-            how = "posterior predictive" if bayes else f"t, {self.k - 2} df"
-            lines.append(f"  prediction interval {p(self.pi_low)} to {p(self.pi_high)} ({how})")
-        else:
-            lines.append("  prediction interval: not shown for k < 3")
+                lines.append(
+                    f"  P(response rate > {fmt_percent(self.threshold)}) = {self.prob_above:.3f}"
+                )
+        lines.extend(f"  {line}" for line in resulttext.result_lines(self))
         lines.append(
             f"  estimate {self.estimate:.4f} (se {self.se:.4f}) on the {self.transform} scale"
         )
-        tau_ci = ""
-        if self.tau2_ci_low is not None and self.tau2_ci_high is not None:
-            tau_ci = f" ({pct} {interval} {self.tau2_ci_low:.4g} to {self.tau2_ci_high:.4g})"
-        lines.append(f"  tau^2 = {self.tau2:.4g}{tau_ci}, tau = {math.sqrt(self.tau2):.4g}")
-        q_name = {"cochran": "Cochran's Q", "wald": "Wald test (QE.Wld)"}.get(self.q_kind, "Q")
-        lines.append(
-            f"  I^2 = {self.i2:.1f}%, H^2 = {self.h2:.2f}; heterogeneity: {q_name} = "
-            f"{self.q:.2f} on {self.q_df} df (p = {self.q_pvalue:.3g})"
-        )
-        if self.q_lrt is not None and self.q_lrt_pvalue is not None:
-            lines.append(
-                f"  likelihood-ratio test (QE.LRT) = {self.q_lrt:.2f} on {self.q_df} df "
-                f"(p = {self.q_lrt_pvalue:.3g})"
-            )
-        if self.tau2_lrt is not None and self.tau2_lrt_pvalue is not None:
-            lines.append(
-                f"  likelihood-ratio test of tau^2 = 0: {self.tau2_lrt:.2f} "
-                f"(p = {self.tau2_lrt_pvalue:.3g}, half chi-square on 1 df)"
-            )
-        for w in self.warnings:
-            lines.append(f"  warning: {w}")
+        lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def fmt_percent(p: float) -> str:
+    """A proportion in percent as every output writes it (:func:`metaresp.formatting.percent`)."""
+    from metaresp.formatting import percent
+
+    return percent(p)
 
 
 def _plain(value: Any) -> Any:
@@ -594,4 +734,4 @@ def _pool_bayes(
     return PoolResult(**bayes_fields(xi, ni, labs, spec, threshold))
 
 
-__all__ = ["CIS", "ESTIMATORS", "PoolResult", "pool"]
+__all__ = ["CIS", "ESTIMATORS", "CommonEffect", "PoolResult", "pool"]

@@ -8,7 +8,11 @@ Steps: read and validate the plan and the corpus, run every analysis
 - ``pooled.csv``, ``pooled.xlsx``, ``pooled.md`` and ``set-aside.csv`` (:mod:`metaresp.tables`);
 - ``summary.json``: every estimate with the record ids it used (the published state that
   the living-update diff compares against);
-- ``report.html`` (:mod:`metaresp.report`, when available).
+- ``reproduce.R``: an R script recreating every pooled estimate with metafor
+  (:mod:`metaresp.reproduce`);
+- ``report.html`` (:mod:`metaresp.report`, when available);
+- for a plan with ``regressions:``, ``regressions.csv``, their entries in ``summary.json``
+  and bubble plots (:mod:`metaresp.regressions`).
 
 Only when all of that succeeded does the temporary folder replace the results folder, so a
 failure leaves the previous results untouched and no half-written folder behind.
@@ -82,10 +86,15 @@ class RunOutput:
 def check_out_folder(out: Path) -> None:
     """Refuse to replace a folder that does not look like earlier results."""
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out exists and is not a folder")
+        raise InputError(f"{out}: --results exists and is not a folder")
+    if not out.exists() and not out.parent.is_dir():
+        raise InputError(
+            f"--results: {out.parent}: folder not found (the results folder is created only "
+            "inside an existing folder)"
+        )
     if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in MARKER_NAMES):
         raise InputError(
-            f"{out}: --out is a non-empty folder without earlier results "
+            f"{out}: --results is a non-empty folder without earlier results "
             f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it"
         )
 
@@ -221,6 +230,8 @@ def _run_into(
     from metaresp.corpus import load_extractions
 
     corpus = load_extractions(extractions)
+    if not corpus.studies:
+        raise InputError(f"{extractions}: no extraction files in the folder; nothing to run")
     analyses = plan.expanded()
     results: list[AnalysisResult] = []
     notes: list[str] = []
@@ -241,7 +252,20 @@ def _run_into(
             meta = state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame))
             version = str(meta["corpus_version"])
             state = build_state(results, frame, **meta)
+            if plan.regressions:
+                from metaresp.regressions import (
+                    regression_state,
+                    run_regressions,
+                    write_regressions,
+                )
+
+                outcomes = run_regressions(plan.regressions, results)
+                write_regressions(tmp, outcomes)
+                state["regressions"] = regression_state(outcomes)
             (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
+            from metaresp.reproduce import REPRODUCE_NAME, reproduce_script
+
+            (tmp / REPRODUCE_NAME).write_text(reproduce_script(results), encoding="utf-8")
             bar.step("writing the report")
             _write_report(tmp, results, plan.title, version, figures)
         files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from metaresp import formatting as fmt
 from metaresp._cellsafe import formula_safe, formula_safe_frame
 from metaresp.analysis import AnalysisResult, GroupResult
-from metaresp.estimates import FEW_STUDIES, EstimateRow, RowKind, estimate_row, few_studies_note
+from metaresp.estimates import (
+    FEW_STUDIES,
+    EstimateRow,
+    RowKind,
+    estimate_row,
+    few_studies_note,
+    mean_note,
+)
 from metaresp.files import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +62,10 @@ POOLED_COLUMNS: tuple[str, ...] = (
     "ci_high_pct",
     "pi_low_pct",
     "pi_high_pct",
+    "mean_pct",
+    "mean_ci_low_pct",
+    "mean_ci_high_pct",
+    "prob_above_pct",
     "i2_pct",
     "tau2",
     "q",
@@ -99,6 +110,10 @@ def _csv_row(result: AnalysisResult, row: EstimateRow) -> dict[str, Any]:
             {
                 "pi_low_pct": _pct(row.pi_low),
                 "pi_high_pct": _pct(row.pi_high),
+                "mean_pct": _pct(row.mean_proportion),
+                "mean_ci_low_pct": _pct(row.mean_ci_low),
+                "mean_ci_high_pct": _pct(row.mean_ci_high),
+                "prob_above_pct": _pct(row.prob_above),
                 "i2_pct": row.i2,
                 "tau2": row.tau2,
                 "q": row.q,
@@ -244,6 +259,10 @@ def write_xlsx(results: Sequence[AnalysisResult], path: Path) -> None:
                 "ci_high_pct",
                 "pi_low_pct",
                 "pi_high_pct",
+                "mean_pct",
+                "mean_ci_low_pct",
+                "mean_ci_high_pct",
+                "prob_above_pct",
                 "i2_pct",
             ):
                 idx = columns.index(col) + 1
@@ -317,6 +336,15 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
                     + " |"
                 )
             lines.append("")
+            for r in rows:
+                said = [mean_note(r)] if r.mean_differs else []
+                if r.threshold is not None and not fmt.is_missing(r.prob_above):
+                    said.append(
+                        f"probability that the response rate exceeds "
+                        f"{fmt.percent(r.threshold)}: {fmt.percent(r.prob_above)}"
+                    )
+                if said:
+                    lines += [f"{_md_cell(r.subgroup)}: " + "; ".join(said) + ".", ""]
             if any(r.few_studies for r in rows):
                 lines += [
                     f"† Pooled from {FEW_STUDIES} or fewer studies: with so few studies "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 __all__ = ["DEBUG_VARIABLE", "app", "main"]
@@ -98,6 +99,32 @@ def _fail(lines: tuple[str, ...] | list[str]) -> None:
         sys.stderr.write(f"error: {line}\n")
 
 
+def _unknown_option(exc: Exception) -> str | None:
+    """For an unknown option, ``No such option: --extractoins (did you mean
+    --extractions?)``: suggestions from the command's visible options close to what was
+    typed (difflib), never hidden (deprecated) spellings; ``None`` for other errors."""
+    import difflib
+
+    option = getattr(exc, "option_name", None)
+    if not isinstance(option, str) or not hasattr(exc, "possibilities"):
+        return None
+    ctx: Any = getattr(exc, "ctx", None)
+    command: Any = getattr(ctx, "command", None)
+    names: list[str] = []
+    for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") == "option" and not param.hidden:
+            names.extend(n for n in (*param.opts, *param.secondary_opts) if n.startswith("--"))
+    names.extend(n for n in getattr(ctx, "help_option_names", []) if n.startswith("--"))
+    # compare without the leading dashes, which every name shares
+    bare = {n.lstrip("-"): n for n in names}
+    close = [bare[c] for c in difflib.get_close_matches(option.lstrip("-"), bare, n=3, cutoff=0.75)]
+    if close:
+        return f"No such option: {option} (did you mean {' or '.join(close)}?)"
+    name = getattr(command, "name", None)
+    where = f"metaresp {name}" if name and getattr(ctx, "parent", None) is not None else "metaresp"
+    return f"No such option: {option} (see {where} --help)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from metaresp.errors import InputError
@@ -105,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
         args = ["--help"]
+    if "--version" in args[: args.index("--") if "--" in args else len(args)]:
+        args = ["--version"]  # works after any command too: metaresp pool --version
     _debug["on"] = False
     try:
         result = app(args=args, prog_name="metaresp", standalone_mode=False)
@@ -117,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("error: interrupted; nothing was changed\n")
         return 1
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
-        _fail([exc.format_message()])
+        unknown = _unknown_option(exc)
+        _fail([unknown or exc.format_message()])
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; nothing was changed\n")

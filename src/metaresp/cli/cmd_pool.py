@@ -81,6 +81,14 @@ def pool(
         str | None,
         typer.Option("--xlabel", help="Label of the plot's rate axis (default: response rate)."),
     ] = None,
+    prediction: Annotated[
+        bool | None,
+        typer.Option(
+            "--prediction/--no-prediction",
+            help="Show the prediction interval (default: for random-effects models; the "
+            "common-effect model has none unless asked).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Pool a table of events and totals (CSV or XLSX), like R's metaprop.
@@ -111,6 +119,7 @@ def pool(
         overall=overall,
         plot=plot,
         as_json=as_json,
+        prediction=prediction,
     )
     typer.echo(text)
 

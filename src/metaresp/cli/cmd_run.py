@@ -11,15 +11,19 @@ __all__ = ["run"]
 
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
-OUT_OPTION = typer.Option(
-    "--out", help="Results folder; its contents are replaced as a whole when the run succeeds."
+RESULTS_OPTION = typer.Option(
+    "--results",
+    help="Results folder (created if missing, inside an existing folder); its contents are "
+    "replaced as a whole when the run succeeds.",
 )
+OLD_OUT_OPTION = typer.Option("--out", hidden=True, help="Deprecated spelling of --results.")
 
 
 def run(
     plan: Annotated[Path, PLAN_OPTION] = Path("analysis-plan.yaml"),
     extractions: Annotated[Path, EXTRACTIONS_OPTION] = Path("extractions"),
-    out: Annotated[Path, OUT_OPTION] = Path("results"),
+    results: Annotated[Path, RESULTS_OPTION] = Path("results"),
+    old_out: Annotated[Path | None, OLD_OUT_OPTION] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     published: Annotated[
         Path, typer.Option("--published", help="Published state file (tracked in git).")
@@ -35,7 +39,8 @@ def run(
     for all analyses the pooled tables (pooled.csv, pooled.xlsx, pooled.md), the records
     set aside with their reasons (set-aside.csv), summary.json (every estimate, for the
     living-update diff) and report.html; then the cumulative analyses by date
-    (cumulative.csv, figures/cumulative/) and a copy of summary.json as the published
+    (cumulative.csv, figures/cumulative/), reproduce.R (the estimates recreated with R's
+    metafor) and a copy of summary.json as the published
     state (published/summary.json, kept in git; --no-publish skips it). The results are
     built in a temporary folder and moved into place only when the whole run succeeded
     (what an interrupted run left is cleaned up first; a results folder that is a mount
@@ -45,8 +50,11 @@ def run(
 
     from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp.cli._conventions import deprecated
     from metaresp.living import finish_run
     from metaresp.runner import run_plan_files
+
+    out = deprecated("--out", "--results", old_out, results)
 
     with project_lock(extractions):
         for line in recover_project(extractions, out):

@@ -100,6 +100,11 @@ def simulate(
         )
     if totals not in ("uniform", "corpus", "both"):
         problems.append(f"--totals: must be uniform, corpus or both; got {totals!r}")
+    if not out.exists() and not out.parent.is_dir():
+        problems.append(
+            f"--out: {out.parent}: folder not found (the output folder is created only inside "
+            "an existing folder)"
+        )
     if out.resolve().parts[-1:] == ("results",) or "results" in out.parts[:1]:
         problems.append(f"--out: {out}: metaresp run replaces results/; choose another folder")
     k_values: tuple[int, ...] = sim.FULL_K

@@ -14,6 +14,27 @@ import typer
 __all__ = ["export", "import_", "template"]
 
 
+OUT_OPTION = typer.Option("-o", "--out", help="The workbook to write (.xlsx).")
+OLD_OUT_ARGUMENT = typer.Argument(
+    hidden=True,
+    metavar="[FILE]",
+    help="Deprecated: the workbook as a positional argument (use -o/--out).",
+)
+
+
+def _target(out: Path | None, old: Path | None, force: bool) -> Path:
+    """The workbook to write: ``-o/--out`` (or the deprecated positional), checked."""
+    from metaresp.cli._conventions import check_parent, deprecated
+    from metaresp.errors import InputError
+
+    chosen = deprecated("a positional workbook", "-o/--out FILE", old, out) if out is None else out
+    if chosen is None:
+        raise InputError("-o/--out: give the workbook to write, e.g. -o extractions.xlsx")
+    check_parent(chosen, "--out")
+    _check_target(chosen, force)
+    return chosen
+
+
 def _check_target(out: Path, force: bool) -> None:
     from metaresp.errors import InputError
 
@@ -24,22 +45,35 @@ def _check_target(out: Path, force: bool) -> None:
 
 
 def template(
-    out: Annotated[Path, typer.Argument(help="The workbook to write (.xlsx).")],
-    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    out: Annotated[Path | None, OUT_OPTION] = None,
+    old_out: Annotated[Path | None, OLD_OUT_ARGUMENT] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the file if it exists.")
+    ] = False,
 ) -> None:
-    """Write an empty extraction workbook (Studies, Outcomes, README) with one example row."""
+    """Write an empty extraction workbook (Studies, Outcomes, README) with one example row.
+
+    A positional FILE still works (deprecated: use -o/--out)."""
     from metaresp.workbook import write_template
 
-    _check_target(out, force)
-    write_template(out)
-    typer.echo(f"wrote {out}")
+    target = _target(out, old_out, force)
+    write_template(target)
+    typer.echo(f"wrote {target}")
 
 
 def import_(
     book: Annotated[Path, typer.Argument(help="The extraction workbook (.xlsx) to import.")],
-    to: Annotated[
-        Path, typer.Option("--to", help="Folder of extraction files to write into.")
+    extractions: Annotated[
+        Path,
+        typer.Option(
+            "--extractions",
+            help="Folder of extraction files to write into (created if missing, inside an "
+            "existing folder).",
+        ),
     ] = Path("extractions"),
+    old_to: Annotated[
+        Path | None, typer.Option("--to", hidden=True, help="Deprecated spelling of --extractions.")
+    ] = None,
     update: Annotated[
         bool,
         typer.Option("--update", help="Replace studies that already exist and print the changes."),
@@ -50,8 +84,16 @@ def import_(
 
     from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp.cli._conventions import deprecated
+    from metaresp.errors import InputError
     from metaresp.workbook import import_workbook
 
+    to = deprecated("--to", "--extractions", old_to, extractions)
+    if not to.exists() and not to.parent.is_dir():
+        raise InputError(
+            f"--extractions: {to.parent}: folder not found (the extractions folder is created "
+            "only inside an existing folder)"
+        )
     with project_lock(to):
         for line in recover_project(to):
             sys.stderr.write(f"note: {line}\n")
@@ -76,17 +118,27 @@ def import_(
 
 
 def export(
-    out: Annotated[Path, typer.Argument(help="The workbook to write (.xlsx).")],
+    out: Annotated[Path | None, OUT_OPTION] = None,
+    old_out: Annotated[Path | None, OLD_OUT_ARGUMENT] = None,
     extractions: Annotated[
         Path, typer.Option("--extractions", help="Folder of extraction files to export.")
     ] = Path("extractions"),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the file if it exists.")
+    ] = False,
 ) -> None:
-    """Write the whole corpus to a workbook in the import layout."""
+    """Write the whole corpus to a workbook in the import layout.
+
+    A positional FILE still works (deprecated: use -o/--out)."""
     from metaresp.corpus import load_extractions
+    from metaresp.errors import InputError
     from metaresp.workbook import write_workbook
 
-    _check_target(out, force)
+    target = _target(out, old_out, force)
+    if not extractions.is_dir():
+        raise InputError(f"{extractions}: extractions folder not found")
     corpus = load_extractions(extractions)
-    write_workbook(corpus, out)
-    typer.echo(f"wrote {out}: {len(corpus)} studies, {corpus.n_records} outcome records")
+    if len(corpus) == 0:
+        raise InputError(f"{extractions}: no extraction files in the folder; nothing to export")
+    write_workbook(corpus, target)
+    typer.echo(f"wrote {target}: {len(corpus)} studies, {corpus.n_records} outcome records")

@@ -7,15 +7,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from metaresp.living._diff import Estimate, EstimateChange, FieldChange, RecordChange, StateDiff
-from metaresp.living._diff import pct as _pct
 
 __all__ = ["changelog", "diff_dict", "format_diff", "widening"]
 
 
 def _ci(est: Estimate | None) -> str:
+    """``55.0% (45.0 to 65.0)``: the one interval style (:mod:`metaresp.formatting`)."""
+    from metaresp import formatting as fmt
+
     if est is None or est.estimate is None:
-        return "—"
-    return f"{_pct(est.estimate)} ({_pct(est.ci_low)}–{_pct(est.ci_high)})"
+        return fmt.MISSING
+    return fmt.estimate_interval(est.estimate, est.ci_low, est.ci_high)
 
 
 def _k(ch: EstimateChange) -> str:
@@ -131,8 +133,10 @@ def _describe(est: Estimate) -> str:
         return "no estimate"
     studies = f"{est.k} stud{'y' if est.k == 1 else 'ies'}, {est.patients} patients"
     kind = "" if est.pooled else ", a single study, not pooled"
+    from metaresp import formatting as fmt
+
     return (
-        f"{_pct(est.estimate)} ({level} CI {_pct(est.ci_low)} to {_pct(est.ci_high)}; "
+        f"{fmt.percent(est.estimate)} ({level} CI {fmt.interval(est.ci_low, est.ci_high)}; "
         f"{studies}{kind})"
     )
 
