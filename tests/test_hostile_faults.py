@@ -101,7 +101,7 @@ def test_killed_add_leaves_old_or_new_and_next_command_settles_it(
 ) -> None:
     repo.publish_current()
     if step == "results-swap":  # there are results to swap
-        first = metaresp("run", *repo.options(), "--out", repo.results, "--quiet")
+        first = metaresp("run", *repo.options(), "--results", repo.results, "--quiet")
         assert first.returncode == 0, first.stderr
     old_state = repo.published.read_bytes()
     study = new_study(repo)
@@ -237,7 +237,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the workers")
 def test_workers_end_with_their_parent_and_ctrl_c_is_one_line(small_repo: Repo) -> None:
-    args = ["run", *small_repo.options(), "--out", small_repo.results, "--quiet"]
+    args = ["run", *small_repo.options(), "--results", small_repo.results, "--quiet"]
     # Ctrl-C reaches the whole process group, as from a terminal
     proc = subprocess.Popen(
         command(*args, workers=2),

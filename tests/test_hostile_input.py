@@ -94,7 +94,7 @@ def test_plan_alias_bomb_is_refused(tmp_path: Path) -> None:
     plan.write_text(ALIAS_BOMB, encoding="utf-8")
     (tmp_path / "ex").mkdir()
     result = bounded_cli(
-        "run", "--plan", plan, "--extractions", tmp_path / "ex", "--out", tmp_path / "r"
+        "run", "--plan", plan, "--extractions", tmp_path / "ex", "--results", tmp_path / "r"
     )
     assert result.code == 1
     assert f"{plan}:" in result.err

@@ -13,7 +13,7 @@ _ADVICE: dict[int, str] = {
     "attributes and permissions",
     errno.ENOSPC: "no space left on the device; free some space and run the command again",
     errno.EDQUOT: "disk quota exceeded; free some space and run the command again",
-    errno.EROFS: "the file system is read-only; write somewhere else (--out, --to)",
+    errno.EROFS: "the file system is read-only; write somewhere else (--results, --extractions)",
     errno.EBUSY: "the path is busy (a mount point, or open in another program); "
     "close it or choose another path",
     errno.EXDEV: "cannot move across file systems (a mount point?); choose a folder on "
