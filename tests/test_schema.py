@@ -213,7 +213,7 @@ def test_published_count_reproduces_its_printed_percentage() -> None:
     # Van Oekelen et al., Blood 2023;141:756, Table 2 ("All treatment groups", first salvage):
     # "33 out of 76"; the review prints the same ORR as 43.4%.
     assert reproduces(33, 76, "43.4")
-    assert matching_counts(76, "43.4") == [33]
+    assert list(matching_counts(76, "43.4")) == [33]
     # 5/7 = 71.43%: reproduces "71.4" and "71", not "71.5".
     assert reproduces(5, 7, "71.4")
     assert reproduces(5, 7, "71")
@@ -230,10 +230,10 @@ def test_half_way_values_reproduce_both_roundings() -> None:
 def test_no_whole_count_of_37_gives_64_percent() -> None:
     # Merz et al., Blood Cancer J 2024;14:214: ORR "64%" for teclistamab, group of 37
     # (Table 1): 23/37 = 62.16%, 24/37 = 64.86%.
-    assert matching_counts(37, "64") == []
-    assert matching_counts(28, "79") == [22]  # 22/28 = 78.57%
-    assert matching_counts(10, "0") == [0]
-    assert matching_counts(3, "100") == [3]
+    assert list(matching_counts(37, "64")) == []
+    assert list(matching_counts(28, "79")) == [22]  # 22/28 = 78.57%
+    assert list(matching_counts(10, "0")) == [0]
+    assert list(matching_counts(3, "100")) == [3]
 
 
 # ---------------------------------------------------------------- rules inside a study

@@ -732,7 +732,7 @@ def test_stray_cell_far_below(tmp_path: Path) -> None:
 
 
 def test_zip_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workbook._open, "MAX_XML_BYTES", 2**20)
+    monkeypatch.setattr(workbook._open, "MAX_WORKBOOK_UNZIPPED_BYTES", 2**20)
     path = tmp_path / "bomb.xlsx"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("xl/workbook.xml", "<workbook/>")

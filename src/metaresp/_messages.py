@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["field_name", "generic_message", "meaningful_errors", "pattern_message"]
+__all__ = ["bounded_repr", "field_name", "generic_message", "meaningful_errors", "pattern_message"]
 
 _SELF_EXPLAINED = ("vocabulary", "percent_range")
 """Error kinds of the schema's own checks: their message already shows the value."""
@@ -42,12 +42,31 @@ def field_name(err: Mapping[str, Any]) -> str:
 def pattern_message(err: Mapping[str, Any], percent_example: str) -> str:
     """A value that does not fit its field's pattern, with what the field expects."""
     hint = _PATTERN_HINTS.get(field_name(err), _SLUG_HINT)
-    return f"{err['input']!r} is not valid here: expected {hint.format(example=percent_example)}"
+    expected = hint.format(example=percent_example)
+    return f"{bounded_repr(err['input'])} is not valid here: expected {expected}"
+
+
+def bounded_repr(value: Any) -> str:
+    """``repr(value)`` cut short: a few items of each list, a few levels, at most
+    :data:`~metaresp.limits.MAX_MESSAGE_CHARS` characters (a message never echoes a
+    large input)."""
+    import reprlib
+
+    from metaresp.limits import shorten
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxtuple = 3, 6, 6, 6
+    short.maxstring = short.maxother = 120
+    short.maxlong = 40
+    try:
+        return shorten(short.repr(value))
+    except ValueError:  # an int too long to convert to text
+        return f"a number of more than {4300} digits"
 
 
 def generic_message(err: Mapping[str, Any]) -> str:
     """Pydantic's message, with the value given unless the message already shows it."""
     message = str(err["msg"])
     if "input" in err and err["type"] not in _SELF_EXPLAINED:
-        message += f" (got {err['input']!r})"
+        message += f" (got {bounded_repr(err['input'])})"
     return message

@@ -19,6 +19,13 @@ from pydantic import BaseModel
 
 from metaresp.fields import group_fields, outcome_fields, study_fields
 from metaresp.files import write_text_atomic
+from metaresp.limits import (
+    MAX_MESSAGE_CHARS,
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
+    shorten,
+)
 from metaresp.schema import Study, format_path
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "Problem",
     "dump_study",
     "line_for",
+    "load_mapping_text",
     "read_yaml",
     "write_study",
 ]
@@ -47,7 +55,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.path}: {self.message}"
+        return f"{where}: {self.path}: {shorten(self.message, MAX_MESSAGE_CHARS * 3)}"
 
 
 def line_for(lines: Mapping[tuple[PathPart, ...], int], path: Sequence[PathPart]) -> int | None:
@@ -92,28 +100,166 @@ _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 line marks), else the pure-Python one."""
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _shape_problems(root: yaml.Node, file: str) -> list[Problem]:
+    """Recursive aliases, nesting depth and the size the tree would have with every
+    alias expanded, computed on the composed tree without expanding anything (an alias
+    is the same node object met again): a few hundred bytes of aliases that would
+    expand to billions of values are refused here, in time linear in the text."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, finished = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if finished:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[key] > MAX_YAML_NODES:
+                return [
+                    Problem(
+                        file,
+                        line,
+                        "(file)",
+                        f"the value starting here expands to more than {MAX_YAML_NODES:,} "
+                        "YAML values (through aliases, *name); write fewer",
+                    )
+                ]
+            continue
+        if key in size:
+            continue
+        if depth > MAX_YAML_DEPTH:
+            return [Problem(file, line, "(file)", f"nested more than {MAX_YAML_DEPTH} levels deep")]
+        open_.add(key)
+        stack.append((node, depth, True))
+        for child in _children(node):
+            if id(child) in open_:
+                return [
+                    Problem(
+                        file,
+                        child.start_mark.line + 1,
+                        "(file)",
+                        "a YAML alias (*name) refers to the value that holds it (a "
+                        "recursive anchor); write the value out",
+                    )
+                ]
+            if id(child) not in size:
+                stack.append((child, depth + 1, False))
+    return []
+
+
+def _bad_scalar(root: yaml.Node, file: str, fallback: BaseException) -> Problem:
+    """The first scalar that cannot be constructed (an impossible date, a number too
+    long to read), located at its line."""
+    probe = _SAFE_LOADER("")
+    try:
+        stack: list[tuple[yaml.Node, tuple[PathPart, ...]]] = [(root, ())]
+        while stack:
+            node, path = stack.pop()
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    probe.construct_object(node, deep=True)
+                except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
+                    value = shorten(str(node.value), 60)
+                    return Problem(
+                        file,
+                        node.start_mark.line + 1,
+                        format_path(path),
+                        f"cannot read the value {value!r}: {shorten(str(exc), 120)}",
+                    )
+            elif isinstance(node, yaml.MappingNode):
+                for k, v in reversed(node.value):
+                    name: PathPart = k.value if isinstance(k, yaml.ScalarNode) else "?"
+                    stack.extend(((v, (*path, name)), (k, path)))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(
+                    (item, (*path, i)) for i, item in reversed(list(enumerate(node.value)))
+                )
+    finally:
+        probe.dispose()
+    return Problem(file, None, "(file)", f"cannot read the file: {shorten(str(fallback), 120)}")
+
+
 def read_yaml(text: str, file: str) -> tuple[Any, yaml.Node | None, LineMap, list[Problem]]:
     """Parse ``text`` once; return the data, its node tree, the path → line map and
-    structural problems (syntax errors, duplicate keys), each located at its line."""
+    structural problems (syntax errors, duplicate keys), each located at its line.
+
+    The limits of :mod:`metaresp.limits` hold before anything is built: at most
+    :data:`~metaresp.limits.MAX_YAML_BYTES` of text, no aliases (so nothing is ever
+    expanded), a bounded depth and node count; a value that cannot be constructed
+    (``2025-02-30``, a 5,000-digit number) is a located problem."""
+    if len(text) > MAX_YAML_BYTES:
+        size = len(text.encode("utf-8", "replace"))
+        if size > MAX_YAML_BYTES:
+            return (
+                None,
+                None,
+                {},
+                [
+                    Problem(
+                        file,
+                        None,
+                        "(file)",
+                        f"{size / 2**20:.1f} MiB of text is more than the "
+                        f"{MAX_YAML_BYTES // 2**20} MiB a YAML file may have",
+                    )
+                ],
+            )
     loader = _SAFE_LOADER(text)
+    node: yaml.Node | None = None
+    lines: LineMap = {(): 1}
+    problems: list[Problem] = []
     try:
         node = loader.get_single_node()
+        if node is not None:
+            shape = _shape_problems(node, file)
+            if shape:
+                return None, None, {}, shape
+            # lines and duplicate keys before constructing: construction rewrites merge
+            # keys (<<) into the mapping they merge into
+            lines[()] = node.start_mark.line + 1
+            _walk(node, (), lines, problems, file)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        return None, None, {}, [Problem(file, line, "(file)", f"YAML syntax error: {what}")]
+        return (
+            None,
+            None,
+            {},
+            [Problem(file, line, "(file)", f"YAML syntax error: {shorten(what, 200)}")],
+        )
     except yaml.YAMLError as exc:
-        return None, None, {}, [Problem(file, None, "(file)", f"YAML error: {exc}")]
+        return None, None, {}, [Problem(file, None, "(file)", f"YAML error: {shorten(str(exc))}")]
+    except (ValueError, OverflowError, TypeError, RecursionError) as exc:
+        if node is None:
+            return None, None, {}, [Problem(file, None, "(file)", f"cannot read: {exc}")]
+        return None, None, {}, [_bad_scalar(node, file, exc)]
     finally:
         loader.dispose()
-    lines: LineMap = {(): 1}
-    problems: list[Problem] = []
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines, problems, file)
     return data, node, lines, problems
+
+
+def load_mapping_text(text: str, source: str) -> Any:
+    """The data of a YAML file other than an extraction file (the analysis plan), read
+    under the same limits and rules as :func:`read_yaml` (no aliases, no duplicate keys,
+    located problems); any problem raises :class:`~metaresp.errors.InputError`, one line
+    each (``file:line: path: message``)."""
+    from metaresp.errors import InputError
+
+    data, _, _, problems = read_yaml(text, source)
+    if problems:
+        raise InputError([str(p) for p in problems])
+    return data
 
 
 class _Dumper(yaml.SafeDumper):

@@ -23,7 +23,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from metaresp import vocab
-from metaresp._messages import generic_message, meaningful_errors, pattern_message
+from metaresp._messages import (
+    bounded_repr,
+    generic_message,
+    meaningful_errors,
+    pattern_message,
+)
 from metaresp._yaml import LineMap, PathPart, Problem, dump_study, line_for, read_yaml, write_study
 from metaresp.errors import InputError
 from metaresp.fields import FrameColumn, attribute, frame_columns, study_fields
@@ -130,7 +135,7 @@ def _error_message(err: Mapping[str, Any]) -> str:
             return f"unknown field {name!r}; {hint}allowed: {', '.join(allowed)}"
         return f"unknown field {name!r}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of fields, got {err['input']!r}"
+        return f"expected a mapping of fields, got {bounded_repr(err['input'])}"
     if kind == "string_pattern_mismatch":
         return pattern_message(err, '"71.4"')
     return generic_message(err)

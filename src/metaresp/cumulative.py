@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from metaresp._cellsafe import formula_safe
+from metaresp._names import slug
 from metaresp.forestdata import CumulativeRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,11 +171,6 @@ def cumulative_analysis(result: AnalysisResult) -> dict[str, list[CumulativeStep
     return {g.name: cumulative_class(name, g) for g in pooled_classes(result)}
 
 
-def slug(text: str) -> str:
-    """A file-name part: lower case, runs of other characters as one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "all"
-
-
 def figure_stem(analysis: str, subgroup: str) -> str:
     """``post-cart-orr--bispecific-antibody``."""
     return f"{analysis}--{slug(subgroup)}"
@@ -201,7 +197,9 @@ def csv_text(steps: Sequence[CumulativeStep]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for s in steps:
-        writer.writerow([getattr(s, c) if getattr(s, c) is not None else "" for c in CSV_COLUMNS])
+        writer.writerow(
+            [formula_safe(getattr(s, c)) if getattr(s, c) is not None else "" for c in CSV_COLUMNS]
+        )
     return buffer.getvalue()
 
 

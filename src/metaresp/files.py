@@ -11,7 +11,10 @@ go through :func:`write_files_atomic`, a whole results folder through
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -24,12 +27,33 @@ __all__ = [
     "atomic_folder",
     "atomic_path",
     "atomic_write",
+    "file_mode",
+    "folder_mode",
     "read_text_file",
+    "recover_folder",
     "restore_files",
     "write_bytes_atomic",
     "write_files_atomic",
     "write_text_atomic",
 ]
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets from the user's umask (``0o644`` under the usual ``022``):
+    temporary files are created ``0o600`` and given this mode before they are renamed."""
+    return 0o666 & ~_umask()
+
+
+def folder_mode() -> int:
+    """The mode a new folder gets from the user's umask (``0o755`` under ``022``)."""
+    return 0o777 & ~_umask()
 
 
 @contextmanager
@@ -45,6 +69,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temp = Path(name)
     try:
         yield temp
+        if temp.exists():
+            os.chmod(temp, file_mode())
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
@@ -108,9 +134,11 @@ def write_files_atomic(items: Sequence[tuple[Path, str]]) -> list[bytes | None]:
             temps.append((Path(name), target))
             with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
                 out.write(text)
+            os.chmod(name, file_mode())
         for i, (temp, target) in enumerate(temps):
             os.replace(temp, target)
             done.append(i)
+            _step("between-renames")
     except BaseException:
         restore_files([items[i][0] for i in done], [previous[i] for i in done])
         raise
@@ -129,34 +157,123 @@ def restore_files(paths: Sequence[Path], previous: Sequence[bytes | None]) -> No
             write_bytes_atomic(path, data)
 
 
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<pid>\d+)-)?[^/]*$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def _dead_leftovers(target: Path, kind: str) -> list[Path]:
+    """``.<name>.<kind>-<pid>-*`` folders beside ``target`` (or inside it, for a mount
+    point) left by a run whose process is gone (or by a version without the pid)."""
+    found: list[Path] = []
+    for where in (target.parent, target):
+        if not where.is_dir():
+            continue
+        for entry in where.glob(f".{glob.escape(target.name)}.{kind}-*"):
+            m = _LEFTOVER.match(entry.name)
+            if m is None or not entry.is_dir():
+                continue
+            pid = m["pid"]
+            if pid is None or not _alive(int(pid)):
+                found.append(entry)
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def recover_folder(out: str | os.PathLike[str]) -> list[str]:
+    """Finish what a killed :func:`atomic_folder` left: when ``out`` is gone but its
+    previous version was set aside (killed inside the swap), put that back; remove the
+    temporary and set-aside folders of runs that are no longer running. Returns one line
+    per thing done."""
+    target = Path(out)
+    done: list[str] = []
+    olds = _dead_leftovers(target, "old")
+    if not target.exists() and olds:
+        os.rename(olds[-1], target)
+        done.append(f"{target}: put back the results an interrupted run had set aside")
+        olds = olds[:-1]
+    for leftover in (*_dead_leftovers(target, "tmp"), *olds):
+        shutil.rmtree(leftover, ignore_errors=True)
+        done.append(f"{leftover}: removed what an interrupted run left")
+    return done
+
+
 @contextmanager
 def atomic_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     """A fresh temporary folder beside ``out`` to fill; when the block succeeds it replaces
     ``out`` as a whole (the old folder is kept until the swap has happened), on failure it
-    is removed and ``out`` is left as it was."""
+    is removed and ``out`` is left as it was.
+
+    What an interrupted earlier call left is dealt with first (:func:`recover_folder`).
+    When ``out`` is a mount point (it cannot be renamed), the temporary folder is made
+    inside it and the contents are replaced instead of the folder."""
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    recover_folder(target)
+    inside = target.is_dir() and os.path.ismount(target)
+    where = target if inside else target.parent
+    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=where))
     try:
         yield temp
-        _replace_folder(temp, target)
+        if inside:
+            _replace_contents(temp, target)
+        else:
+            _replace_folder(temp, target)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
 
 
+def _replace_contents(new: Path, out: Path) -> None:
+    """Replace what ``out`` holds by what ``new`` holds (``out`` stays: a mount point)."""
+    for entry in list(out.iterdir()):
+        if entry == new:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for entry in list(new.iterdir()):
+        shutil.move(str(entry), str(out / entry.name))
+    new.rmdir()
+
+
 def _replace_folder(new: Path, out: Path) -> None:
     """Put ``new`` where ``out`` is, keeping the old folder until the swap has happened."""
+    os.chmod(new, folder_mode())
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
         os.rmdir(old)
-        os.rename(out, old)
+        try:
+            os.rename(out, old)
+        except OSError as exc:
+            if exc.errno in (errno.EBUSY, errno.EXDEV, errno.EPERM):  # a mount point
+                _replace_contents(new, out)
+                return
+            raise
+        _step("results-swap")
         try:
             os.rename(new, out)
-        except OSError:
+        except BaseException:
             os.rename(old, out)
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(new, out)
-    os.chmod(out, 0o755)
+
+
+def _step(name: str) -> None:
+    """A named point of a state change, where the fault-injection tests stop the process
+    (:mod:`metaresp._faults`)."""
+    from metaresp import _faults
+
+    _faults.at(name)

@@ -187,14 +187,23 @@ def _allowed_hint(loc: tuple[str | int, ...], data: Any) -> str:
 
 
 def parse_plan(text: str, source: str = "plan") -> Plan:
-    """Validate plan text; ``source`` names the file in error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{where}: not valid YAML: {problem}") from None
+    """Validate plan text; ``source`` names the file in error messages.
+
+    The text is read under the limits of extraction files (:mod:`metaresp.limits`: size,
+    depth, aliases expanding to at most so many values) and a key given twice in one
+    mapping is an error, not the last value silently winning."""
+    from metaresp._yaml import load_mapping_text
+    from metaresp.limits import MAX_YAML_BYTES
+
+    if len(text) <= MAX_YAML_BYTES:
+        try:
+            yaml.compose(text, Loader=yaml.SafeLoader)  # syntax only: nothing is expanded
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark is not None else source
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise InputError(f"{where}: not valid YAML: {problem}") from None
+    data = load_mapping_text(text, source)
     if not isinstance(data, dict):
         raise InputError(
             f"{source}: the plan must be a mapping with 'analyses' (and "
@@ -248,9 +257,37 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
             seen.add(name)
     problems.extend(_vocabulary_problems(plan, source, lines))
     problems.extend(_certainty_problems(plan, source, lines))
+    problems.extend(_file_name_problems(plan, source, lines))
     if problems:
         raise InputError(problems)
     return plan
+
+
+def _file_name_problems(
+    plan: Plan, source: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """Two classes of one grouping whose names give the same file name (their cumulative
+    figures would overwrite each other) are an error naming both."""
+    from metaresp._names import slug
+
+    problems: list[str] = []
+    for gname, grouping in plan.groupings.items():
+        names = [*grouping.classes, *([grouping.other] if grouping.other else [])]
+        seen: dict[str, str] = {}
+        for name in names:
+            key = slug(name)
+            if key in seen and seen[key] != name:
+                line = lines.get(("groupings", gname, "classes", name)) or lines.get(
+                    ("groupings", gname)
+                )
+                where = f"{source}:{line}" if line else source
+                problems.append(
+                    f"{where}: groupings.{gname}: classes {seen[key]!r} and {name!r} give the "
+                    f"same file name {key!r} (their figures would overwrite each other); "
+                    "rename one of them"
+                )
+            seen.setdefault(key, name)
+    return problems
 
 
 def _vocabulary_problems(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import formatting as fmt
+from metaresp._messages import bounded_repr
 from metaresp.analysis import (
     ALL_STUDIES,
     GroupedPool,
@@ -27,6 +28,7 @@ from metaresp.analysis import (
 )
 from metaresp.errors import InputError
 from metaresp.estimates import estimate_row, model_dict
+from metaresp.limits import MAX_PLOT_ROWS, count_problem
 from metaresp.models import allowed
 from metaresp.plan import Model, ModelSettings, resolve_model
 
@@ -59,6 +61,7 @@ def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a table")
     suffix = path.suffix.lower()
+    _check_table_size(path, suffix)
     try:
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else None
@@ -89,6 +92,30 @@ def read_table(path: Path, sheet: str | None = None) -> pd.DataFrame:
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _check_table_size(path: Path, suffix: str) -> None:
+    """The limits of :mod:`metaresp.limits` before the table is parsed: the file size,
+    and for a workbook every part's unpacked size and the number of cells."""
+    import zipfile
+
+    from metaresp.limits import MAX_TABLE_BYTES
+    from metaresp.workbook._layout import MAX_FILE_BYTES
+    from metaresp.workbook._open import scan_zip
+
+    size = path.stat().st_size
+    limit = MAX_FILE_BYTES if suffix in (".xlsx", ".xlsm") else MAX_TABLE_BYTES
+    if size > limit:
+        raise InputError(
+            f"{path}: {size / 2**20:.0f} MiB is larger than the {limit // 2**20} MiB a table "
+            "may have; too large to pool"
+        )
+    if suffix in (".xlsx", ".xlsm"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                scan_zip(archive, str(path), max_rows=None)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+            raise InputError(f"{path}: cannot read the table (damaged zip: {exc})") from None
 
 
 def _cli_words(message: str) -> str:
@@ -126,8 +153,11 @@ def _whole(value: Any) -> int | None:
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
+    text = str(value).strip().replace(",", "")
+    if len(text) > 40:
+        return None
     try:
-        number = float(str(value).strip().replace(",", ""))
+        number = float(text)
     except ValueError:
         return None
     return int(number) if math.isfinite(number) and number.is_integer() else None
@@ -180,9 +210,11 @@ def table_records(
                 continue
             value = _whole(cell)
             if value is None:
-                problems.append(f"{where}, column {name!r}: {cell!r} is not a whole number")
-            elif value < 0:
-                problems.append(f"{where}, column {name!r}: {value} is negative")
+                problems.append(
+                    f"{where}, column {name!r}: {bounded_repr(cell)} is not a whole number"
+                )
+            elif count_problem(value) is not None:
+                problems.append(f"{where}, column {name!r}: {count_problem(value)}")
             else:
                 counts[name] = value
         if events in counts and totals in counts:
@@ -482,6 +514,8 @@ def run_pool(
         if labels in (events, totals, by):
             labels = None
     groups = table_records(frame, str(table), events, totals, labels, by)
+    if plot is not None:
+        _check_plot_rows(sum(len(g) for g in groups.values()))
     try:
         pooled = pool_groups(groups, model, overall=overall and by is not None)
     except InputError as exc:
@@ -493,6 +527,14 @@ def run_pool(
     return pooled_text(pooled, by, prediction)
 
 
+def _check_plot_rows(rows: int) -> None:
+    if rows > MAX_PLOT_ROWS:
+        raise InputError(
+            f"--plot: the table has {rows} rows; a forest plot draws at most {MAX_PLOT_ROWS} "
+            "(pool without --plot, or plot a part of the table)"
+        )
+
+
 def _plot(pooled: GroupedPool, path: Path, title: str, xlabel: str) -> None:
     from metaresp.forest import save_forest
 
@@ -500,6 +542,7 @@ def _plot(pooled: GroupedPool, path: Path, title: str, xlabel: str) -> None:
         raise InputError(f"--plot: {path}: give a .png or .svg file name")
     if not path.parent.exists():
         raise InputError(f"--plot: {path.parent}: folder not found")
+    _check_plot_rows(sum(len(g.records) for g in pooled.groups))
     data = replace(
         forest_data(pooled, title=title, outcome="Proportion", footnotes=_notes(pooled)),
         xlabel=xlabel,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp import _faults
 from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
@@ -347,9 +348,20 @@ def _draw_figures(
     from concurrent.futures import as_completed
 
     futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
-    for future in as_completed(futures):
-        future.result()
-        bar.step(f"drew {futures[future]}")
+    try:
+        _faults.at("figures-drawing")
+        for future in as_completed(futures):
+            future.result()
+            bar.step(f"drew {futures[future]}")
+    except BaseException:
+        # stop the other figures before the temporary folder is removed: no worker may
+        # write on into it (or into a folder it re-creates)
+        from concurrent.futures import wait
+
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise
     return _with_pages(figures)
 
 
@@ -368,8 +380,13 @@ def _with_pages(figures: dict[str, tuple[Path, ...]]) -> dict[str, tuple[Path, .
     return out
 
 
-def _warm_worker() -> None:
-    """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process."""
+def _warm_worker(parent: int | None = None) -> None:
+    """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process
+    that ends with its parent (:func:`metaresp._workers.guard_worker`)."""
+    if parent is not None:
+        from metaresp._workers import guard_worker
+
+        guard_worker(parent)
     from metaresp._forest_render import _contained
 
     with _contained():
@@ -388,12 +405,23 @@ def _figure_pool() -> Iterator[Executor | None]:
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_warm_worker
-    ) as pool:
-        for _ in range(workers):
-            pool.submit(int)
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_warm_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
+        from metaresp._workers import sigint_ignored
+
+        with sigint_ignored():  # the workers start with Ctrl-C ignored: it is the parent's
+            for _ in range(workers):
+                pool.submit(int)
         yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no worker writes on after a failure
+        raise
+    pool.shutdown(wait=True)
 
 
 class _Progress:

@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from metaresp import vocab
+from metaresp.limits import MAX_COUNT
 
 __all__ = [
     "Finding",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
-PERCENT_PATTERN = r"^\d{1,3}(?:\.\d+)?$"
+PERCENT_PATTERN = r"^\d{1,3}(?:\.\d{1,10})?$"
 PUBLISHED_PATTERN = r"^\d{4}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?$"
 DOI_PATTERN = r"^10\.\d{4,9}/\S+$"
 
@@ -185,8 +186,8 @@ NonEmpty = (AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
 
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, description="lower-case slug: a-z, 0-9, '-'")]
 Text = Annotated[str, Field(min_length=1)]
-Count = Annotated[int, Strict(), Field(ge=0)]
-Denominator = Annotated[int, Strict(), Field(ge=1)]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_COUNT)]
+Denominator = Annotated[int, Strict(), Field(ge=1, le=MAX_COUNT)]
 PercentText = Annotated[str, Field(pattern=PERCENT_PATTERN), AfterValidator(_check_percent)]
 PublishedText = Annotated[str, Field(pattern=PUBLISHED_PATTERN)]
 
@@ -347,15 +348,31 @@ def reproduces(count: int, total: int, percent: str) -> bool:
     return abs(Fraction(100 * count, total) - _percent_fraction(percent)) <= half
 
 
-def matching_counts(total: int, percent: str) -> list[int]:
-    """Every whole count ``0..total`` that reproduces ``percent`` (rule of :func:`reproduces`)."""
+def matching_counts(total: int, percent: str) -> range:
+    """Every whole count ``0..total`` that reproduces ``percent`` (rule of :func:`reproduces`),
+    as a range computed from its two ends (never a list of every candidate)."""
     if total <= 0:
         raise ValueError(f"total must be positive, got {total}")
     half = Fraction(1, 2 * 10 ** percent_decimals(percent))
     p = _percent_fraction(percent)
     low = max(0, math.ceil((p - half) * total / 100))
     high = min(total, math.floor((p + half) * total / 100))
-    return list(range(low, high + 1))
+    return range(low, max(low, high + 1))
+
+
+def _counts_text(fits: Sequence[int], joiner: str) -> str:
+    """The candidate counts for a message: all of them when few, else the two ends."""
+    if len(fits) <= 6:
+        return joiner.join(str(k) for k in fits)
+    return f"any of {fits[0]}..{fits[-1]}"
+
+
+def _nearest(total: int, percent: str) -> list[int]:
+    """The two whole counts of ``total`` nearest to ``percent`` (arithmetic, no search)."""
+    exact = _percent_fraction(percent) * total / 100
+    below = min(max(math.floor(exact), 0), total)
+    above = min(max(math.ceil(exact), 0), total)
+    return sorted({below, above} | ({below - 1} if below == above and below > 0 else set()))[:2]
 
 
 def _pct(count: int, total: int) -> str:
@@ -418,8 +435,8 @@ def _check_outcome(rec: Outcome, at: Path_) -> list[Finding]:
         return found
     fits = matching_counts(n, p)
     if not fits:
-        nearest = sorted(range(n + 1), key=lambda k: abs(100 * k / n - float(p)))[:2]
-        options = ", ".join(f"{k}/{n} = {_pct(k, n)}" for k in sorted(nearest))
+        nearest = _nearest(n, p)
+        options = ", ".join(f"{k}/{n} = {_pct(k, n)}" for k in nearest)
         found.append(
             Finding(
                 (*at, "percent"),
@@ -436,7 +453,7 @@ def _check_outcome(rec: Outcome, at: Path_) -> list[Finding]:
                 )
             )
     elif r is not None and r not in fits:
-        counts = " or ".join(str(k) for k in fits)
+        counts = _counts_text(fits, " or ")
         if rec.derived:
             err(
                 Finding(
@@ -475,12 +492,12 @@ def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
             )
         ]
     found: list[Finding] = []
-    fits = matching_counts(rec.evaluable, rec.percent)
+    fits: Sequence[int] = matching_counts(rec.evaluable, rec.percent)
     if not fits:
         # No whole count reproduces the percent: the two counts either side of it are the
         # candidates (e.g. "64" of 37: 23 or 24).
         exact = Fraction(Decimal(rec.percent)) * rec.evaluable / 100
-        fits = sorted({math.floor(exact), math.ceil(exact)} & set(range(rec.evaluable + 1)))
+        fits = sorted(k for k in {math.floor(exact), math.ceil(exact)} if 0 <= k <= rec.evaluable)
     for k, count in enumerate(rec.alternatives):
         if count == rec.responders:
             found.append(Finding((*where, k), f"alternative {count} is the recorded count"))
@@ -490,7 +507,7 @@ def _check_alternatives(rec: Outcome, at: Path_) -> list[Finding]:
                     (*where, k),
                     f"alternative {count}/{rec.evaluable} = {_pct(count, rec.evaluable)} does not "
                     f"reproduce the printed {rec.percent}% (candidates: "
-                    f"{', '.join(map(str, fits))})",
+                    f"{_counts_text(fits, ', ')})",
                 )
             )
     return found

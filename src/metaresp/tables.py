@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import formatting as fmt
+from metaresp._cellsafe import formula_safe, formula_safe_frame
 from metaresp.analysis import AnalysisResult, GroupResult
 from metaresp.estimates import (
     FEW_STUDIES,
@@ -218,10 +219,10 @@ def write_csv(
     results: Sequence[AnalysisResult], path: Path, set_aside_path: Path | None = None
 ) -> None:
     """The pooled table (and, when a path is given, the set-aside table) as UTF-8 CSV."""
-    frame = pooled_frame(results)
+    frame = formula_safe_frame(pooled_frame(results))
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     if set_aside_path is not None:
-        aside = set_aside_frame(results)
+        aside = formula_safe_frame(set_aside_frame(results))
         atomic_write(set_aside_path, lambda tmp: aside.to_csv(tmp, index=False))
 
 
@@ -271,9 +272,10 @@ def write_xlsx(results: Sequence[AnalysisResult], path: Path) -> None:
 
 
 def _excel_value(value: Any) -> Any:
-    """Text that Excel would read as a formula is written with a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
+    """Text that Excel would read as a formula is written with a leading apostrophe
+    (:func:`metaresp._cellsafe.formula_safe`, as in the CSV tables)."""
+    if isinstance(value, str):
+        return formula_safe(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

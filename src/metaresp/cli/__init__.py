@@ -41,6 +41,8 @@ DEBUG_VARIABLE = "METARESP_DEBUG"
 """Environment variable that, set to 1, shows the traceback of an internal error."""
 
 _debug = {"on": False}
+_INTERRUPTED = 130
+"""What typer returns for a command ended by Ctrl-C (KeyboardInterrupt)."""
 
 
 def _show_version(value: bool) -> None:
@@ -86,8 +88,14 @@ app.command("add")(cmd_add.add)
 app.command("simulate")(cmd_simulate.simulate)
 
 
+_MAX_LINE = 2000
+"""No error line is longer (a message never repeats a large input)."""
+
+
 def _fail(lines: tuple[str, ...] | list[str]) -> None:
     for line in lines:
+        if len(line) > _MAX_LINE:
+            line = f"{line[: _MAX_LINE - 40]}... ({len(line)} characters)"
         sys.stderr.write(f"error: {line}\n")
 
 
@@ -135,14 +143,23 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
-        sys.stderr.write("error: aborted\n")
+        sys.stderr.write("error: interrupted; nothing was changed\n")
         return 1
     except typer.TyperException as exc:  # usage errors: unknown option, missing argument
         unknown = _unknown_option(exc)
         _fail([unknown or exc.format_message()])
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
+        sys.stderr.write("error: interrupted; nothing was changed\n")
+        return 1
+    except OSError as exc:  # the machine's, not the input's: permissions, space, mounts
+        from metaresp._environment import environment_message
+
+        if _debugging():
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        _fail([environment_message(exc)])
         return 1
     except Exception as exc:  # a bug of ours: one line, the traceback only when asked
         if _debugging():
@@ -153,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             f"error: internal error ({type(exc).__name__}: {exc}); "
             "please report it with the command you ran\n"
         )
+        return 1
+    if result == _INTERRUPTED:  # typer turns Ctrl-C into the exit code 130
+        sys.stderr.write("error: interrupted; nothing was changed\n")
         return 1
     return int(result) if isinstance(result, int) else 0
 

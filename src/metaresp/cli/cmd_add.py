@@ -35,31 +35,39 @@ def add(
     written into the extractions folder (atomically; an id already there is refused
     unless --update), the plan is run into the results folder, the published state is
     rewritten and the diff against the previous published state is printed. If the run
-    fails, the corpus is put back as it was.
+    or the publishing fails, or the command is interrupted, the corpus and the published
+    state are put back as they were (an interrupted add is undone, or finished when it
+    had published, by the next command). Commands that change the corpus run one at a
+    time (a lock in the extractions folder).
     """
     import json
     import sys
 
-    from metaresp import living
+    from metaresp import _faults, living
+    from metaresp._journal import journal, recover_project
+    from metaresp._lock import project_lock
     from metaresp.plan import load_plan
     from metaresp.runner import SUMMARY_NAME, check_out_folder, run_plan_files
 
     new = living.read_new_studies(file)
     load_plan(plan)
     check_out_folder(results)
-    previous, label = living.load_previous(None, published)
-    placements, warnings = living.plan_addition(extractions, new, update=update)
-    for line in warnings:
-        sys.stderr.write(f"warning: {line}\n")
-
-    living.place(placements)
-    try:
-        ran = run_plan_files(plan, extractions, results, progress=False)
-    except BaseException:
-        living.unplace(placements)
-        raise
-    done = living.finish_run(results, published)
-    state = living.read_state_file(results / SUMMARY_NAME)
+    with project_lock(extractions):
+        for line in recover_project(extractions, results):
+            sys.stderr.write(f"note: {line}\n")
+        previous, label = living.load_previous(None, published)
+        placements, warnings = living.plan_addition(extractions, new, update=update)
+        for line in warnings:
+            sys.stderr.write(f"warning: {line}\n")
+        files = [(p.target, p.text.encode("utf-8")) for p in placements]
+        with journal(extractions, "add", [*files, (published, None)], commit=published):
+            living.place(placements)
+            _faults.at("add-placed")
+            ran = run_plan_files(plan, extractions, results, progress=False)
+            _faults.at("add-ran")
+            done = living.finish_run(results, published)
+            _faults.at("add-published")
+        state = living.read_state_file(results / SUMMARY_NAME)
 
     found = living.compare(previous, state, against=label)
     if as_json:

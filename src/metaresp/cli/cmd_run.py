@@ -51,8 +51,14 @@ def run(
     (cumulative.csv, figures/cumulative/), reproduce.R (the estimates recreated with R's
     metafor) and a copy of summary.json as the published
     state (published/summary.json, kept in git; --no-publish skips it). The results are
-    built in a temporary folder and moved into place only when the whole run succeeded.
+    built in a temporary folder and moved into place only when the whole run succeeded
+    (what an interrupted run left is cleaned up first; a results folder that is a mount
+    point is filled in place).
     """
+    import sys
+
+    from metaresp._journal import recover_project
+    from metaresp._lock import project_lock
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
     from metaresp.living import finish_run
@@ -65,8 +71,11 @@ def run(
         missing = pdf_unavailable()
         if missing:
             raise InputError(f"--pdf: report.pdf cannot be written here: {missing}")
-    written = run_plan_files(plan, extractions, out, progress=not quiet, published=published)
-    done = finish_run(out, published if publish else None)
+    with project_lock(extractions):
+        for line in recover_project(extractions, out):
+            sys.stderr.write(f"note: {line}\n")
+        written = run_plan_files(plan, extractions, out, progress=not quiet, published=published)
+        done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:
         typer.echo(line)

@@ -80,6 +80,10 @@ def import_(
     ] = False,
 ) -> None:
     """Validate a workbook and write one extraction file per study (nothing on any error)."""
+    import sys
+
+    from metaresp._journal import recover_project
+    from metaresp._lock import project_lock
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
     from metaresp.workbook import import_workbook
@@ -90,7 +94,10 @@ def import_(
             f"--extractions: {to.parent}: folder not found (the extractions folder is created "
             "only inside an existing folder)"
         )
-    result = import_workbook(book, to, update=update)
+    with project_lock(to):
+        for line in recover_project(to):
+            sys.stderr.write(f"note: {line}\n")
+        result = import_workbook(book, to, update=update)
     for line in result.warnings:
         typer.echo(f"warning: {line}")
     for change in result.changes:

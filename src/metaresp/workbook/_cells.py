@@ -27,6 +27,7 @@ __all__ = [
     "data_rows",
     "find_columns",
     "find_sheet",
+    "hidden_warnings",
     "parse_cell",
 ]
 
@@ -270,9 +271,39 @@ def find_columns(
 
 
 def data_rows(ws: Worksheet) -> Iterator[int]:
-    for row in range(2, ws.max_row + 1):
-        if any(
-            c.value is not None and not (isinstance(c.value, str) and not c.value.strip())
-            for c in ws[row]
-        ):
+    """The rows below the header that hold a value. The sheet's dimensions are read once
+    and the rows walked once (``ws[row]`` would measure the sheet again for every row:
+    quadratic in its size)."""
+    width, last = ws.max_column, ws.max_row
+    rows = ws.iter_rows(min_row=2, max_row=last, max_col=width, values_only=True)
+    for row, values in enumerate(rows, start=2):
+        if any(v is not None and not (isinstance(v, str) and not v.strip()) for v in values):
             yield row
+
+
+def hidden_warnings(ws: Worksheet) -> list[str]:
+    """One warning line each for a hidden sheet, its hidden rows and hidden columns
+    (they are imported all the same; a reader of the workbook in Excel may not see them)."""
+    from openpyxl.utils import get_column_letter
+
+    out: list[str] = []
+    if ws.sheet_state != "visible":
+        out.append(f"{ws.title}: the sheet is hidden in the workbook; it is imported all the same")
+    last = ws.max_row
+    rows = sorted(r for r, d in ws.row_dimensions.items() if d.hidden and 1 <= r <= last)
+    if rows:
+        shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+        out.append(
+            f"{ws.title}!A{rows[0]}: {len(rows)} hidden row(s) ({shown}); hidden rows are "
+            "imported all the same: unhide them to check what they hold"
+        )
+    cols = [
+        k for k, d in ws.column_dimensions.items() if d.hidden and (d.min or 1) <= ws.max_column
+    ]
+    if cols:
+        first = cols[0] if isinstance(cols[0], str) else get_column_letter(int(cols[0]))
+        out.append(
+            f"{ws.title}!{first}1: hidden column(s) {', '.join(map(str, cols[:10]))}; hidden "
+            "columns are imported all the same: unhide them to check what they hold"
+        )
+    return out

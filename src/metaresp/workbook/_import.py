@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from metaresp._journal import place_journaled
 from metaresp.corpus import Problem, check_extractions, dump_study
 from metaresp.errors import InputError
-from metaresp.intake import Incoming, place, plan_placements
+from metaresp.intake import Incoming, plan_placements
 from metaresp.schema import Study
 from metaresp.workbook._reader import _parse_book, _rules
 
@@ -87,6 +88,6 @@ def import_workbook(
     )
     if problems:
         raise InputError(problems)
-    place(placements)
+    place_journaled(folder, "import", placements)
     changes = tuple(Change(p.study, p.target, p.status, p.changes) for p in placements)
     return ImportResult(changes, tuple(parsed.warnings + warnings))

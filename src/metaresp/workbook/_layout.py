@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from metaresp._cellsafe import FORMULA_START
 from metaresp.fields import Field, Kind, group_fields, outcome_fields, study_fields
 
 __all__ = [
@@ -204,7 +205,7 @@ _WRAPPED = frozenset(
     if c.kind == "text" and c.name not in _UNWRAPPED
 )
 """Free-text columns shown wrapped (short one-line texts are not)."""
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = FORMULA_START
 
 _CONVENTIONS: tuple[str, ...] = (
     "One header row per sheet; columns are found by their header, in any order.",

@@ -11,42 +11,78 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metaresp.errors import InputError
-from metaresp.workbook._layout import MAX_FILE_BYTES, MAX_ROWS, MAX_XML_BYTES, OUTCOMES, STUDIES
+from metaresp.limits import MAX_CELLS, MAX_WORKBOOK_PART_BYTES, MAX_WORKBOOK_UNZIPPED_BYTES
+from metaresp.workbook._layout import MAX_FILE_BYTES, MAX_ROWS, OUTCOMES, STUDIES
 
 if TYPE_CHECKING:  # pragma: no cover
     from openpyxl.workbook.workbook import Workbook
 
-__all__ = ["open_book"]
+__all__ = ["open_book", "scan_zip"]
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
 
 
-def _scan_zip(archive: zipfile.ZipFile, name: str) -> None:
-    """Refuse zip bombs and oversized sheets before openpyxl parses anything."""
+def _too_large(name: str, what: str) -> InputError:
+    return InputError(f"{name}: {what}; too large to import (limits: docs/limits.md)")
+
+
+def scan_zip(archive: zipfile.ZipFile, name: str, *, max_rows: int | None = MAX_ROWS) -> None:
+    """Refuse zip bombs and oversized sheets before openpyxl parses anything.
+
+    Every member of the archive counts (sheets, styles, shared strings, drawings...):
+    first by the sizes the archive declares, then by the bytes it actually unpacks to,
+    streamed a MiB at a time and stopped at the limit (a declared size can lie). The
+    worksheets' ``<row>`` and ``<c>`` (cell) elements are counted on the way."""
+    mib = 2**20
+    infos = archive.infolist()
+    declared = sum(info.file_size for info in infos)
+    if declared > MAX_WORKBOOK_UNZIPPED_BYTES:
+        raise _too_large(
+            name,
+            f"its parts unpack to {declared / mib:.0f} MiB, more than "
+            f"{MAX_WORKBOOK_UNZIPPED_BYTES // mib} MiB",
+        )
     total = 0
-    for info in archive.infolist():
+    cells = 0
+    for info in infos:
+        if info.file_size > MAX_WORKBOOK_PART_BYTES:
+            raise _too_large(
+                name,
+                f"the part {info.filename} unpacks to {info.file_size / mib:.0f} MiB, more "
+                f"than {MAX_WORKBOOK_PART_BYTES // mib} MiB",
+            )
         lower = info.filename.lower()
         is_sheet = lower.startswith("xl/worksheets/") and lower.endswith(".xml")
-        if not (is_sheet or lower == "xl/sharedstrings.xml"):
-            continue
+        part = 0
         rows = 0
         tail = b""
         with archive.open(info) as stream:
-            while chunk := stream.read(1 << 20):
+            while chunk := stream.read(mib):
+                part += len(chunk)
                 total += len(chunk)
-                if total > MAX_XML_BYTES:
-                    raise InputError(
-                        f"{name}: the workbook's sheets hold more than "
-                        f"{MAX_XML_BYTES // 2**20} MB of data; too large to import"
+                if part > MAX_WORKBOOK_PART_BYTES or part > max(info.file_size, 0) + mib:
+                    raise _too_large(
+                        name,
+                        f"the part {info.filename} unpacks to more than "
+                        f"{min(MAX_WORKBOOK_PART_BYTES, info.file_size) / mib:.0f} MiB",
+                    )
+                if total > MAX_WORKBOOK_UNZIPPED_BYTES:
+                    raise _too_large(
+                        name,
+                        f"its parts unpack to more than {MAX_WORKBOOK_UNZIPPED_BYTES // mib} MiB",
                     )
                 if is_sheet:
                     buf = tail + chunk
                     rows += sum(1 for m in _ROW_TAG.finditer(buf) if m.end() > len(tail))
+                    cells += sum(1 for m in _CELL_TAG.finditer(buf) if m.end() > len(tail))
                     tail = buf[-32:]
-        if rows > MAX_ROWS + 1:
+                    if cells > MAX_CELLS:
+                        raise _too_large(name, f"its sheets hold more than {MAX_CELLS:,} cells")
+        if max_rows is not None and rows > max_rows + 1:
             raise InputError(
-                f"{name}: a sheet has {rows} rows; at most {MAX_ROWS} data rows are imported "
+                f"{name}: a sheet has {rows} rows; at most {max_rows} data rows are imported "
                 "(delete unused rows or split the workbook)"
             )
 
@@ -97,7 +133,7 @@ def open_book(path: str | os.PathLike[str]) -> tuple[bytes, Workbook]:
                 f"{name}: a zip archive but not an Excel workbook (no xl/workbook.xml; an "
                 "OpenDocument .ods or a Word file?); save it as .xlsx"
             )
-        _scan_zip(archive, name)
+        scan_zip(archive, name)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise

@@ -24,6 +24,7 @@ from metaresp.workbook._cells import (
     data_rows,
     find_columns,
     find_sheet,
+    hidden_warnings,
 )
 from metaresp.workbook._layout import (
     EXAMPLE_ID,
@@ -167,6 +168,7 @@ def _open_sheets(path: str | os.PathLike[str]) -> _Sheets | list[str]:
     outcome_cols = find_columns(outcomes_ws, OUTCOME_COLUMNS, problems)
     if study_cols is None or outcome_cols is None:
         return problems
+    reader.warnings.extend(hidden_warnings(studies_ws) + hidden_warnings(outcomes_ws))
     return _Sheets(reader, studies_ws, outcomes_ws, study_cols, outcome_cols)
 
 
