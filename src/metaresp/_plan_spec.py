@@ -13,15 +13,21 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
 from metaresp import models
+from metaresp._plan_base import (
+    CertaintyOverride,
+    CertaintySettings,
+    Rating,
+    StrList,
+    _as_list,
+    _Strict,
+)
 
 Outcome = Literal["ORR", "VGPR+", "CR+"]
 Setting = Literal["first-salvage", "any-line"]
@@ -45,31 +51,6 @@ OUTCOME_TITLE: dict[str, str] = {
 }
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-
-
-def _as_list(value: Any) -> Any:
-    """Accept a single value where a list is expected."""
-    if value is None:
-        return value
-    if isinstance(value, str | int | float):
-        return [value]
-    return value
-
-
-def _str_list(value: Any) -> Any:
-    value = _as_list(value)
-    if isinstance(value, list):
-        return [
-            str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value
-        ]
-    return value
-
-
-StrList = Annotated[list[str], BeforeValidator(_str_list)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _choice(option: str) -> Any:
@@ -389,35 +370,6 @@ class RegressionSpec(_Strict):
         if model.estimator == "BAYES":
             raise ValueError("model.estimator: BAYES has no meta-regression; use REML or GLMM")
         return model
-
-
-Rating = Literal["high", "moderate", "low", "very low"]
-
-
-def _reason_text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("a panel's rating needs a reason (a sentence the report shows)")
-    return value.strip()
-
-
-class CertaintyOverride(_Strict):
-    """A guideline panel's own certainty rating of one estimate, with its reason."""
-
-    rating: Rating
-    reason: Annotated[str, AfterValidator(_reason_text)]
-
-
-class CertaintySettings(_Strict):
-    """How the report rates certainty (:mod:`metaresp.grade`).
-
-    ``population``: the population the review is about (vocabulary ``population``);
-    an estimate with studies from another population is rated down for indirectness
-    (none: indirectness is not judged). ``overrides``: per analysis name (as expanded,
-    e.g. ``class-first-salvage-orr``) and subgroup name (a class of its grouping, or
-    ``Overall``), a panel's rating and reason, shown beside the rules' rating."""
-
-    population: str | None = None
-    overrides: dict[str, dict[str, CertaintyOverride]] = Field(default_factory=dict)
 
 
 class Plan(_Strict):

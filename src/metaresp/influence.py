@@ -49,13 +49,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
 from metaresp.estimators import estimate_tau2, q_generalised
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from metaresp.pooling import PoolResult
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -292,4 +297,77 @@ def glmm_influence(
     )
 
 
-__all__ = ["COLUMNS", "DeletedFit", "Influence", "glmm_influence", "iv_influence"]
+#: influence() columns with no definition for the GLMM, and why they are left out
+GLMM_UNDEFINED: Final[tuple[str, ...]] = ("hat", "weight", "dffits", "dfbs")
+GLMM_UNDEFINED_REASON: Final[str] = (
+    "not defined for the GLMM: it gives a study no inverse-variance weight, so there is no "
+    "hat value, weight, DFFITS or DFBETAS (metafor has no influence() for rma.glmm)"
+)
+
+
+def influence_frame(res: PoolResult) -> pd.DataFrame:
+    """:meth:`metaresp.pooling.PoolResult.influence`: every study deleted in turn and the
+    model refitted with the same settings; the statistics of :func:`iv_influence` or
+    :func:`glmm_influence` as a data frame."""
+    import pandas as pd
+
+    if res.k < 2:
+        raise ValueError("influence needs at least 2 studies; this result has k = 1")
+    yi = np.asarray(res.yi, dtype=np.float64)
+    vi = np.asarray(res.vi, dtype=np.float64)
+    if res.estimator == "GLMM":
+        deleted = []
+        for i in range(res.k):
+            fit = res._refit([j for j in range(res.k) if j != i])
+            if fit.estimator != "GLMM":
+                deleted.append(
+                    DeletedFit(
+                        None,
+                        None,
+                        None,
+                        None,
+                        (*fit.warnings, "no GLMM without this study: no values"),
+                    )
+                )
+            else:
+                deleted.append(DeletedFit(fit.estimate, fit.se, fit.tau2, fit.q, fit.warnings))
+        diag = glmm_influence(yi, vi, estimate=res.estimate, se=res.se, deleted=deleted)
+    else:
+        diag = iv_influence(
+            yi,
+            vi,
+            estimator=res.estimator,
+            ci=res.ci,
+            estimate=res.estimate,
+            se=res.se,
+            tau2=res.tau2,
+        )
+    columns = diag.columns()
+    omitted: dict[str, str] = {}
+    if res.estimator == "GLMM":
+        omitted = dict.fromkeys(GLMM_UNDEFINED, GLMM_UNDEFINED_REASON)
+        columns = {name: values for name, values in columns.items() if name not in omitted}
+    frame = pd.DataFrame(
+        {
+            "label": list(res.labels),
+            **columns,
+            "inf": diag.inf,
+            "estimate.del": diag.estimate_del,
+            "se.del": diag.se_del,
+            "warnings": ["; ".join(dict.fromkeys(n)) for n in diag.notes],
+        }
+    )
+    frame.attrs["omitted"] = omitted
+    return frame
+
+
+__all__ = [
+    "COLUMNS",
+    "GLMM_UNDEFINED",
+    "GLMM_UNDEFINED_REASON",
+    "DeletedFit",
+    "Influence",
+    "glmm_influence",
+    "influence_frame",
+    "iv_influence",
+]

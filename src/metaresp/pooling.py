@@ -32,7 +32,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -41,6 +41,7 @@ from scipy import special
 
 from metaresp import models
 from metaresp._inputs import validate_counts
+from metaresp._pool_extras import CommonEffect
 from metaresp.errors import StatisticalWarning
 from metaresp.intervals import clopper_pearson
 from metaresp.models import ModelSpec
@@ -54,33 +55,6 @@ CIS: Final[tuple[str, ...]] = models.CIS
 GLMM_NAGQ: Final[int] = models.DEFAULT_NAGQ
 
 _DEFAULT_SPEC: Final[ModelSpec] = ModelSpec()
-
-#: influence() columns with no definition for the GLMM, and why they are left out
-GLMM_UNDEFINED: Final[tuple[str, ...]] = ("hat", "weight", "dffits", "dfbs")
-GLMM_UNDEFINED_REASON: Final[str] = (
-    "not defined for the GLMM: it gives a study no inverse-variance weight, so there is no "
-    "hat value, weight, DFFITS or DFBETAS (metafor has no influence() for rma.glmm)"
-)
-
-
-@dataclass(frozen=True)
-class CommonEffect:
-    """The common-effect (equal-effects) estimate printed beside a random-effects one, as
-    ``metaprop`` prints both: for inverse-variance models the inverse-variance estimate
-    with weights ``1/vi`` (metafor ``rma(method="EE")``); for the GLMM the common-effect
-    binomial model, logit(Σx/Σn) with se 1/sqrt(Σn p(1-p)) (metafor
-    ``rma.glmm(measure="PLO", method="EE")``). Always a z interval (meta's default for
-    the common-effect model). Proportions back-transformed; ``estimate``/``se`` on the
-    model's scale; all ``None`` where the estimate does not exist (0 or all events in
-    every study of the GLMM)."""
-
-    model: str
-    estimate: float | None
-    se: float | None
-    proportion: float | None
-    ci_low: float | None
-    ci_high: float | None
-    level: float
 
 
 IntArray = NDArray[np.int64]
@@ -260,46 +234,9 @@ class PoolResult:
         return out
 
     def _common_effect(self) -> CommonEffect | None:
-        if self.k < 2 or self.fitted.estimator in ("FE", "BAYES"):
-            return None
-        from scipy import stats
+        from metaresp._pool_extras import common_effect
 
-        z = float(stats.norm.ppf(0.5 + self.level / 2.0))
-        if self.fitted.family == "glmm":
-            x, n = sum(self.events), sum(self.totals)
-            if x in (0, n):
-                return CommonEffect("GLMM", None, None, None, None, None, self.level)
-            p = x / n
-            est = math.log(p / (1.0 - p))
-            se = 1.0 / math.sqrt(n * p * (1.0 - p))
-            return CommonEffect(
-                "GLMM",
-                est,
-                se,
-                p,
-                float(special.expit(est - z * se)),
-                float(special.expit(est + z * se)),
-                self.level,
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", StatisticalWarning)
-            fe = pool(
-                self.events,
-                self.totals,
-                transform=self.transform,
-                estimator="FE",
-                ci="z",
-                level=self.level,
-            )
-        return CommonEffect(
-            "inverse variance",
-            fe.estimate,
-            fe.se,
-            fe.proportion,
-            fe.ci_low,
-            fe.ci_high,
-            self.level,
-        )
+        return common_effect(self, pool)
 
     # -- tables -----------------------------------------------------------------------
 
@@ -406,96 +343,17 @@ class PoolResult:
         ``estimate.del`` and ``se.del`` (the refit's pooled value on the transformed scale
         and its se) and ``warnings``. Formulas: :mod:`metaresp.influence`. Needs k >= 2.
         """
-        import pandas as pd
+        from metaresp.influence import influence_frame
 
-        from metaresp.influence import DeletedFit, glmm_influence, iv_influence
-
-        if self.k < 2:
-            raise ValueError("influence needs at least 2 studies; this result has k = 1")
-        yi = np.asarray(self.yi, dtype=np.float64)
-        vi = np.asarray(self.vi, dtype=np.float64)
-        if self.estimator == "GLMM":
-            deleted = []
-            for i in range(self.k):
-                fit = self._refit([j for j in range(self.k) if j != i])
-                if fit.estimator != "GLMM":
-                    deleted.append(
-                        DeletedFit(
-                            None,
-                            None,
-                            None,
-                            None,
-                            (*fit.warnings, "no GLMM without this study: no values"),
-                        )
-                    )
-                else:
-                    deleted.append(DeletedFit(fit.estimate, fit.se, fit.tau2, fit.q, fit.warnings))
-            diag = glmm_influence(yi, vi, estimate=self.estimate, se=self.se, deleted=deleted)
-        else:
-            diag = iv_influence(
-                yi,
-                vi,
-                estimator=self.estimator,
-                ci=self.ci,
-                estimate=self.estimate,
-                se=self.se,
-                tau2=self.tau2,
-            )
-        columns = diag.columns()
-        omitted: dict[str, str] = {}
-        if self.estimator == "GLMM":
-            omitted = dict.fromkeys(GLMM_UNDEFINED, GLMM_UNDEFINED_REASON)
-            columns = {name: values for name, values in columns.items() if name not in omitted}
-        frame = pd.DataFrame(
-            {
-                "label": list(self.labels),
-                **columns,
-                "inf": diag.inf,
-                "estimate.del": diag.estimate_del,
-                "se.del": diag.se_del,
-                "warnings": ["; ".join(dict.fromkeys(n)) for n in diag.notes],
-            }
-        )
-        frame.attrs["omitted"] = omitted
-        return frame
+        return influence_frame(self)
 
     # -- display ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain Python values (floats, ints, strings, lists, None)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name.startswith("_"):
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, ModelSpec):
-                # the fitted model is ``transform``/``estimator``/``ci``; the requested one
-                # is flattened beside it so that every value stays a plain scalar
-                if f.name == "requested":
-                    for part in ("transform", "estimator", "ci", "tau_prior", "mu_prior"):
-                        out[f"requested_{part}"] = getattr(value, part)
-                continue
-            out[f.name] = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
-        for name in (
-            "tau2_ci_low",
-            "tau2_ci_high",
-            "tau",
-            "tau_ci_low",
-            "tau_ci_high",
-            "i2_ci_low",
-            "i2_ci_high",
-            "h",
-            "h_ci_low",
-            "h_ci_high",
-        ):
-            out[name] = _plain(getattr(self, name))
-        common = self.common_effect()
-        for f in fields(CommonEffect):
-            if f.name != "level":
-                out[f"common_{f.name}"] = (
-                    None if common is None else _plain(getattr(common, f.name))
-                )
-        return out
+        from metaresp._pool_extras import result_dict
+
+        return result_dict(self)
 
     def summary(self) -> str:
         """A text report, what R's ``metaprop`` prints: the model fitted (after a fallback,
@@ -536,16 +394,6 @@ def fmt_percent(p: float) -> str:
     from metaresp.formatting import percent
 
     return percent(p)
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # -- fitting --------------------------------------------------------------------------------
