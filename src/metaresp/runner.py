@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp._runcache import (
+    CACHE_FOLDER,
+    FIGURE_DPI,
+    FIGURE_SETTINGS,
+    Fingerprints,
+    NewCache,
+    PreviousRun,
+)
 from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
@@ -40,8 +47,10 @@ from metaresp.records import records_from_corpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.corpus import Corpus
+    from metaresp.cumulative import CumulativeStep
 
 __all__ = [
+    "FIGURE_DPI",
     "FIGURE_WORKERS",
     "MARKER_NAMES",
     "SUMMARY_NAME",
@@ -55,6 +64,8 @@ __all__ = [
 
 FIGURE_WORKERS = 2
 """Processes drawing figures at once (the reference machine has 2 cores)."""
+CUMULATIVE_MIN_K = int(FIGURE_SETTINGS["cumulative_min_k"])
+"""Smallest class drawn as a cumulative plot (fewer studies only repeat the forest plot)."""
 MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
 """A folder holding one of these is taken to be an earlier results folder (safe to replace)."""
 
@@ -68,13 +79,20 @@ class RunOutput:
     files: tuple[str, ...]
     seconds: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    reused: int = 0
+    """Analyses with figures whose fit and figures were taken from the previous run."""
+    with_figures: int = 0
+    """Analyses with at least one figure."""
+    figures_drawn: int = 0
 
     def message(self) -> str:
         pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
         aside = sum(len(r.set_aside) for r in self.results)
         return (
             f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
-            f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s"
+            f"aside; reused {self.reused} of {self.with_figures} analyses' figures, drew "
+            f"{self.figures_drawn}; wrote {len(self.files)} files to {self.out} in "
+            f"{self.seconds:.1f} s"
         )
 
 
@@ -95,6 +113,7 @@ def run_plan(
     out: str | Path = "results",
     *,
     progress: bool = False,
+    force: bool = False,
 ) -> RunOutput:
     """What ``metaresp run`` does, from Python: run the analysis plan on the extraction
     folder and replace ``out`` with the pooled tables, forest plots, report and
@@ -102,7 +121,7 @@ def run_plan(
     written, with every :class:`~metaresp.analysis.AnalysisResult`. To pool without writing
     files, use :func:`run_analyses` with :func:`metaresp.load_plan` and
     :func:`metaresp.load_extractions`."""
-    return run_plan_files(Path(plan), Path(extractions), Path(out), progress=progress)
+    return run_plan_files(Path(plan), Path(extractions), Path(out), progress=progress, force=force)
 
 
 def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
@@ -196,16 +215,30 @@ def _write_report(
 
 
 def run_plan_files(
-    plan_path: Path, extractions: Path, out: Path, *, progress: bool = True
+    plan_path: Path, extractions: Path, out: Path, *, progress: bool = True, force: bool = False
 ) -> RunOutput:
-    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results."""
+    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results, reusing
+    the fits and figures of the analyses whose inputs did not change since the run that
+    wrote ``out`` (:mod:`metaresp._runcache`; ``force``: redo everything)."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
-    with _figure_pool() as pool:
-        return _run_into(plan, plan_path, extractions, out, progress, pool, started)
+    previous = PreviousRun(out, force=force)
+    with _FigurePool(start=previous.empty) as pool:
+        return _run_into(plan, plan_path, extractions, out, progress, pool, previous, started)
+
+
+@dataclass
+class _Planned:
+    """One analysis of this run: its fit, cumulative steps and figure files."""
+
+    result: AnalysisResult
+    steps: dict[str, list[CumulativeStep]]
+    fingerprint: str
+    files: list[Path]
+    reused: bool
 
 
 def _run_into(
@@ -214,43 +247,133 @@ def _run_into(
     extractions: Path,
     out: Path,
     progress: bool,
-    pool: Executor | None,
+    pool: _FigurePool,
+    previous: PreviousRun,
     started: float,
 ) -> RunOutput:
     from metaresp.corpus import load_extractions
+    from metaresp.cumulative import cumulative_analysis
 
     corpus = load_extractions(extractions)
     analyses = plan.expanded()
-    results: list[AnalysisResult] = []
-    notes: list[str] = []
 
     with atomic_folder(out) as tmp:
         # the figures are counted in once it is known how many there are
-        with _Progress(progress, total=2 * len(analyses) + 2) as bar:
-            frame = corpus.to_frame()
+        with _Progress(progress, total=len(analyses) + 2) as bar:
             records = records_from_corpus(corpus)
+            prints = Fingerprints(records, {**FIGURE_SETTINGS, "dpi": FIGURE_DPI})
+            cache = NewCache(tmp)
+            planned: list[_Planned] = []
+            jobs: list[tuple[str, Any, Path, Path]] = []
+            figures: dict[str, tuple[Path, Path]] = {}
+            (tmp / "figures").mkdir()
             for analysis in analyses:
-                bar.step(f"pooling {analysis.name}")
-                results.append(run_analysis(analysis, records))
-            figures = _draw_figures(tmp, results, bar, pool)
-            bar.step("writing tables")
-            from metaresp.tables import write_tables
-
-            write_tables(results, tmp)
-            meta = state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame))
-            version = str(meta["corpus_version"])
-            state = build_state(results, frame, **meta)
-            (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
-            bar.step("writing the report")
-            _write_report(tmp, results, plan.title, version, figures)
-        files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
+                fp = prints.of(analysis)
+                hit = previous.lookup(analysis.name, fp)
+                if hit is not None:
+                    bar.step(f"reusing {analysis.name}")
+                    previous.bring(hit.files, tmp)
+                    item = _Planned(
+                        hit.result, hit.steps, fp, [tmp / f for f in hit.files], reused=True
+                    )
+                else:
+                    bar.step(f"pooling {analysis.name}")
+                    result = run_analysis(analysis, records)
+                    item = _Planned(result, cumulative_analysis(result), fp, [], reused=False)
+                    new_jobs = _figure_jobs(tmp, item)
+                    jobs.extend(new_jobs)
+                    item.files.extend(f for job in new_jobs for f in job[2:])
+                planned.append(item)
+                if not item.result.empty:
+                    png = tmp / "figures" / f"{analysis.name}.png"
+                    figures[analysis.name] = (png, png.with_suffix(".svg"))
+            results = [item.result for item in planned]
+            bar.grow(len(jobs))
+            pool.draw(jobs, bar)
+            meta = state_meta(plan_path, plan.title, extractions, corpus, len(records))
+            run_fp = prints.of_run([item.fingerprint for item in planned], meta)
+            same = previous.run_files(run_fp)
+            if same is not None:
+                bar.step("reusing the tables and the report")
+                previous.bring(same, tmp)
+            else:
+                _write_run_files(tmp, plan, results, planned, corpus, meta, figures, bar)
+            for analysis, item in zip(analyses, planned, strict=True):
+                cache.keep(
+                    analysis.name,
+                    item.fingerprint,
+                    item.result,
+                    item.steps,
+                    item.files,
+                    previous if item.reused else None,
+                )
+            figure_files = {f for item in planned for f in item.files}
+            cache.keep_run(
+                run_fp,
+                [
+                    p
+                    for p in tmp.rglob("*")
+                    if p.is_file() and p not in figure_files and CACHE_FOLDER not in p.parts
+                ],
+            )
+            cache.write()
+        files = tuple(
+            sorted(
+                str(p.relative_to(tmp))
+                for p in tmp.rglob("*")
+                if p.is_file() and CACHE_FOLDER not in p.relative_to(tmp).parts
+            )
+        )
+    drawn = [item for item in planned if item.files]
     return RunOutput(
         out=out,
         results=tuple(results),
         files=files,
         seconds=time.perf_counter() - started,
-        warnings=tuple(notes),
+        reused=sum(1 for item in drawn if item.reused),
+        with_figures=len(drawn),
+        figures_drawn=len(jobs),
     )
+
+
+def _write_run_files(
+    tmp: Path,
+    plan: Plan,
+    results: Sequence[AnalysisResult],
+    planned: Sequence[_Planned],
+    corpus: Corpus,
+    meta: dict[str, Any],
+    figures: dict[str, tuple[Path, Path]],
+    bar: _Progress,
+) -> None:
+    """What is written from all analyses together: cumulative.csv, the tables,
+    summary.json and the report."""
+    from metaresp.cumulative import write_csv
+    from metaresp.tables import write_tables
+
+    write_csv(tmp, [s for item in planned for g in item.steps.values() for s in g])
+    bar.step("writing tables")
+    write_tables(results, tmp)
+    state = build_state(results, corpus.to_frame(), **meta)
+    (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
+    bar.step("writing the report")
+    _write_report(tmp, results, plan.title, str(meta["corpus_version"]), figures)
+
+
+def _figure_jobs(folder: Path, item: _Planned) -> list[tuple[str, Any, Path, Path]]:
+    """The figures of one analysis to draw: its forest plot and its cumulative plots."""
+    from metaresp.cumulative import figures_of
+
+    result = item.result
+    jobs: list[tuple[str, Any, Path, Path]] = []
+    if not result.empty:
+        png = folder / "figures" / f"{result.analysis.name}.png"
+        jobs.append(("forest", result.forest_data(), png, png.with_suffix(".svg")))
+    jobs.extend(
+        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
+        for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K)
+    )
+    return jobs
 
 
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
@@ -258,47 +381,17 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
 
     kind, data, png, svg = job
     if kind == "forest":
-        save_forest(data, png, svg)
+        save_forest(data, png, svg, dpi=FIGURE_DPI)
     else:
         save_cumulative(
-            data.rows, png, svg, title=data.title, outcome=data.outcome, model_note=data.model_note
+            data.rows,
+            png,
+            svg,
+            title=data.title,
+            outcome=data.outcome,
+            model_note=data.model_note,
+            dpi=FIGURE_DPI,
         )
-
-
-def _draw_figures(
-    folder: Path, results: Sequence[AnalysisResult], bar: _Progress, pool: Executor | None
-) -> dict[str, tuple[Path, Path]]:
-    """Draw every figure; on a machine with more than one core, in worker processes."""
-    figures: dict[str, tuple[Path, Path]] = {}
-    jobs: list[tuple[str, Any, Path, Path]] = []
-    (folder / "figures").mkdir()
-    for result in results:
-        if result.empty:
-            bar.step(f"no figure for {result.analysis.name}")
-            continue
-        png = folder / "figures" / f"{result.analysis.name}.png"
-        svg = png.with_suffix(".svg")
-        jobs.append(("forest", result.forest_data(), png, svg))
-        figures[result.analysis.name] = (png, svg)
-    from metaresp.cumulative import write_cumulative
-
-    jobs.extend(
-        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
-        for fig in write_cumulative(folder, results)
-    )
-    bar.grow(len(jobs) - len(figures))
-    if pool is None:
-        for job in jobs:
-            bar.step(f"drawing {job[2].stem}")
-            _save_one(job)
-        return figures
-    from concurrent.futures import as_completed
-
-    futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
-    for future in as_completed(futures):
-        future.result()
-        bar.step(f"drew {futures[future]}")
-    return figures
 
 
 def _warm_worker() -> None:
@@ -309,24 +402,55 @@ def _warm_worker() -> None:
         pass
 
 
-@contextmanager
-def _figure_pool() -> Iterator[Executor | None]:
-    """Worker processes for the figures, started at once so that their imports overlap
-    the reading and pooling in this process; ``None`` on a single core."""
-    workers = min(FIGURE_WORKERS, os.cpu_count() or 1)
-    if workers < 2:
-        yield None
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _FigurePool:
+    """Worker processes for the figures, one per core up to :data:`FIGURE_WORKERS`.
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_warm_worker
-    ) as pool:
-        for _ in range(workers):
-            pool.submit(int)
-        yield pool
+    With ``start`` (a cold run: every figure will be drawn) they are started at once, so
+    that their imports overlap the reading and pooling in this process; otherwise only
+    when there are at least two figures to draw. On a single core, or for one figure,
+    the figures are drawn in this process."""
+
+    def __init__(self, start: bool) -> None:
+        self._pool: Executor | None = None
+        self._start = start
+
+    def __enter__(self) -> _FigurePool:
+        if self._start:
+            self._open()
+        return self
+
+    def _open(self) -> Executor | None:
+        workers = min(FIGURE_WORKERS, os.cpu_count() or 1)
+        if self._pool is None and workers >= 2:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_warm_worker
+            )
+            for _ in range(workers):
+                self._pool.submit(int)
+        return self._pool
+
+    def draw(self, jobs: Sequence[tuple[str, Any, Path, Path]], bar: _Progress) -> None:
+        """Draw every job; in the worker processes when there are several."""
+        pool = self._open() if len(jobs) >= 2 else self._pool
+        if pool is None:
+            for job in jobs:
+                bar.step(f"drawing {job[2].stem}")
+                _save_one(job)
+            return
+        from concurrent.futures import as_completed
+
+        futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
+        for future in as_completed(futures):
+            future.result()
+            bar.step(f"drew {futures[future]}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:

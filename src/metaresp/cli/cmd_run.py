@@ -28,6 +28,12 @@ def run(
         bool,
         typer.Option("--publish/--no-publish", help="Copy summary.json to the published state."),
     ] = True,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Redo every fit and figure (ignore the previous run's cache)."
+        ),
+    ] = False,
 ) -> None:
     """Run the analysis plan on the extractions and write results/.
 
@@ -38,11 +44,14 @@ def run(
     (cumulative.csv, figures/cumulative/) and a copy of summary.json as the published
     state (published/summary.json, kept in git; --no-publish skips it). The results are
     built in a temporary folder and moved into place only when the whole run succeeded.
+    An analysis whose records, settings and figures are unchanged since the last run is
+    taken from that run (its cache in results/.cache/), not refitted and redrawn;
+    --force redoes everything.
     """
     from metaresp.living import finish_run
     from metaresp.runner import run_plan_files
 
-    written = run_plan_files(plan, extractions, out, progress=not quiet)
+    written = run_plan_files(plan, extractions, out, progress=not quiet, force=force)
     done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:

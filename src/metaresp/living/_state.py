@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from metaresp.analysis import AnalysisResult
+    from metaresp.corpus import Corpus
 
 __all__ = [
     "FINGERPRINT_KEY",
@@ -129,7 +130,7 @@ def build_state(
 
 
 def state_meta(
-    plan_path: Path, title: str, extractions: Path, n_studies: int, n_records: int
+    plan_path: Path, title: str, extractions: Path, corpus: Corpus, n_records: int
 ) -> dict[str, Any]:
     """The descriptive fields of a state, as ``metaresp run`` writes them."""
 
@@ -140,20 +141,30 @@ def state_meta(
         "title": title,
         "plan": shown(plan_path),
         "extractions": shown(extractions),
-        "corpus_version": corpus_version(extractions),
-        "studies": n_studies,
+        "corpus_version": corpus_version(corpus),
+        "studies": len(corpus.studies),
         "records": n_records,
     }
 
 
-def corpus_version(folder: Path) -> str:
-    """A short content hash of the extraction files (names and bytes), sorted by name."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.y*ml")):
-        digest.update(path.name.encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+CORPUS_VERSION_LENGTH = 12
+"""Hex digits of the corpus version shown (48 bits: no collision in any real corpus)."""
+
+
+def corpus_version(corpus: Corpus) -> str:
+    """A short content hash of the validated corpus: the SHA-256 of the canonical JSON of
+    every study (its metadata, groups and records as the schema holds them, keys sorted),
+    the studies in id order.
+
+    It depends on content only: not on the file names, the files' layout, comments, key
+    order or order of the files, so an export and re-import of the same content, or a
+    reformatted file, keeps the version; any change of a value changes it.
+    """
+    studies = sorted(
+        (s.model_dump(mode="json") for s in corpus.studies), key=lambda d: str(d.get("id"))
+    )
+    text = json.dumps(studies, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:CORPUS_VERSION_LENGTH]
 
 
 def current_state(plan_path: Path, extractions: Path) -> dict[str, Any]:
@@ -174,7 +185,7 @@ def current_state(plan_path: Path, extractions: Path) -> dict[str, Any]:
     return build_state(
         results,
         frame,
-        **state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame)),
+        **state_meta(plan_path, plan.title, extractions, corpus, len(frame)),
     )
 
 
