@@ -26,9 +26,10 @@ _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 def read_new_studies(path: Path) -> list[Incoming]:
     """The studies of an extraction file or a workbook, each with the text to write and
     its source name for messages. An extraction file is kept byte for byte (comments
-    included); a workbook's studies are written with :func:`metaresp.corpus.dump_study`.
+    included); a workbook's studies are written as edits of their existing files (only
+    what changed) or, when new, with :func:`metaresp.corpus.dump_study`.
     File-level errors raise :class:`InputError`."""
-    from metaresp.corpus import dump_study, parse_study
+    from metaresp.corpus import parse_study
 
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -49,7 +50,7 @@ def read_new_studies(path: Path) -> list[Incoming]:
         from metaresp.workbook import read_workbook
 
         corpus = read_workbook(path)
-        return [Incoming(s, dump_study(s), f"{path} (study {s.id})") for s in corpus.studies]
+        return [Incoming(s, None, f"{path} (study {s.id})") for s in corpus.studies]
     raise InputError(f"{path}: expected an extraction file (.yaml, .yml) or a workbook (.xlsx)")
 
 
