@@ -13,6 +13,10 @@ FILE_ARGUMENT = typer.Argument(help="An extraction file (.yaml) or a workbook (.
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 RESULTS_OPTION = typer.Option("--results", help="Results folder written by the re-run.")
 UPDATE_OPTION = typer.Option("--update", help="Replace a study whose id is already in the corpus.")
+FORCE_OPTION = typer.Option(
+    "--force",
+    help="With --update: replace a study even when its file has edits not yet published.",
+)
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 PUBLISHED_OPTION = typer.Option(
     "--published", help="The published state file: compared with, then rewritten."
@@ -27,6 +31,7 @@ def add(
     plan: Annotated[Path, PLAN_OPTION] = Path("analysis-plan.yaml"),
     published: Annotated[Path, PUBLISHED_OPTION] = Path("published/summary.json"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    force: Annotated[bool, FORCE_OPTION] = False,
 ) -> None:
     """Add a study to the corpus, re-run the plan and show what changed.
 
@@ -35,7 +40,9 @@ def add(
     written into the extractions folder (atomically; an id already there is refused
     unless --update), the plan is run into the results folder, the published state is
     rewritten and the diff against the previous published state is printed. If the run
-    fails, the corpus is put back as it was.
+    fails, the corpus is put back as it was. --update refuses to replace a file that
+    differs from the published state (an edit not yet published) where the new file
+    changes it again, and lists those fields; --force replaces it anyway.
     """
     import json
     import sys
@@ -49,6 +56,12 @@ def add(
     check_out_folder(results)
     previous, label = living.load_previous(None, published)
     placements, warnings = living.plan_addition(extractions, new, update=update)
+    if not force:
+        lost = living.unpublished_edits(placements, previous)
+        if lost:
+            from metaresp.errors import InputError
+
+            raise InputError(lost)
     for line in warnings:
         sys.stderr.write(f"warning: {line}\n")
 

@@ -19,6 +19,7 @@ from metaresp.living._add import (
     plan_addition,
     read_new_studies,
     unplace,
+    unpublished_edits,
 )
 from metaresp.living._diff import (
     TOLERANCE,
@@ -41,6 +42,7 @@ from metaresp.living._state import (
     RECORDS_KEY,
     SUMMARY_NAME,
     TEXT_FIELDS,
+    TEXTS_KEY,
     build_state,
     check_state,
     corpus_version,
@@ -63,6 +65,7 @@ __all__ = [
     "RECORDS_KEY",
     "RECORD_FIELDS",
     "SUMMARY_NAME",
+    "TEXTS_KEY",
     "TEXT_FIELDS",
     "TOLERANCE",
     "Crossing",
@@ -95,4 +98,5 @@ __all__ = [
     "state_meta",
     "state_text",
     "unplace",
+    "unpublished_edits",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "RECORDS_KEY",
     "RECORD_FIELDS",
     "SUMMARY_NAME",
+    "TEXTS_KEY",
     "TEXT_FIELDS",
     "build_state",
     "check_state",
@@ -65,6 +66,10 @@ FINGERPRINT_VERSION = 2
 """The fingerprint scheme: version 2 digests the fields with a value, by name, so that a
 new optional field left empty changes no digest. Digests of different schemes are not
 compared (a text edit cannot be seen across them; counts and fields still are)."""
+
+TEXTS_KEY = "texts"
+"""Key of a record fingerprint's text fields with their values (so that the diff can show
+an edit as old → new; states written before it have the digest only)."""
 
 SUMMARY_NAME = "summary.json"
 """The state's file name in a results folder."""
@@ -98,10 +103,11 @@ def _plain(value: Any) -> Any:
 def record_table(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """One fingerprint per record of ``corpus.to_frame()``, keyed by record id.
 
-    Each fingerprint holds the fields of :data:`RECORD_FIELDS` as they are and a short
-    SHA-256 ``digest`` of the other fields (:data:`TEXT_FIELDS`, those with a value, by
-    name: a new optional field left empty changes no digest); the file name and line are
-    left out, so moving a record within its file is not an edit.
+    Each fingerprint holds the fields of :data:`RECORD_FIELDS` as they are, the other
+    fields (:data:`TEXT_FIELDS`) that have a value under :data:`TEXTS_KEY`, and a short
+    SHA-256 ``digest`` of those, by name (a new optional field left empty changes no
+    digest); the file name and line are left out, so moving a record within its file is
+    not an edit.
     """
     out: dict[str, dict[str, Any]] = {}
     columns = list(frame.columns)
@@ -113,6 +119,7 @@ def record_table(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
             {k: v for k, v in values.items() if v is not None}, ensure_ascii=False, sort_keys=True
         )
         entry["digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        entry[TEXTS_KEY] = {k: v for k, v in sorted(values.items()) if v is not None}
         out[str(cells["record"])] = entry
     return dict(sorted(out.items()))
 
