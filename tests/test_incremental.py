@@ -164,3 +164,18 @@ def test_damaged_cache_means_redo(project: Path, drawn: list[str]) -> None:
     assert len(drawn) == 3
     (project / "results" / ".cache" / "manifest.json").write_text("{", encoding="utf-8")
     assert run(project).reused == 0
+
+
+def test_files_the_run_does_not_own_stay(project: Path) -> None:
+    run(project)
+    notes = project / "results" / "notes" / "mine.txt"
+    notes.parent.mkdir()
+    notes.write_text("my notes", encoding="utf-8")
+    (project / "results" / "figures" / "stale.png").write_bytes(b"not ours to keep")
+    write_corpus(project / "extractions", (Count("bisd-2024", 2024, "bispecific", 9, 12),))
+    again = run(project)
+    assert notes.read_text(encoding="utf-8") == "my notes"
+    assert not (project / "results" / "figures" / "stale.png").exists()
+    assert "notes/mine.txt" not in again.files
+    run(project)  # kept again by a run that reuses everything
+    assert notes.read_text(encoding="utf-8") == "my notes"

@@ -221,6 +221,21 @@ class PreviousRun:
         files = self.run[1]
         return files if all((self.out / f).is_file() for f in files) else None
 
+    def foreign(self) -> list[str]:
+        """Files of the previous results folder that no run wrote (a user's notes): every
+        file the manifest does not list, outside ``figures/`` and the cache. Without a
+        manifest nothing is known to be foreign (the folder is the run's, as before)."""
+        if self.empty or self.run is None:
+            return []
+        owned = set(self.run[1]) | {f for _, files in self.entries.values() for f in files}
+        out: list[str] = []
+        for path in sorted(self.out.rglob("*")):
+            name = path.relative_to(self.out).as_posix()
+            top = name.split("/")[0]
+            if path.is_file() and name not in owned and top not in ("figures", CACHE_FOLDER):
+                out.append(name)
+        return out
+
     def bring(self, files: Iterable[str], folder: Path) -> None:
         """Hard-link (else copy) ``files`` of the previous results into ``folder``."""
         for name in files:

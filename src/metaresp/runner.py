@@ -11,7 +11,10 @@ Steps: read and validate the plan and the corpus, run every analysis
 - ``report.html`` (:mod:`metaresp.report`, when available).
 
 Only when all of that succeeded does the temporary folder replace the results folder, so a
-failure leaves the previous results untouched and no half-written folder behind.
+failure leaves the previous results untouched and no half-written folder behind. Files of
+the previous folder that no run wrote (listed in no cache manifest, outside ``figures/``)
+are carried over. What did not change since the previous run is taken from it
+(:mod:`metaresp._runcache`): an unchanged analysis is neither refitted nor redrawn.
 """
 
 from __future__ import annotations
@@ -308,6 +311,9 @@ def _run_into(
                     previous if item.reused else None,
                 )
             figure_files = {f for item in planned for f in item.files}
+            kept = [f for f in previous.foreign() if not (tmp / f).exists()]
+            previous.bring(kept, tmp)  # what the run does not own stays
+            figure_files |= {tmp / f for f in kept}
             cache.keep_run(
                 run_fp,
                 [
@@ -321,7 +327,9 @@ def _run_into(
             sorted(
                 str(p.relative_to(tmp))
                 for p in tmp.rglob("*")
-                if p.is_file() and CACHE_FOLDER not in p.relative_to(tmp).parts
+                if p.is_file()
+                and CACHE_FOLDER not in p.relative_to(tmp).parts
+                and p.relative_to(tmp).as_posix() not in kept
             )
         )
     drawn = [item for item in planned if item.files]
