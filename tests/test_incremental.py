@@ -160,10 +160,11 @@ def test_damaged_cache_means_redo(project: Path, drawn: list[str]) -> None:
     for pickle in (project / "results" / ".cache" / "analyses").iterdir():
         pickle.write_bytes(b"not a pickle")
     drawn.clear()
-    assert run(project).reused == 0
-    assert len(drawn) == 3
+    assert run(project).reused == 0  # refitted ...
+    assert drawn == []  # ... but the figures, whose data did not change, are kept
     (project / "results" / ".cache" / "manifest.json").write_text("{", encoding="utf-8")
     assert run(project).reused == 0
+    assert len(drawn) == 3
 
 
 def test_files_the_run_does_not_own_stay(project: Path) -> None:
@@ -179,3 +180,26 @@ def test_files_the_run_does_not_own_stay(project: Path) -> None:
     assert "notes/mine.txt" not in again.files
     run(project)  # kept again by a run that reuses everything
     assert notes.read_text(encoding="utf-8") == "my notes"
+
+
+def test_a_new_study_redraws_the_cumulative_plot_of_its_class_only(
+    tmp_path: Path, drawn: list[str]
+) -> None:
+    """One analysis with two classes: a new CAR T study moves the analysis (its forest plot
+    shows both classes) but not the bispecific class's cumulative plot."""
+    from factories import SMALL_PLAN
+
+    extractions = write_corpus(tmp_path / "extractions", SMALL_CORPUS)
+    write_corpus(extractions, (Count("cartc-2024", 2024, "CAR-T", 5, 8),))
+    (tmp_path / "plan.yaml").write_text(SMALL_PLAN, encoding="utf-8")
+    first = run(tmp_path)
+    assert sorted(drawn) == [
+        "post-cart-orr",
+        "post-cart-orr--bispecific-antibody",
+        "post-cart-orr--car-t",
+    ]
+    drawn.clear()
+    write_corpus(extractions, (Count("cartd-2025", 2025, "CAR-T", 2, 6),))
+    again = run(tmp_path)
+    assert sorted(drawn) == ["post-cart-orr", "post-cart-orr--car-t"]
+    assert (first.figures_total, again.figures_total, again.figures_drawn) == (3, 3, 2)

@@ -13,8 +13,14 @@ exactly what its output depends on,
   libraries that compute and draw (NumPy, SciPy, matplotlib, forestplot), so that an
   upgrade or a code change redraws everything.
 
+An analysis that moved is refitted, but each of its figures is redrawn only when what it
+draws changed: a figure has its own fingerprint (its data, its file name, the settings and
+the code), so that a new study of one class redraws the forest plots that show it and the
+cumulative plot of that class only.
+
 The cache lives in the results folder, in ``.cache/``: ``manifest.json`` maps every
-analysis to its fingerprint and the figure files it drew, and
+analysis to its fingerprint and the figure files it drew, every figure to its
+fingerprint, and
 ``analyses/<fingerprint>.pickle`` holds its fit (the :class:`~metaresp.analysis.
 AnalysisResult`) and its cumulative steps. A run whose analysis has the fingerprint of
 the previous run takes the fit from there and hard-links (or copies) the figures from the
@@ -147,6 +153,11 @@ class Fingerprints:
         ]
         return _digest({**self._base, "analysis": _canon(analysis), "records": seen})
 
+    def of_figure(self, name: str, data: Any) -> str:
+        """The fingerprint of one figure: what it draws (``data``), where (``name``,
+        relative to the results folder), the figure settings and the code."""
+        return _digest({**self._base, "figure": name, "data": _canon(data)})
+
     def of_run(self, analyses: Sequence[str], meta: Mapping[str, Any]) -> str:
         """The fingerprint of the files written from all analyses together (tables,
         summary, report, cumulative.csv): every analysis's fingerprint, in plan order, and
@@ -176,6 +187,7 @@ class PreviousRun:
         self.out = out
         self.entries: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.run: tuple[str, tuple[str, ...]] | None = None
+        self.figures: dict[str, str] = {}
         manifest = out / CACHE_FOLDER / MANIFEST_NAME
         if force or not manifest.is_file():
             return
@@ -188,11 +200,14 @@ class PreviousRun:
                     str(entry["fingerprint"]),
                     tuple(str(f) for f in entry["files"]),
                 )
+            figures = data.get("figures")
+            if isinstance(figures, dict):
+                self.figures = {str(k): str(v) for k, v in figures.items()}
             run = data.get("run")
             if isinstance(run, dict):
                 self.run = (str(run["fingerprint"]), tuple(str(f) for f in run["files"]))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self.entries, self.run = {}, None
+            self.entries, self.run, self.figures = {}, None, {}
 
     @property
     def empty(self) -> bool:
@@ -220,6 +235,11 @@ class PreviousRun:
             return None
         files = self.run[1]
         return files if all((self.out / f).is_file() for f in files) else None
+
+    def figure(self, name: str, fp: str, files: Sequence[str]) -> bool:
+        """Whether the previous run drew figure ``name`` with fingerprint ``fp`` and
+        its ``files`` are all there."""
+        return self.figures.get(name) == fp and all((self.out / f).is_file() for f in files)
 
     def foreign(self) -> list[str]:
         """Files of the previous results folder that no run wrote (a user's notes): every
@@ -254,6 +274,7 @@ class NewCache:
         self.folder = folder
         self.entries: dict[str, dict[str, Any]] = {}
         self.run: dict[str, Any] | None = None
+        self.figures: dict[str, str] = {}
 
     def keep(
         self,
@@ -291,6 +312,8 @@ class NewCache:
             "scheme": CACHE_SCHEME,
             "analyses": dict(sorted(self.entries.items())),
         }
+        if self.figures:
+            data["figures"] = dict(sorted(self.figures.items()))
         if self.run is not None:
             data["run"] = self.run
         path = self.folder / CACHE_FOLDER / MANIFEST_NAME

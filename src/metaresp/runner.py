@@ -87,6 +87,7 @@ class RunOutput:
     with_figures: int = 0
     """Analyses with at least one figure."""
     figures_drawn: int = 0
+    figures_total: int = 0
 
     def message(self) -> str:
         pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
@@ -94,8 +95,8 @@ class RunOutput:
         return (
             f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
             f"aside; reused {self.reused} of {self.with_figures} analyses' figures, drew "
-            f"{self.figures_drawn}; wrote {len(self.files)} files to {self.out} in "
-            f"{self.seconds:.1f} s"
+            f"{self.figures_drawn} of {self.figures_total} figures; wrote {len(self.files)} "
+            f"files to {self.out} in {self.seconds:.1f} s"
         )
 
 
@@ -283,9 +284,22 @@ def _run_into(
                     bar.step(f"pooling {analysis.name}")
                     result = run_analysis(analysis, records)
                     item = _Planned(result, cumulative_analysis(result), fp, [], reused=False)
-                    new_jobs = _figure_jobs(tmp, item)
-                    jobs.extend(new_jobs)
-                    item.files.extend(f for job in new_jobs for f in job[2:])
+                    for job in _figure_jobs(tmp, item):
+                        kind, data, png, svg = job
+                        names = [png.relative_to(tmp).as_posix(), svg.relative_to(tmp).as_posix()]
+                        drawn = data if kind == "forest" else _cumulative_data(data)
+                        figure_fp = prints.of_figure(names[0], drawn)
+                        cache.figures[names[0]] = figure_fp
+                        if previous.figure(names[0], figure_fp, names):
+                            previous.bring(names, tmp)
+                        else:
+                            jobs.append(job)
+                        item.files.extend((png, svg))
+                if item.reused:
+                    for f in item.files:
+                        name = f.relative_to(tmp).as_posix()
+                        if name in previous.figures:
+                            cache.figures[name] = previous.figures[name]
                 planned.append(item)
                 if not item.result.empty:
                     png = tmp / "figures" / f"{analysis.name}.png"
@@ -339,6 +353,7 @@ def _run_into(
         files=files,
         seconds=time.perf_counter() - started,
         reused=sum(1 for item in drawn if item.reused),
+        figures_total=sum(len(item.files) // 2 for item in drawn),
         with_figures=len(drawn),
         figures_drawn=len(jobs),
     )
@@ -366,6 +381,11 @@ def _write_run_files(
     (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
     bar.step("writing the report")
     _write_report(tmp, results, plan.title, str(meta["corpus_version"]), figures)
+
+
+def _cumulative_data(fig: Any) -> tuple[Any, ...]:
+    """What a cumulative plot draws (its rows and labels; not where it is written)."""
+    return (fig.rows, fig.title, fig.outcome, fig.model_note)
 
 
 def _figure_jobs(folder: Path, item: _Planned) -> list[tuple[str, Any, Path, Path]]:
