@@ -5,7 +5,7 @@ Where each part lives:
 - :mod:`._state`: the state itself (what ``metaresp run`` records and publishes, the
   record fingerprints, the corpus version, reading a state from a file or a git revision);
 - :mod:`._diff`: the diff model (:func:`compare` two states into a :class:`StateDiff`);
-- :mod:`._render`: the diff as text (:func:`format_diff`), as a changelog paragraph
+- :mod:`._render`: the diff as text (:func:`format_diff`), as a changelog list
   (:func:`changelog`) and as JSON (:func:`diff_dict`);
 - :mod:`._add`: adding a study to the corpus (``metaresp add``), through
   :mod:`metaresp.intake`.

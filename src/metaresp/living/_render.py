@@ -1,5 +1,5 @@
 """The diff as a person reads it (text), as a guideline author pastes it (a changelog
-paragraph) and as a program reads it (JSON-ready values)."""
+list) and as a program reads it (JSON-ready values)."""
 
 from __future__ import annotations
 
