@@ -71,6 +71,7 @@ def quick_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     from metaresp import forest, runner
 
     monkeypatch.setattr(runner, "FIGURE_WORKERS", 1)
+    monkeypatch.setattr(runner, "FIGURE_DPI", QUICK_DPI)
     monkeypatch.setattr(forest, "save_forest", functools.partial(forest.save_forest, dpi=QUICK_DPI))
     monkeypatch.setattr(
         forest, "save_cumulative", functools.partial(forest.save_cumulative, dpi=QUICK_DPI)

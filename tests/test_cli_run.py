@@ -197,7 +197,7 @@ def test_failure_leaves_previous_results(
         raise OSError("disk full")
 
     monkeypatch.setattr(runner, "_write_report", broken)
-    monkeypatch.setattr(runner, "_draw_figures", lambda folder, results, bar, pool: {})
+    monkeypatch.setattr(runner, "_save_one", lambda job: None)
     monkeypatch.chdir(tmp_path)
     code, err = run_cli(
         "--plan", str(plan), "--extractions", str(extractions), "--results", str(out)

@@ -173,6 +173,12 @@ def test_an_edit_of_a_study_text_field_shows_in_the_diff() -> None:
     new = {"analyses": [], living.RECORDS_KEY: after}
     (change,) = living.compare(state, new).records
     assert change.kind == "edited"
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("notes", None, "corrected")]
+    # a state that keeps only the digests (written before the texts were kept)
+    digests_only = {
+        r: {k: v for k, v in e.items() if k != living.TEXTS_KEY} for r, e in before.items()
+    }
+    (change,) = living.compare({"analyses": [], living.RECORDS_KEY: digests_only}, new).records
     assert [f.field for f in change.fields] == ["text"]
 
 

@@ -118,9 +118,11 @@ def test_added_record_names_the_estimate_it_moved_and_the_crossing() -> None:
     assert "62.0% (53.0 to 70.0)" in text
     log = living.changelog(diff)
     assert "added c-2025 (1 record)" in log
-    assert "now 62.0% (95% CI 53.0 to 70.0; 3 studies" in log
-    assert "previously 55.0% (95% CI 45.0 to 65.0; 2 studies" in log
-    assert "lower bound now above 50%" in log
+    (line,) = [x for x in log.splitlines() if x.startswith("- ")]  # one moved estimate
+    assert line.startswith("- Response after CAR T, Bispecific: 55.0% (95% CI 45.0 to 65.0; k 2, ")
+    assert "→ 62.0% (95% CI 53.0 to 70.0; k 3, " in line
+    assert "CI lower bound now above 50% (45.0% → 53.0%)" in line
+    assert line.endswith(f"because: added {C}")
     json.dumps(living.diff_dict(diff))  # JSON-ready
 
 

@@ -20,7 +20,113 @@ if TYPE_CHECKING:  # pragma: no cover
     from metaresp.plan import Plan
     from metaresp.report import Certainty, Changes
 
-__all__ = ["ReportContext", "other_family_names", "report_context"]
+
+def write_report_files(
+    folder: Path,
+    results: Sequence[AnalysisResult],
+    title: str,
+    version: str,
+    figures: dict[str, tuple[Path, ...]],
+    context: ReportContext | None = None,
+) -> None:
+    """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
+    notes; the records pooled and the records set aside with their reasons; with
+    ``context`` the header, certainty settings and changes (:mod:`metaresp._report_run`)."""
+    import pandas as pd
+
+    from metaresp import __version__
+    from metaresp.report import ReportAnalysis, ReportFigure, write_report
+
+    analyses: list[ReportAnalysis] = []
+    included: list[dict[str, Any]] = []
+    for result in results:
+        a = result.analysis
+        figs: tuple[ReportFigure, ...] = ()
+        if a.name in figures:
+            files = figures[a.name]
+            pages = list(zip(files[0::2], files[1::2], strict=True))
+            figs = tuple(
+                ReportFigure.from_files(
+                    f"Forest plot: {a.title}"
+                    + (f" (page {i} of {len(pages)})" if len(pages) > 1 else ""),
+                    png=png,
+                    svg=svg,
+                )
+                for i, (png, svg) in enumerate(pages, 1)
+            )
+        description = a.description or (
+            f"{a.outcome}; population {', '.join(a.population)}; setting "
+            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
+        )
+        analyses.append(
+            ReportAnalysis(
+                title=a.title,
+                description=description,
+                forest=None if result.empty else result.forest_data(),
+                figures=figs,
+                warnings=tuple(result.pooled.notes) if result.empty else (),
+                name=a.name,
+                role=a.role,
+                sensitivity_of=a.sensitivity_of,
+                other_family=context is not None and a.name in context.other_family,
+            )
+        )
+        for g in result.pooled.groups:
+            for r in g.records:
+                included.append(
+                    {
+                        "analysis": a.name,
+                        "record_id": r.record_id,
+                        "subgroup": g.name,
+                        "study": r.label,
+                        "unit": r.unit,
+                        "responders": r.events,
+                        "evaluable": r.total,
+                    }
+                )
+    excluded = pd.DataFrame(
+        [
+            {
+                "analysis": r.analysis.name,
+                "record_id": s.record_id,
+                "study": s.label,
+                "subgroup": s.subgroup or "",
+                "reason": s.reason,
+            }
+            for r in results
+            for s in r.set_aside
+        ],
+        columns=["analysis", "record_id", "study", "subgroup", "reason"],
+    )
+    write_report(
+        folder / "report.html",
+        title=title,
+        corpus_version=version,
+        analyses=analyses,
+        included=pd.DataFrame(
+            included,
+            columns=[
+                "analysis",
+                "record_id",
+                "subgroup",
+                "study",
+                "unit",
+                "responders",
+                "evaluable",
+            ],
+        ),
+        excluded=excluded,
+        generated=f"metaresp {__version__}",
+        **({} if context is None else context.report_kwargs()),
+    )
+
+
+__all__ = [
+    "ReportContext",
+    "other_family_names",
+    "report_context",
+    "write_report_files",
+]
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,14 @@ from metaresp.limits import (
 from metaresp.schema import Study, format_path
 
 __all__ = [
+    "FLOW_LISTS",
     "LineMap",
     "PathPart",
     "Problem",
     "dump_study",
     "line_for",
     "load_mapping_text",
+    "plain_study",
     "read_yaml",
     "write_study",
 ]
@@ -350,6 +352,15 @@ def dump_study(study: Study) -> str:
         default_flow_style=False,
     )
     return _with_blank_lines(text)
+
+
+FLOW_LISTS = _FLOW_LISTS
+
+
+def plain_study(study: Study) -> dict[str, Any]:
+    """The study's fields as :func:`dump_study` writes them (the format's order, empty
+    optional fields left out), as plain values."""
+    return _plain(study)
 
 
 def write_study(study: Study, path: str | os.PathLike[str]) -> Path:

@@ -269,21 +269,28 @@ def pool_groups(
 # --------------------------------------------------------------------------- one analysis
 
 
+def selects(analysis: Analysis, r: Record) -> bool:
+    """Step 1 of the module docstring: the record's outcome, population, setting and (when
+    the plan names them) modality are the analysis's. Nothing else of the corpus enters
+    the analysis, except the other groups of the selected records' studies (step 3)."""
+    if (
+        r.outcome != analysis.outcome
+        or r.population not in analysis.population
+        or r.setting not in analysis.setting
+    ):
+        return False
+    return analysis.modality is None or bool(
+        r.attributes.get("modality", frozenset()) & {m.lower() for m in analysis.modality}
+    )
+
+
 def run_analysis(analysis: Analysis, records: Iterable[Record]) -> AnalysisResult:
     """Steps 1-7 of the module docstring for one analysis."""
     records = list(records)
     aside: list[SetAside] = []
     chosen: list[Record] = []
     for r in records:
-        if (
-            r.outcome != analysis.outcome
-            or r.population not in analysis.population
-            or r.setting not in analysis.setting
-        ):
-            continue
-        if analysis.modality is not None and not (
-            r.attributes.get("modality", frozenset()) & {m.lower() for m in analysis.modality}
-        ):
+        if not selects(analysis, r):
             continue
         if r.unit not in analysis.unit:
             aside.append(
@@ -484,5 +491,6 @@ __all__ = [
     "pool_groups",
     "records_from_frame",
     "run_analysis",
+    "selects",
     "summary",
 ]

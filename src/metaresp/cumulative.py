@@ -46,9 +46,11 @@ __all__ = [
     "date_order",
     "date_text",
     "figure_stem",
+    "figures_of",
     "pooled_classes",
     "rows_for_plot",
     "slug",
+    "write_csv",
     "write_cumulative",
 ]
 
@@ -220,32 +222,52 @@ def write_cumulative(
     """Write ``cumulative.csv`` (every step of every pooled class) under ``folder`` and
     return the cumulative forest plots to draw: one per class of at least ``min_k``
     studies (with fewer, the plot would only repeat the forest plot)."""
-    folder = Path(folder)
     every: list[CumulativeStep] = []
     figures: list[CumulativeFigure] = []
     for result in results:
-        a = result.analysis
-        for subgroup, steps in cumulative_analysis(result).items():
-            every.extend(steps)
-            if len(steps) < min_k:
-                continue
-            title = (
-                f"{a.title}: cumulative by publication date"
-                if subgroup == _all()
-                else f"{a.title}, {subgroup}: cumulative by publication date"
-            )
-            figures.append(
-                CumulativeFigure(
-                    png=folder / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png",
-                    rows=tuple(rows_for_plot(steps, a.model.level)),
-                    title=title,
-                    outcome=a.outcome,
-                    model_note=a.model.describe(),
-                )
-            )
-    (folder / FIGURE_FOLDER).mkdir(parents=True, exist_ok=True)
-    (folder / CSV_NAME).write_text(csv_text(every), encoding="utf-8")
+        steps = cumulative_analysis(result)
+        every.extend(s for group in steps.values() for s in group)
+        figures.extend(figures_of(folder, result, steps, min_k=min_k))
+    write_csv(folder, every)
     return figures
+
+
+def figures_of(
+    folder: Path,
+    result: AnalysisResult,
+    steps: dict[str, list[CumulativeStep]],
+    *,
+    min_k: int = 3,
+) -> list[CumulativeFigure]:
+    """The cumulative plots of one analysis (its classes of at least ``min_k`` studies),
+    given its steps (:func:`cumulative_analysis`)."""
+    a = result.analysis
+    figures: list[CumulativeFigure] = []
+    for subgroup, group_steps in steps.items():
+        if len(group_steps) < min_k:
+            continue
+        title = (
+            f"{a.title}: cumulative by publication date"
+            if subgroup == _all()
+            else f"{a.title}, {subgroup}: cumulative by publication date"
+        )
+        figures.append(
+            CumulativeFigure(
+                png=Path(folder) / FIGURE_FOLDER / f"{figure_stem(a.name, subgroup)}.png",
+                rows=tuple(rows_for_plot(group_steps, a.model.level)),
+                title=title,
+                outcome=a.outcome,
+                model_note=a.model.describe(),
+            )
+        )
+    return figures
+
+
+def write_csv(folder: Path, steps: Sequence[CumulativeStep]) -> None:
+    """Write ``cumulative.csv`` (and create the cumulative figure folder) under ``folder``."""
+    folder = Path(folder)
+    (folder / FIGURE_FOLDER).mkdir(parents=True, exist_ok=True)
+    (folder / CSV_NAME).write_text(csv_text(steps), encoding="utf-8")
 
 
 def _all() -> str:

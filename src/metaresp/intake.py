@@ -44,8 +44,11 @@ class Incoming:
     """A validated study to put into the folder."""
 
     study: Study
-    text: str
-    """The file content to write (an extraction file is kept byte for byte)."""
+    text: str | None
+    """The file content to write (an extraction file is kept byte for byte); ``None``: the
+    study itself is written, as an edit of its existing file that changes only what
+    changed (:func:`metaresp._yaml_edit.edit_study`), or in the standard layout
+    (:func:`metaresp._yaml.dump_study`) for a new file."""
     source: str
     """Where it came from, as problems name it (a file, or a workbook cell)."""
 
@@ -160,10 +163,25 @@ def plan_placements(
                 continue
             changes, status = (), "new"
         previous = target.read_bytes() if target.exists() else None
-        out.append(Placement(sid, target, item.text, previous, status, changes))
+        out.append(Placement(sid, target, _text_of(item, previous), previous, status, changes))
     if problems:
         raise InputError(problems)
     return out
+
+
+def _text_of(item: Incoming, previous: bytes | None) -> str:
+    """What to write for ``item`` over a file that held ``previous``."""
+    from metaresp._yaml import dump_study
+    from metaresp._yaml_edit import edit_study
+
+    if item.text is not None:
+        return item.text
+    if previous is not None:
+        try:
+            return edit_study(previous.decode("utf-8"), item.study)
+        except UnicodeDecodeError:
+            pass
+    return dump_study(item.study)
 
 
 def _changes_bytes(p: Placement) -> bool:

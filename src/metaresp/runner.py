@@ -15,21 +15,31 @@ Steps: read and validate the plan and the corpus, run every analysis
   and bubble plots (:mod:`metaresp.regressions`).
 
 Only when all of that succeeded does the temporary folder replace the results folder, so a
-failure leaves the previous results untouched and no half-written folder behind.
+failure leaves the previous results untouched and no half-written folder behind. Files of
+the previous folder that no run wrote (listed in no cache manifest, outside ``figures/``)
+are carried over. What did not change since the previous run is taken from it
+(:mod:`metaresp._runcache`): an unchanged analysis is neither refitted nor redrawn.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import _faults
+from metaresp._runcache import (
+    CACHE_FOLDER,
+    FIGURE_DPI,
+    FIGURE_SETTINGS,
+    Fingerprints,
+    NewCache,
+    PreviousRun,
+)
 from metaresp.analysis import AnalysisResult, run_analysis
 from metaresp.errors import InputError
 from metaresp.files import atomic_folder
@@ -45,10 +55,11 @@ from metaresp.plan import Plan, load_plan
 from metaresp.records import records_from_corpus
 
 if TYPE_CHECKING:  # pragma: no cover
-    from metaresp._report_run import ReportContext
     from metaresp.corpus import Corpus
+    from metaresp.cumulative import CumulativeStep
 
 __all__ = [
+    "FIGURE_DPI",
     "FIGURE_WORKERS",
     "MARKER_NAMES",
     "SUMMARY_NAME",
@@ -62,6 +73,8 @@ __all__ = [
 
 FIGURE_WORKERS = 2
 """Processes drawing figures at once (the reference machine has 2 cores)."""
+CUMULATIVE_MIN_K = int(FIGURE_SETTINGS["cumulative_min_k"])
+"""Smallest class drawn as a cumulative plot (fewer studies only repeat the forest plot)."""
 MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
 """A folder holding one of these is taken to be an earlier results folder (safe to replace)."""
 
@@ -75,13 +88,21 @@ class RunOutput:
     files: tuple[str, ...]
     seconds: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    reused: int = 0
+    """Analyses with figures whose fit and figures were taken from the previous run."""
+    with_figures: int = 0
+    """Analyses with at least one figure."""
+    figures_drawn: int = 0
+    figures_total: int = 0
 
     def message(self) -> str:
         pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
         aside = sum(len(r.set_aside) for r in self.results)
         return (
             f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
-            f"aside; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s"
+            f"aside; reused {self.reused} of {self.with_figures} analyses' figures, drew "
+            f"{self.figures_drawn} of {self.figures_total} figures; wrote {len(self.files)} "
+            f"files to {self.out} in {self.seconds:.1f} s"
         )
 
 
@@ -107,6 +128,7 @@ def run_plan(
     out: str | Path = "results",
     *,
     progress: bool = False,
+    force: bool = False,
 ) -> RunOutput:
     """What ``metaresp run`` does, from Python: run the analysis plan on the extraction
     folder and replace ``out`` with the pooled tables, forest plots, report and
@@ -114,113 +136,13 @@ def run_plan(
     written, with every :class:`~metaresp.analysis.AnalysisResult`. To pool without writing
     files, use :func:`run_analyses` with :func:`metaresp.load_plan` and
     :func:`metaresp.load_extractions`."""
-    return run_plan_files(Path(plan), Path(extractions), Path(out), progress=progress)
+    return run_plan_files(Path(plan), Path(extractions), Path(out), progress=progress, force=force)
 
 
 def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
     """Every analysis of ``plan`` on a loaded corpus (no files written)."""
     records = records_from_corpus(corpus)
     return [run_analysis(a, records) for a in plan.expanded()]
-
-
-def _write_report(
-    folder: Path,
-    results: Sequence[AnalysisResult],
-    title: str,
-    version: str,
-    figures: dict[str, tuple[Path, ...]],
-    context: ReportContext | None = None,
-) -> None:
-    """Write report.html (:mod:`metaresp.report`): per analysis its forest data, figure and
-    notes; the records pooled and the records set aside with their reasons; with
-    ``context`` the header, certainty settings and changes (:mod:`metaresp._report_run`)."""
-    import pandas as pd
-
-    from metaresp import __version__
-    from metaresp.report import ReportAnalysis, ReportFigure, write_report
-
-    analyses: list[ReportAnalysis] = []
-    included: list[dict[str, Any]] = []
-    for result in results:
-        a = result.analysis
-        figs: tuple[ReportFigure, ...] = ()
-        if a.name in figures:
-            files = figures[a.name]
-            pages = list(zip(files[0::2], files[1::2], strict=True))
-            figs = tuple(
-                ReportFigure.from_files(
-                    f"Forest plot: {a.title}"
-                    + (f" (page {i} of {len(pages)})" if len(pages) > 1 else ""),
-                    png=png,
-                    svg=svg,
-                )
-                for i, (png, svg) in enumerate(pages, 1)
-            )
-        description = a.description or (
-            f"{a.outcome}; population {', '.join(a.population)}; setting "
-            f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
-        )
-        analyses.append(
-            ReportAnalysis(
-                title=a.title,
-                description=description,
-                forest=None if result.empty else result.forest_data(),
-                figures=figs,
-                warnings=tuple(result.pooled.notes) if result.empty else (),
-                name=a.name,
-                role=a.role,
-                sensitivity_of=a.sensitivity_of,
-                other_family=context is not None and a.name in context.other_family,
-            )
-        )
-        for g in result.pooled.groups:
-            for r in g.records:
-                included.append(
-                    {
-                        "analysis": a.name,
-                        "record_id": r.record_id,
-                        "subgroup": g.name,
-                        "study": r.label,
-                        "unit": r.unit,
-                        "responders": r.events,
-                        "evaluable": r.total,
-                    }
-                )
-    excluded = pd.DataFrame(
-        [
-            {
-                "analysis": r.analysis.name,
-                "record_id": s.record_id,
-                "study": s.label,
-                "subgroup": s.subgroup or "",
-                "reason": s.reason,
-            }
-            for r in results
-            for s in r.set_aside
-        ],
-        columns=["analysis", "record_id", "study", "subgroup", "reason"],
-    )
-    write_report(
-        folder / "report.html",
-        title=title,
-        corpus_version=version,
-        analyses=analyses,
-        included=pd.DataFrame(
-            included,
-            columns=[
-                "analysis",
-                "record_id",
-                "subgroup",
-                "study",
-                "unit",
-                "responders",
-                "evaluable",
-            ],
-        ),
-        excluded=excluded,
-        generated=f"metaresp {__version__}",
-        **({} if context is None else context.report_kwargs()),
-    )
 
 
 def run_plan_files(
@@ -230,16 +152,33 @@ def run_plan_files(
     *,
     progress: bool = True,
     published: Path | None = PUBLISHED_PATH,
+    force: bool = False,
 ) -> RunOutput:
-    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results; the
-    report says what changed since the state at ``published`` (``None``: not compared)."""
+    """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results, reusing
+    the fits and figures of the analyses whose inputs did not change since the run that
+    wrote ``out`` (:mod:`metaresp._runcache`; ``force``: redo everything); the report says
+    what changed since the state at ``published`` (``None``: not compared)."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
-    with _figure_pool() as pool:
-        return _run_into(plan, plan_path, extractions, out, progress, pool, started, published)
+    previous = PreviousRun(out, force=force)
+    with _FigurePool(start=previous.empty) as pool:
+        return _run_into(
+            plan, plan_path, extractions, out, progress, pool, previous, started, published
+        )
+
+
+@dataclass
+class _Planned:
+    """One analysis of this run: its fit, cumulative steps and figure files."""
+
+    result: AnalysisResult
+    steps: dict[str, list[CumulativeStep]]
+    fingerprint: str
+    files: list[Path]
+    reused: bool
 
 
 def _run_into(
@@ -248,62 +187,180 @@ def _run_into(
     extractions: Path,
     out: Path,
     progress: bool,
-    pool: Executor | None,
+    pool: _FigurePool,
+    previous: PreviousRun,
     started: float,
     published: Path | None = None,
 ) -> RunOutput:
     from metaresp.corpus import load_extractions
+    from metaresp.cumulative import cumulative_analysis
 
     corpus = load_extractions(extractions)
     if not corpus.studies:
         raise InputError(f"{extractions}: no extraction files in the folder; nothing to run")
     analyses = plan.expanded()
-    results: list[AnalysisResult] = []
-    notes: list[str] = []
 
     with atomic_folder(out) as tmp:
         # the figures are counted in once it is known how many there are
-        with _Progress(progress, total=2 * len(analyses) + 2) as bar:
-            frame = corpus.to_frame()
+        with _Progress(progress, total=len(analyses) + 2) as bar:
             records = records_from_corpus(corpus)
+            prints = Fingerprints(records, {**FIGURE_SETTINGS, "dpi": FIGURE_DPI})
+            cache = NewCache(tmp)
+            planned: list[_Planned] = []
+            jobs: list[tuple[str, Any, Path, Path]] = []
+            figures: dict[str, tuple[Path, ...]] = {}
+            (tmp / "figures").mkdir()
             for analysis in analyses:
-                bar.step(f"pooling {analysis.name}")
-                results.append(run_analysis(analysis, records))
-            figures = _draw_figures(tmp, results, bar, pool)
-            bar.step("writing tables")
-            from metaresp.tables import write_tables
-
-            write_tables(results, tmp)
-            meta = state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame))
-            version = str(meta["corpus_version"])
-            state = build_state(results, frame, **meta)
-            if plan.regressions:
-                from metaresp.regressions import (
-                    regression_state,
-                    run_regressions,
-                    write_regressions,
+                fp = prints.of(analysis)
+                hit = previous.lookup(analysis.name, fp)
+                if hit is not None:
+                    bar.step(f"reusing {analysis.name}")
+                    previous.bring(hit.files, tmp)
+                    item = _Planned(
+                        hit.result, hit.steps, fp, [tmp / f for f in hit.files], reused=True
+                    )
+                else:
+                    bar.step(f"pooling {analysis.name}")
+                    result = run_analysis(analysis, records)
+                    item = _Planned(result, cumulative_analysis(result), fp, [], reused=False)
+                    for job in _figure_jobs(tmp, item):
+                        kind, data, png, svg = job
+                        names = [png.relative_to(tmp).as_posix(), svg.relative_to(tmp).as_posix()]
+                        drawn = data if kind == "forest" else _cumulative_data(data)
+                        figure_fp = prints.of_figure(names[0], drawn)
+                        cache.figures[names[0]] = figure_fp
+                        if previous.figure(names[0], figure_fp, names):
+                            previous.bring([*names, *_more_pages(previous.out, names[0])], tmp)
+                        else:
+                            jobs.append(job)
+                        item.files.extend((png, svg))
+                if item.reused:
+                    for f in item.files:
+                        name = f.relative_to(tmp).as_posix()
+                        if name in previous.figures:
+                            cache.figures[name] = previous.figures[name]
+                planned.append(item)
+                if not item.result.empty:
+                    png = tmp / "figures" / f"{analysis.name}.png"
+                    figures[analysis.name] = (png, png.with_suffix(".svg"))
+            results = [item.result for item in planned]
+            bar.grow(len(jobs))
+            pool.draw(jobs, bar)
+            for item in planned:  # a forest plot taller than a page has further pages
+                item.files.extend(
+                    tmp / f
+                    for f in _more_pages(tmp, f"figures/{item.result.analysis.name}.png")
+                    if tmp / f not in item.files
                 )
-
-                outcomes = run_regressions(plan.regressions, results)
-                write_regressions(tmp, outcomes)
-                state["regressions"] = regression_state(outcomes)
-            (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
-            from metaresp.reproduce import REPRODUCE_NAME, reproduce_script
-
-            (tmp / REPRODUCE_NAME).write_text(reproduce_script(results), encoding="utf-8")
-            bar.step("writing the report")
-            from metaresp._report_run import report_context
-
-            context = report_context(plan, results, state, version, published)
-            _write_report(tmp, results, plan.title, version, figures, context)
-        files = tuple(sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()))
+            figures = {name: _with_pages(tmp, files) for name, files in figures.items()}
+            meta = state_meta(plan_path, plan.title, extractions, corpus, len(records))
+            run_fp = prints.of_run([item.fingerprint for item in planned], meta)
+            same = previous.run_files(run_fp)
+            if same is not None:
+                bar.step("reusing the tables and the report")
+                previous.bring(same, tmp)
+            else:
+                _write_run_files(tmp, plan, results, planned, corpus, meta, figures, bar, published)
+            for analysis, item in zip(analyses, planned, strict=True):
+                cache.keep(
+                    analysis.name,
+                    item.fingerprint,
+                    item.result,
+                    item.steps,
+                    item.files,
+                    previous if item.reused else None,
+                )
+            figure_files = {f for item in planned for f in item.files}
+            kept = [f for f in previous.foreign() if not (tmp / f).exists()]
+            previous.bring(kept, tmp)  # what the run does not own stays
+            figure_files |= {tmp / f for f in kept}
+            cache.keep_run(
+                run_fp,
+                [
+                    p
+                    for p in tmp.rglob("*")
+                    if p.is_file() and p not in figure_files and CACHE_FOLDER not in p.parts
+                ],
+            )
+            cache.write()
+        files = tuple(
+            sorted(
+                str(p.relative_to(tmp))
+                for p in tmp.rglob("*")
+                if p.is_file()
+                and CACHE_FOLDER not in p.relative_to(tmp).parts
+                and p.relative_to(tmp).as_posix() not in kept
+            )
+        )
+    drawn = [item for item in planned if item.files]
     return RunOutput(
         out=out,
         results=tuple(results),
         files=files,
         seconds=time.perf_counter() - started,
-        warnings=tuple(notes),
+        reused=sum(1 for item in drawn if item.reused),
+        figures_total=sum(len(item.files) // 2 for item in drawn),
+        with_figures=len(drawn),
+        figures_drawn=len(jobs),
     )
+
+
+def _write_run_files(
+    tmp: Path,
+    plan: Plan,
+    results: Sequence[AnalysisResult],
+    planned: Sequence[_Planned],
+    corpus: Corpus,
+    meta: dict[str, Any],
+    figures: dict[str, tuple[Path, ...]],
+    bar: _Progress,
+    published: Path | None,
+) -> None:
+    """What is written from all analyses together: cumulative.csv, the tables, the
+    meta-regressions, summary.json, reproduce.R and the report (which says what changed
+    since the state at ``published``)."""
+    from metaresp._report_run import report_context, write_report_files
+    from metaresp.cumulative import write_csv
+    from metaresp.reproduce import REPRODUCE_NAME, reproduce_script
+    from metaresp.tables import write_tables
+
+    write_csv(tmp, [s for item in planned for g in item.steps.values() for s in g])
+    bar.step("writing tables")
+    write_tables(results, tmp)
+    state = build_state(results, corpus.to_frame(), **meta)
+    if plan.regressions:
+        from metaresp.regressions import regression_state, run_regressions, write_regressions
+
+        outcomes = run_regressions(plan.regressions, results)
+        write_regressions(tmp, outcomes)
+        state["regressions"] = regression_state(outcomes)
+    (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
+    (tmp / REPRODUCE_NAME).write_text(reproduce_script(results), encoding="utf-8")
+    bar.step("writing the report")
+    version = str(meta["corpus_version"])
+    context = report_context(plan, results, state, version, published)
+    write_report_files(tmp, results, plan.title, version, figures, context)
+
+
+def _cumulative_data(fig: Any) -> tuple[Any, ...]:
+    """What a cumulative plot draws (its rows and labels; not where it is written)."""
+    return (fig.rows, fig.title, fig.outcome, fig.model_note)
+
+
+def _figure_jobs(folder: Path, item: _Planned) -> list[tuple[str, Any, Path, Path]]:
+    """The figures of one analysis to draw: its forest plot and its cumulative plots."""
+    from metaresp.cumulative import figures_of
+
+    result = item.result
+    jobs: list[tuple[str, Any, Path, Path]] = []
+    if not result.empty:
+        png = folder / "figures" / f"{result.analysis.name}.png"
+        jobs.append(("forest", result.forest_data(), png, png.with_suffix(".svg")))
+    jobs.extend(
+        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
+        for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K)
+    )
+    return jobs
 
 
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
@@ -311,73 +368,35 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
 
     kind, data, png, svg = job
     if kind == "forest":
-        save_forest(data, png, svg)
+        save_forest(data, png, svg, dpi=FIGURE_DPI)
     else:
         save_cumulative(
-            data.rows, png, svg, title=data.title, outcome=data.outcome, model_note=data.model_note
+            data.rows,
+            png,
+            svg,
+            title=data.title,
+            outcome=data.outcome,
+            model_note=data.model_note,
+            dpi=FIGURE_DPI,
         )
 
 
-def _draw_figures(
-    folder: Path, results: Sequence[AnalysisResult], bar: _Progress, pool: Executor | None
-) -> dict[str, tuple[Path, ...]]:
-    """Draw every figure; on a machine with more than one core, in worker processes."""
-    figures: dict[str, tuple[Path, ...]] = {}
-    jobs: list[tuple[str, Any, Path, Path]] = []
-    (folder / "figures").mkdir()
-    for result in results:
-        if result.empty:
-            bar.step(f"no figure for {result.analysis.name}")
-            continue
-        png = folder / "figures" / f"{result.analysis.name}.png"
-        svg = png.with_suffix(".svg")
-        jobs.append(("forest", result.forest_data(), png, svg))
-        figures[result.analysis.name] = (png, svg)
-    from metaresp.cumulative import write_cumulative
-
-    jobs.extend(
-        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
-        for fig in write_cumulative(folder, results)
-    )
-    bar.grow(len(jobs) - len(figures))
-    if pool is None:
-        for job in jobs:
-            bar.step(f"drawing {job[2].stem}")
-            _save_one(job)
-        return _with_pages(figures)
-    from concurrent.futures import as_completed
-
-    futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
-    try:
-        _faults.at("figures-drawing")
-        for future in as_completed(futures):
-            future.result()
-            bar.step(f"drew {futures[future]}")
-    except BaseException:
-        # stop the other figures before the temporary folder is removed: no worker may
-        # write on into it (or into a folder it re-creates)
-        from concurrent.futures import wait
-
-        for future in futures:
-            future.cancel()
-        wait(futures)
-        raise
-    return _with_pages(figures)
-
-
-def _with_pages(figures: dict[str, tuple[Path, ...]]) -> dict[str, tuple[Path, ...]]:
-    """Each forest plot's files with the further pages of a plot taller than a page
-    (``NAME-p2.png``, ...; :func:`metaresp.forest.save_forest`), in page order."""
+def _more_pages(folder: Path, png: str) -> list[str]:
+    """The files of a forest plot's further pages (``NAME-p2.png``, ``NAME-p2.svg``, ...;
+    :func:`metaresp.forest.save_forest`) present in ``folder``, as relative names."""
     from metaresp._forest_pages import page_paths
 
-    out: dict[str, tuple[Path, ...]] = {}
-    for name, files in figures.items():
-        png = files[0]
-        n = 1
-        while page_paths(png, n + 1)[-1][0].exists():
-            n += 1
-        out[name] = tuple(p for pair in page_paths(png, n) for p in pair)
-    return out
+    first = folder / png
+    n = 1
+    while page_paths(first, n + 1)[-1][0].exists():
+        n += 1
+    return [p.relative_to(folder).as_posix() for pair in page_paths(first, n)[1:] for p in pair]
+
+
+def _with_pages(folder: Path, files: tuple[Path, ...]) -> tuple[Path, ...]:
+    """A forest plot's (png, svg) with the files of its further pages, in page order."""
+    more = _more_pages(folder, files[0].relative_to(folder).as_posix())
+    return (*files[:2], *(folder / f for f in more))
 
 
 def _warm_worker(parent: int | None = None) -> None:
@@ -393,35 +412,72 @@ def _warm_worker(parent: int | None = None) -> None:
         pass
 
 
-@contextmanager
-def _figure_pool() -> Iterator[Executor | None]:
-    """Worker processes for the figures, started at once so that their imports overlap
-    the reading and pooling in this process; ``None`` on a single core."""
-    workers = min(FIGURE_WORKERS, os.cpu_count() or 1)
-    if workers < 2:
-        yield None
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _FigurePool:
+    """Worker processes for the figures, one per core up to :data:`FIGURE_WORKERS`.
 
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_warm_worker,
-        initargs=(os.getpid(),),
-    )
-    try:
-        from metaresp._workers import sigint_ignored
+    With ``start`` (a cold run: every figure will be drawn) they are started at once, so
+    that their imports overlap the reading and pooling in this process; otherwise only
+    when there are at least two figures to draw. On a single core, or for one figure,
+    the figures are drawn in this process."""
 
-        with sigint_ignored():  # the workers start with Ctrl-C ignored: it is the parent's
-            for _ in range(workers):
-                pool.submit(int)
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # no worker writes on after a failure
-        raise
-    pool.shutdown(wait=True)
+    def __init__(self, start: bool) -> None:
+        self._pool: Executor | None = None
+        self._start = start
+
+    def __enter__(self) -> _FigurePool:
+        if self._start:
+            self._open()
+        return self
+
+    def _open(self) -> Executor | None:
+        workers = min(FIGURE_WORKERS, os.cpu_count() or 1)
+        if self._pool is None and workers >= 2:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=context,
+                initializer=_warm_worker,
+                initargs=(os.getpid(),),
+            )
+            from metaresp._workers import sigint_ignored
+
+            with sigint_ignored():  # the workers start with Ctrl-C ignored: it is the parent's
+                for _ in range(workers):
+                    self._pool.submit(int)
+        return self._pool
+
+    def draw(self, jobs: Sequence[tuple[str, Any, Path, Path]], bar: _Progress) -> None:
+        """Draw every job; in the worker processes when there are several."""
+        pool = self._open() if len(jobs) >= 2 else self._pool
+        if pool is None:
+            for job in jobs:
+                bar.step(f"drawing {job[2].stem}")
+                _save_one(job)
+            return
+        from concurrent.futures import as_completed
+
+        futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
+        try:
+            _faults.at("figures-drawing")
+            for future in as_completed(futures):
+                future.result()
+                bar.step(f"drew {futures[future]}")
+        except BaseException:
+            # stop the other figures before the temporary folder is removed: no worker
+            # may write on into it (or into a folder it re-creates)
+            from concurrent.futures import wait
+
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Progress:

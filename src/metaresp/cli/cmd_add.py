@@ -13,6 +13,10 @@ FILE_ARGUMENT = typer.Argument(help="An extraction file (.yaml) or a workbook (.
 EXTRACTIONS_OPTION = typer.Option("--extractions", help="Folder of extraction files.")
 RESULTS_OPTION = typer.Option("--results", help="Results folder written by the re-run.")
 UPDATE_OPTION = typer.Option("--update", help="Replace a study whose id is already in the corpus.")
+FORCE_OPTION = typer.Option(
+    "--force",
+    help="With --update: replace a study even when its file has edits not yet published.",
+)
 PLAN_OPTION = typer.Option("--plan", help="Analysis plan (YAML).")
 PUBLISHED_OPTION = typer.Option(
     "--published", help="The published state file: compared with, then rewritten."
@@ -27,6 +31,7 @@ def add(
     plan: Annotated[Path, PLAN_OPTION] = Path("analysis-plan.yaml"),
     published: Annotated[Path, PUBLISHED_OPTION] = Path("published/summary.json"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+    force: Annotated[bool, FORCE_OPTION] = False,
 ) -> None:
     """Add a study to the corpus, re-run the plan and show what changed.
 
@@ -38,7 +43,9 @@ def add(
     or the publishing fails, or the command is interrupted, the corpus and the published
     state are put back as they were (an interrupted add is undone, or finished when it
     had published, by the next command). Commands that change the corpus run one at a
-    time (a lock in the extractions folder).
+    time (a lock in the extractions folder). --update refuses to replace a file that
+    differs from the published state (an edit not yet published) where the new file
+    changes it again, and lists those fields; --force replaces it anyway.
     """
     import json
     import sys
@@ -57,6 +64,12 @@ def add(
             sys.stderr.write(f"note: {line}\n")
         previous, label = living.load_previous(None, published)
         placements, warnings = living.plan_addition(extractions, new, update=update)
+        if not force:
+            lost = living.unpublished_edits(placements, previous)
+            if lost:
+                from metaresp.errors import InputError
+
+                raise InputError(lost)
         for line in warnings:
             sys.stderr.write(f"warning: {line}\n")
         files = [(p.target, p.text.encode("utf-8")) for p in placements]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,8 +11,12 @@ __all__ = ["diff"]
 
 AGAINST_OPTION = typer.Option(
     "--against",
-    help="A summary JSON file, or a git revision (the published state file as of that "
-    "revision). Default: the published state file.",
+    help="'published' (the published state file, the default), 'run' (the summary.json "
+    "of the last run in the results folder, published or not), a summary JSON file, or a "
+    "git revision (the published state file as of that revision).",
+)
+LAST_RUN_OPTION = typer.Option(
+    "--last-run", help="Results folder of the last run (for --against run)."
 )
 RESULTS_OPTION = typer.Option(
     "--results",
@@ -31,19 +35,34 @@ def diff(
     plan: Annotated[Path, PLAN_OPTION] = Path("analysis-plan.yaml"),
     extractions: Annotated[Path, EXTRACTIONS_OPTION] = Path("extractions"),
     published: Annotated[Path, PUBLISHED_OPTION] = Path("published/summary.json"),
+    last_run: Annotated[Path, LAST_RUN_OPTION] = Path("results"),
 ) -> None:
     """Show which pooled estimates changed since the published state, and why.
 
     Runs the plan on the extractions in memory (nothing is written) and compares every
     estimate with the published state: estimates that changed (old -> new, CI, k), new and
-    vanished ones, the records added, removed or edited and the estimates each moved,
-    confidence intervals that crossed a threshold of the plan, and a changelog paragraph.
+    vanished ones, the records added, removed or edited (every changed field, old -> new)
+    and the estimates each moved, confidence intervals that crossed a threshold of the
+    plan, and a changelog to paste (one line per moved estimate). --against run compares
+    with the last run instead, which shows edits made since then even when that run was
+    not published.
     """
     import json
 
     from metaresp import living
 
-    previous, label = living.load_previous(against, published)
+    previous: dict[str, Any] | None
+    if against == "run":
+        summary = last_run / living.SUMMARY_NAME
+        if not summary.is_file():
+            from metaresp.errors import InputError
+
+            raise InputError(f"--against run: {summary} not found (run metaresp run first)")
+        previous, label = living.read_state_file(summary), f"the last run ({summary})"
+    else:
+        previous, label = living.load_previous(
+            None if against == "published" else against, published
+        )
     if results is not None:
         current = living.read_state_file(results / living.SUMMARY_NAME)
     else:

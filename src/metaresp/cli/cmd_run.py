@@ -41,6 +41,12 @@ def run(
             "anything and exits 1 with one line saying so.",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Redo every fit and figure (ignore the previous run's cache)."
+        ),
+    ] = False,
 ) -> None:
     """Run the analysis plan on the extractions and write results/.
 
@@ -54,6 +60,9 @@ def run(
     built in a temporary folder and moved into place only when the whole run succeeded
     (what an interrupted run left is cleaned up first; a results folder that is a mount
     point is filled in place).
+    An analysis whose records, settings and figures are unchanged since the last run is
+    taken from that run (its cache in results/.cache/), not refitted and redrawn;
+    --force redoes everything.
     """
     import sys
 
@@ -74,7 +83,9 @@ def run(
     with project_lock(extractions):
         for line in recover_project(extractions, out):
             sys.stderr.write(f"note: {line}\n")
-        written = run_plan_files(plan, extractions, out, progress=not quiet, published=published)
+        written = run_plan_files(
+            plan, extractions, out, progress=not quiet, published=published, force=force
+        )
         done = finish_run(out, published if publish else None)
     typer.echo(written.message())
     for line in done:

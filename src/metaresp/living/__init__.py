@@ -5,7 +5,7 @@ Where each part lives:
 - :mod:`._state`: the state itself (what ``metaresp run`` records and publishes, the
   record fingerprints, the corpus version, reading a state from a file or a git revision);
 - :mod:`._diff`: the diff model (:func:`compare` two states into a :class:`StateDiff`);
-- :mod:`._render`: the diff as text (:func:`format_diff`), as a changelog paragraph
+- :mod:`._render`: the diff as text (:func:`format_diff`), as a changelog list
   (:func:`changelog`) and as JSON (:func:`diff_dict`);
 - :mod:`._add`: adding a study to the corpus (``metaresp add``), through
   :mod:`metaresp.intake`.
@@ -19,6 +19,7 @@ from metaresp.living._add import (
     plan_addition,
     read_new_studies,
     unplace,
+    unpublished_edits,
 )
 from metaresp.living._diff import (
     TOLERANCE,
@@ -41,6 +42,7 @@ from metaresp.living._state import (
     RECORDS_KEY,
     SUMMARY_NAME,
     TEXT_FIELDS,
+    TEXTS_KEY,
     build_state,
     check_state,
     corpus_version,
@@ -63,6 +65,7 @@ __all__ = [
     "RECORDS_KEY",
     "RECORD_FIELDS",
     "SUMMARY_NAME",
+    "TEXTS_KEY",
     "TEXT_FIELDS",
     "TOLERANCE",
     "Crossing",
@@ -95,4 +98,5 @@ __all__ = [
     "state_meta",
     "state_text",
     "unplace",
+    "unpublished_edits",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,14 @@ from metaresp.errors import InputError
 from metaresp.intake import Incoming, Placement, place, plan_placements, unplace
 from metaresp.schema import Study
 
-__all__ = ["Placement", "place", "plan_addition", "read_new_studies", "unplace"]
+__all__ = [
+    "Placement",
+    "place",
+    "plan_addition",
+    "read_new_studies",
+    "unplace",
+    "unpublished_edits",
+]
 
 _EXTRACTION_SUFFIXES = (".yaml", ".yml")
 _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
@@ -26,9 +33,10 @@ _WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
 def read_new_studies(path: Path) -> list[Incoming]:
     """The studies of an extraction file or a workbook, each with the text to write and
     its source name for messages. An extraction file is kept byte for byte (comments
-    included); a workbook's studies are written with :func:`metaresp.corpus.dump_study`.
+    included); a workbook's studies are written as edits of their existing files (only
+    what changed) or, when new, with :func:`metaresp.corpus.dump_study`.
     File-level errors raise :class:`InputError`."""
-    from metaresp.corpus import dump_study, parse_study
+    from metaresp.corpus import parse_study
 
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -49,7 +57,7 @@ def read_new_studies(path: Path) -> list[Incoming]:
         from metaresp.workbook import read_workbook
 
         corpus = read_workbook(path)
-        return [Incoming(s, dump_study(s), f"{path} (study {s.id})") for s in corpus.studies]
+        return [Incoming(s, None, f"{path} (study {s.id})") for s in corpus.studies]
     raise InputError(f"{path}: expected an extraction file (.yaml, .yml) or a workbook (.xlsx)")
 
 
@@ -109,3 +117,67 @@ def plan_addition(
     if errors:
         raise InputError(errors)
     return placements, warnings
+
+
+def unpublished_edits(
+    placements: Sequence[Placement], published: dict[str, Any] | None
+) -> list[str]:
+    """What replacing the files of ``placements`` would lose: for each study whose file
+    differs from the ``published`` state (edits made since the last published run), the
+    records whose unpublished content the new file changes again, field by field. Empty
+    when nothing would be lost (or nothing is published yet)."""
+    from metaresp.corpus import Corpus, parse_study
+    from metaresp.living._diff import _field_changes
+    from metaresp.living._state import RECORDS_KEY, TEXTS_KEY, record_table
+
+    if published is None or not isinstance(published.get(RECORDS_KEY), dict):
+        return []
+    known: dict[str, Any] = published[RECORDS_KEY]
+
+    def records(text: str, source: str) -> dict[str, dict[str, Any]]:
+        study, _, _ = parse_study(text, source)
+        if study is None:
+            return {}
+        return record_table(Corpus(studies=(study,), files=(source,)).to_frame())
+
+    lines: list[str] = []
+    for p in placements:
+        if p.previous is None:
+            continue
+        try:
+            now = records(p.previous.decode("utf-8"), str(p.target))
+        except UnicodeDecodeError:
+            continue
+        coming = records(p.text, str(p.target))
+        was = {rid: e for rid, e in known.items() if rid.split("/")[0] == p.study}
+        lost: list[str] = []
+        for rid in sorted(set(now) | set(was)):
+            here, then, after = now.get(rid), was.get(rid), coming.get(rid)
+            if here == then or after == here:
+                continue  # published as it is, or the new file keeps the edit
+            if then is None:
+                lost.append(f"{rid}: added since the last publication")
+            elif here is None:
+                lost.append(f"{rid}: removed since the last publication")
+            else:
+
+                def now_in(entry: Mapping[str, Any], name: str) -> Any:
+                    if name in entry:
+                        return entry.get(name)
+                    return (entry.get(TEXTS_KEY) or {}).get(name)
+
+                fields = [
+                    "a text field (quote, location, note or citation)"
+                    if f.field == "text"
+                    else f"{f.field} {f.old} (published) → {f.new} (in the file now)"
+                    for f in _field_changes(then, here)
+                    if f.field == "text" or now_in(after or {}, f.field) != f.new
+                ]
+                if fields:
+                    lost.append(f"{rid}: " + "; ".join(fields))
+        if lost:
+            lines.append(
+                f"{p.target}: has edits not yet published that --update would overwrite "
+                "(use --force to overwrite them): " + " | ".join(lost)
+            )
+    return lines

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from metaresp.living._state import FINGERPRINT_KEY, RECORD_FIELDS, RECORDS_KEY
+from metaresp.living._state import FINGERPRINT_KEY, RECORD_FIELDS, RECORDS_KEY, TEXTS_KEY
 
 __all__ = [
     "TOLERANCE",
@@ -152,8 +152,9 @@ def _ids_used(state: Mapping[str, Any]) -> set[str]:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One field of an edited record (``field == "text"``: one of the text fields, such as
-    the quote, location or citation, whose values the state keeps only as a digest)."""
+    """One field of an edited record, old and new value (``field == "text"``: a text field
+    of a state that keeps the text fields only as a digest, so that neither which one nor
+    the values are known)."""
 
     field: str
     old: Any
@@ -331,7 +332,15 @@ def _field_changes(
         if old.get(name) != new.get(name)
     ]
     if digests and old.get("digest") != new.get("digest"):
-        out.append(FieldChange("text", None, None))
+        before, after = old.get(TEXTS_KEY), new.get(TEXTS_KEY)
+        if isinstance(before, dict) and isinstance(after, dict):
+            out.extend(
+                FieldChange(name, before.get(name), after.get(name))
+                for name in sorted(set(before) | set(after))
+                if before.get(name) != after.get(name)
+            )
+        else:
+            out.append(FieldChange("text", None, None))
     return tuple(out)
 
 

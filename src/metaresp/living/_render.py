@@ -1,20 +1,19 @@
 """The diff as a person reads it (text), as a guideline author pastes it (a changelog
-paragraph) and as a program reads it (JSON-ready values)."""
+list) and as a program reads it (JSON-ready values)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from metaresp import formatting as fmt
 from metaresp.living._diff import Estimate, EstimateChange, FieldChange, RecordChange, StateDiff
 
-__all__ = ["changelog", "diff_dict", "format_diff", "widening"]
+__all__ = ["changelog", "diff_dict", "field_text", "format_diff", "shorten_change", "widening"]
 
 
 def _ci(est: Estimate | None) -> str:
     """``55.0% (45.0 to 65.0)``: the one interval style (:mod:`metaresp.formatting`)."""
-    from metaresp import formatting as fmt
-
     if est is None or est.estimate is None:
         return fmt.MISSING
     return fmt.estimate_interval(est.estimate, est.ci_low, est.ci_high)
@@ -45,10 +44,62 @@ def _label(key: tuple[str, str]) -> str:
     return f"{key[0]} · {key[1]}"
 
 
-def _field_text(f: FieldChange) -> str:
+SHOWN = 72
+"""Characters of a long text shown around an edit."""
+
+
+def shorten_change(old: str, new: str, width: int = SHOWN) -> tuple[str, str]:
+    """``old`` and ``new`` cut to about ``width`` characters around where they differ
+    (the common start and end elided with ``…``), so that the edit can be seen."""
+    if len(old) <= width and len(new) <= width:
+        return old, new
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while (
+        end < min(len(old), len(new)) - start and old[len(old) - 1 - end] == new[len(new) - 1 - end]
+    ):
+        end += 1
+    changed = max(len(old), len(new)) - start - end
+    context = max(8, (width - changed) // 2)
+
+    def cut(text: str) -> str:
+        lo = max(0, start - context)
+        hi = min(len(text), len(text) - end + context)
+        body = text[lo:hi]
+        if len(body) > width + 2 * context:  # a long rewrite: its beginning is enough
+            body = body[: width + context]
+            hi = lo + len(body)
+        return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
+
+    return cut(old), cut(new)
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "(empty)"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def field_text(f: FieldChange) -> str:
+    """``field old → new``, long texts shortened around the edit."""
     if f.field == "text":
         return "text (quote, location, citation or another text field) edited"
-    return f"{f.field} {f.old} → {f.new}"
+    if isinstance(f.old, str) and isinstance(f.new, str):
+        old, new = shorten_change(f.old, f.new)
+        return f'{f.field} "{old}" → "{new}"'
+    old_v, new_v = _value(f.old), _value(f.new)
+    if len(old_v) > SHOWN:
+        old_v = old_v[:SHOWN] + "…"
+    if len(new_v) > SHOWN:
+        new_v = new_v[:SHOWN] + "…"
+    return f"{f.field} {old_v} → {new_v}"
+
+
+_field_text = field_text
 
 
 def format_diff(diff: StateDiff) -> str:
@@ -65,10 +116,8 @@ def format_diff(diff: StateDiff) -> str:
     lines.append(f"Records: {len(added)} added, {len(removed)} removed, {len(edited)} edited")
     sign = {"added": "+", "removed": "-", "edited": "~"}
     for rc in diff.records:
-        detail = rc.counts
-        if rc.fields:
-            detail = "; ".join(_field_text(f) for f in rc.fields)
-        lines.append(f"  {sign[rc.kind]} {rc.record}  {detail}".rstrip())
+        lines.append(f"  {sign[rc.kind]} {rc.record}  {'' if rc.fields else rc.counts}".rstrip())
+        lines.extend(f"      {_field_text(f)}" for f in rc.fields)
         if rc.moved:
             lines.append("      moved: " + ", ".join(_label(k) for k in rc.moved))
         elif rc.why_not:
@@ -127,20 +176,6 @@ def _why_moved(ch: EstimateChange) -> str:
     return "; ".join(parts)
 
 
-def _describe(est: Estimate) -> str:
-    level = f"{100 * est.level:g}%"
-    if est.estimate is None:
-        return "no estimate"
-    studies = f"{est.k} stud{'y' if est.k == 1 else 'ies'}, {est.patients} patients"
-    kind = "" if est.pooled else ", a single study, not pooled"
-    from metaresp import formatting as fmt
-
-    return (
-        f"{fmt.percent(est.estimate)} ({level} CI {fmt.interval(est.ci_low, est.ci_high)}; "
-        f"{studies}{kind})"
-    )
-
-
 def widening(old: Estimate, new: Estimate) -> str | None:
     """Why an interval widened when the evidence grew, in one sentence (None otherwise)."""
     if (
@@ -180,11 +215,36 @@ def _studies(changes: Sequence[RecordChange]) -> str:
     return _join(f"{s} ({n} record{'' if n == 1 else 's'})" for s, n in count.items())
 
 
+def _interval(est: Estimate) -> str:
+    if est.estimate is None:
+        return "no estimate"
+    level = f"{100 * est.level:g}%"
+    single = "" if est.pooled else ", a single study, not pooled"
+    return (
+        f"{fmt.percent(est.estimate)} ({level} CI {fmt.interval(est.ci_low, est.ci_high)}; "
+        f"k {est.k}, {est.patients} patients{single})"
+    )
+
+
+def _because(ch: EstimateChange) -> str:
+    parts: list[str] = []
+    if ch.entered and ch.status != "new":
+        parts.append("added " + ", ".join(ch.entered))
+    if ch.left and ch.status != "vanished":
+        parts.append("removed " + ", ".join(ch.left))
+    if ch.edited:
+        parts.append("corrected " + ", ".join(ch.edited))
+    if ch.reason:
+        parts.append(ch.reason)
+    return "; ".join(parts)
+
+
 def changelog(diff: StateDiff) -> str:
-    """A short paragraph a guideline author can paste: what was added, removed or
-    corrected, which pooled estimates moved (old → new with CI and k), and which intervals
-    crossed a threshold of the plan."""
-    sentences: list[str] = []
+    """A list a guideline panel can paste: first what was added, removed or corrected,
+    then one line per estimate that moved (the class and outcome, old → new with
+    intervals and k, the threshold crossings, and the records that moved it), new and
+    vanished estimates, and how many are unchanged."""
+    lines: list[str] = []
     added, removed, edited = (diff.records_of(k) for k in ("added", "removed", "edited"))
     parts: list[str] = []
     if added:
@@ -194,32 +254,35 @@ def changelog(diff: StateDiff) -> str:
     if edited:
         parts.append(f"corrected {_studies(edited)}")
     if parts:
-        sentences.append("This update " + _join(parts) + ".")
-    estimates = {e.key: e for e in diff.estimates}
+        lines.append("This update " + _join(parts) + ".")
+    crossed: dict[tuple[str, str], list[str]] = {}
+    for c in diff.crossings:
+        crossed.setdefault(c.key, []).append(c.message)
     for ch in diff.changed:
         assert ch.old is not None
         assert ch.new is not None
-        sentences.append(
-            f"{ch.new.name()}: now {_describe(ch.new)}, previously {_describe(ch.old)}."
-        )
+        line = f"- {ch.new.name()}: {_interval(ch.old)} → {_interval(ch.new)}"
+        for message in crossed.get(ch.key, []):
+            line += f"; {message}"
+        because = _because(ch)
+        if because:
+            line += f"; because: {because}"
         why = widening(ch.old, ch.new)
         if why:
-            sentences.append(why)
+            line += f". {why}"
+        lines.append(line)
     for ch in diff.new:
         assert ch.new is not None
-        sentences.append(f"New estimate, {ch.new.name()}: {_describe(ch.new)}.")
+        lines.append(f"- New estimate, {ch.new.name()}: {_interval(ch.new)}")
     for ch in diff.vanished:
         assert ch.old is not None
-        sentences.append(f"No longer estimated: {ch.old.name()} (previously {_describe(ch.old)}).")
-    for c in diff.crossings:
-        name = estimates[c.key].current.name()
-        sentences.append(f"For {name}, the {c.message}.")
+        lines.append(f"- No longer estimated: {ch.old.name()} (was {_interval(ch.old)})")
     if not diff.changed and not diff.new and not diff.vanished:
-        sentences.append("No pooled estimate changed.")
+        lines.append("No pooled estimate changed.")
     elif diff.unchanged:
         n = len(diff.unchanged)
-        sentences.append(f"The other {n} estimate{'s are' if n != 1 else ' is'} unchanged.")
-    return " ".join(sentences)
+        lines.append(f"The other {n} estimate{'s are' if n != 1 else ' is'} unchanged.")
+    return "\n".join(lines)
 
 
 def _estimate_json(est: Estimate | None) -> dict[str, Any] | None:
@@ -286,5 +349,5 @@ def diff_dict(diff: StateDiff) -> dict[str, Any]:
             }
             for c in diff.crossings
         ],
-        "changelog": changelog(diff),
+        "changelog": changelog(diff).splitlines(),
     }

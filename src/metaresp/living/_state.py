@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from metaresp.analysis import AnalysisResult
+    from metaresp.corpus import Corpus
 
 __all__ = [
     "FINGERPRINT_KEY",
@@ -35,6 +36,7 @@ __all__ = [
     "RECORDS_KEY",
     "RECORD_FIELDS",
     "SUMMARY_NAME",
+    "TEXTS_KEY",
     "TEXT_FIELDS",
     "build_state",
     "check_state",
@@ -64,6 +66,10 @@ FINGERPRINT_VERSION = 2
 """The fingerprint scheme: version 2 digests the fields with a value, by name, so that a
 new optional field left empty changes no digest. Digests of different schemes are not
 compared (a text edit cannot be seen across them; counts and fields still are)."""
+
+TEXTS_KEY = "texts"
+"""Key of a record fingerprint's text fields with their values (so that the diff can show
+an edit as old → new; states written before it have the digest only)."""
 
 SUMMARY_NAME = "summary.json"
 """The state's file name in a results folder."""
@@ -97,10 +103,11 @@ def _plain(value: Any) -> Any:
 def record_table(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """One fingerprint per record of ``corpus.to_frame()``, keyed by record id.
 
-    Each fingerprint holds the fields of :data:`RECORD_FIELDS` as they are and a short
-    SHA-256 ``digest`` of the other fields (:data:`TEXT_FIELDS`, those with a value, by
-    name: a new optional field left empty changes no digest); the file name and line are
-    left out, so moving a record within its file is not an edit.
+    Each fingerprint holds the fields of :data:`RECORD_FIELDS` as they are, the other
+    fields (:data:`TEXT_FIELDS`) that have a value under :data:`TEXTS_KEY`, and a short
+    SHA-256 ``digest`` of those, by name (a new optional field left empty changes no
+    digest); the file name and line are left out, so moving a record within its file is
+    not an edit.
     """
     out: dict[str, dict[str, Any]] = {}
     columns = list(frame.columns)
@@ -112,6 +119,7 @@ def record_table(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
             {k: v for k, v in values.items() if v is not None}, ensure_ascii=False, sort_keys=True
         )
         entry["digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        entry[TEXTS_KEY] = {k: v for k, v in sorted(values.items()) if v is not None}
         out[str(cells["record"])] = entry
     return dict(sorted(out.items()))
 
@@ -129,7 +137,7 @@ def build_state(
 
 
 def state_meta(
-    plan_path: Path, title: str, extractions: Path, n_studies: int, n_records: int
+    plan_path: Path, title: str, extractions: Path, corpus: Corpus, n_records: int
 ) -> dict[str, Any]:
     """The descriptive fields of a state, as ``metaresp run`` writes them."""
 
@@ -140,20 +148,30 @@ def state_meta(
         "title": title,
         "plan": shown(plan_path),
         "extractions": shown(extractions),
-        "corpus_version": corpus_version(extractions),
-        "studies": n_studies,
+        "corpus_version": corpus_version(corpus),
+        "studies": len(corpus.studies),
         "records": n_records,
     }
 
 
-def corpus_version(folder: Path) -> str:
-    """A short content hash of the extraction files (names and bytes), sorted by name."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.y*ml")):
-        digest.update(path.name.encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+CORPUS_VERSION_LENGTH = 12
+"""Hex digits of the corpus version shown (48 bits: no collision in any real corpus)."""
+
+
+def corpus_version(corpus: Corpus) -> str:
+    """A short content hash of the validated corpus: the SHA-256 of the canonical JSON of
+    every study (its metadata, groups and records as the schema holds them, keys sorted),
+    the studies in id order.
+
+    It depends on content only: not on the file names, the files' layout, comments, key
+    order or order of the files, so an export and re-import of the same content, or a
+    reformatted file, keeps the version; any change of a value changes it.
+    """
+    studies = sorted(
+        (s.model_dump(mode="json") for s in corpus.studies), key=lambda d: str(d.get("id"))
+    )
+    text = json.dumps(studies, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:CORPUS_VERSION_LENGTH]
 
 
 def current_state(plan_path: Path, extractions: Path) -> dict[str, Any]:
@@ -174,7 +192,7 @@ def current_state(plan_path: Path, extractions: Path) -> dict[str, Any]:
     return build_state(
         results,
         frame,
-        **state_meta(plan_path, plan.title, extractions, len(corpus.studies), len(frame)),
+        **state_meta(plan_path, plan.title, extractions, corpus, len(frame)),
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from metaresp._journal import place_journaled
-from metaresp.corpus import Problem, check_extractions, dump_study
+from metaresp.corpus import Problem, check_extractions
 from metaresp.errors import InputError
 from metaresp.intake import Incoming, plan_placements
 from metaresp.schema import Study
@@ -71,7 +71,7 @@ def import_workbook(
         folder_errors = [p for p in report.errors if p.file not in replaced]
 
     items = [
-        Incoming(study, dump_study(study), cells[("id",)])
+        Incoming(study, None, cells[("id",)])
         for study, cells in zip(parsed.studies, parsed.cells, strict=True)
     ]
     problems: list[str] = list(parsed.problems)
