@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import _faults
+from metaresp._report_run import write_report_files as _write_report
 from metaresp._runcache import (
     CACHE_FOLDER,
     FIGURE_DPI,
@@ -319,7 +320,7 @@ def _write_run_files(
     """What is written from all analyses together: cumulative.csv, the tables, the
     meta-regressions, summary.json, reproduce.R and the report (which says what changed
     since the state at ``published``)."""
-    from metaresp._report_run import report_context, write_report_files
+    from metaresp._report_run import report_context
     from metaresp.cumulative import write_csv
     from metaresp.reproduce import REPRODUCE_NAME, reproduce_script
     from metaresp.tables import write_tables
@@ -339,7 +340,7 @@ def _write_run_files(
     bar.step("writing the report")
     version = str(meta["corpus_version"])
     context = report_context(plan, results, state, version, published)
-    write_report_files(tmp, results, plan.title, version, figures, context)
+    _write_report(tmp, results, plan.title, version, figures, context)
 
 
 def _cumulative_data(fig: Any) -> tuple[Any, ...]:
