@@ -4,8 +4,8 @@ The workflow is tested on a small corpus (``factories.SMALL_CORPUS``: three bisp
 two CAR T studies, first salvage after BCMA CAR T) with a one-analysis plan (ORR by
 modality, threshold 50%), figures drawn quickly (``quick_figures``). Expected movements
 are computed independently: :func:`metaresp.pool` on the counts written in the factories
-and in this file. One test adds a study to a copy of the shipped corpus under the shipped
-plan, starting from the shared run of the shipped plan as the published state.
+and in this file. Adding a study to a copy of the shipped corpus under the shipped plan is
+tested in ``test_add_shipped.py`` (with the figures drawn as users get them).
 """
 
 from __future__ import annotations
@@ -20,18 +20,14 @@ import pytest
 
 import metaresp
 from factories import (
-    SHIPPED_EXTRACTIONS,
-    SHIPPED_PLAN,
     SMALL_ANALYSIS,
     SMALL_CORPUS,
     CliResult,
     Repo,
-    ShippedRun,
     git,
     study_text,
 )
 from metaresp import living
-from metaresp.plan import load_plan
 
 pytestmark = pytest.mark.usefixtures("quick_figures")
 
@@ -96,65 +92,6 @@ def test_add_names_the_study_and_the_estimates_it_moved(
     assert code == 0, err
     assert "No pooled estimate changed." in out
     assert "Records: 0 added, 0 removed, 0 edited" in out
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("shipped")
-def test_add_on_the_shipped_corpus_and_plan(
-    shipped_run: ShippedRun, make_repo: Callable[..., Repo], tmp_path: Path, cli: Cli
-) -> None:
-    """The whole workflow on a copy of the shipped corpus under the shipped plan, the
-    shared run's summary as the published state it is compared with."""
-    repo = make_repo(SHIPPED_EXTRACTIONS, SHIPPED_PLAN)
-    repo.published.parent.mkdir(parents=True)
-    shutil.copyfile(shipped_run.out / "summary.json", repo.published)
-    before = living.read_state_file(repo.published)
-    key = ("modality-first-salvage", "Bispecific antibody")
-    old = living.estimates_of(before)[key]
-    new_file = tmp_path / "testnew.yaml"
-    new_file.write_text(new_study(9, 12), encoding="utf-8")
-
-    code, out, err = cli("add", new_file, *repo.options(), "--results", repo.results, "--json")
-    assert code == 0, err
-    diff = json.loads(out)
-    assert [r["record"] for r in diff["records"]] == [NEW_RECORD]
-    (record,) = diff["records"]
-    assert record["change"] == "added"
-    assert {"analysis": key[0], "subgroup": key[1]} in record["moved"]
-    (change,) = [e for e in diff["estimates"] if (e["analysis"], e["subgroup"]) == key]
-    assert change["status"] == "changed"
-    assert change["records_in"] == [NEW_RECORD]
-    assert change["new"]["k"] == old.k + 1
-    # every estimate that moved holds the new record
-    assert all(NEW_RECORD in e["records_in"] for e in diff["estimates"])
-
-    # the new estimate: the class's earlier records, their counts read from the corpus
-    # files, and 9/12, pooled with the analysis's model as the plan states it
-    # (disjoint groups of one study combined into one entry are summed, as the analysis does)
-    frame = metaresp.load_extractions(SHIPPED_EXTRACTIONS).to_frame().set_index("record")
-    (item,) = [
-        e
-        for a in before["analyses"]
-        if a["analysis"] == key[0]
-        for e in a["estimates"]
-        if e["subgroup"] == key[1]
-    ]
-    inside = {i for c in item.get("combined", ()) for i in c["records"]}
-    entries = [[r] for r in old.records if r not in inside] + [
-        list(c["records"]) for c in item.get("combined", ())
-    ]
-    events = [sum(int(frame.loc[r, "responders"]) for r in e) for e in entries] + [9]
-    totals = [sum(int(frame.loc[r, "evaluable"]) for r in e) for e in entries] + [12]
-    (analysis,) = [a for a in load_plan(SHIPPED_PLAN).expanded() if a.name == key[0]]
-    m = analysis.model
-    direct = metaresp.pool(
-        events, totals, transform=m.transform, estimator=m.estimator, ci=m.ci, level=m.level
-    )
-    assert change["new"]["estimate"] == pytest.approx(direct.proportion, abs=1e-9)
-    assert change["new"]["ci_low"] == pytest.approx(direct.ci_low, abs=1e-9)
-    assert change["new"]["ci_high"] == pytest.approx(direct.ci_high, abs=1e-9)
-    # the shared run is left as it was
-    assert (shipped_run.out / "summary.json").read_bytes() != repo.published.read_bytes()
 
 
 def test_add_prints_a_readable_diff(small_repo: Repo, tmp_path: Path, cli: Cli) -> None:
