@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class RegressionOutcome:
     fit: RegressionResult | None
     error: str | None
     notes: tuple[str, ...]
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    """Each moderator's value per record, in the order of ``records``."""
 
 
 def _value(record: Record, field: str, subgroup: str) -> Any:
@@ -100,7 +102,9 @@ def _one(spec: RegressionSpec, result: AnalysisResult) -> RegressionOutcome:
             )
     except (MetarespError, ValueError) as exc:
         error = str(exc).replace("\n", "; ")
-    return RegressionOutcome(spec, result.analysis.outcome, records, fit, error, tuple(notes))
+    return RegressionOutcome(
+        spec, result.analysis.outcome, records, fit, error, tuple(notes), values=mods
+    )
 
 
 def run_regressions(

@@ -21,7 +21,9 @@ command-line argument, default ``reproduce-estimates.csv``) with the columns ``i
 analysis, subgroup, kind, check, estimate, ci_low, ci_high, tau2``, so that they can be
 compared with ``summary.json``; the tests for subgroup differences (the fixed-effect test
 on the subgroup fits, as ``meta::metaprop`` reports it) go to a second file,
-``*-subgroup-tests.csv``. A fit metafor refuses is reported and recorded with
+``*-subgroup-tests.csv``, and the plan's meta-regressions (``rma(mods=)`` or
+``rma.glmm(mods=)`` with the moderators inline, text as factors with metaresp's reference
+level) to ``*-regressions.csv``. A fit metafor refuses is reported and recorded with
 ``check = "metafor-error"`` (the script goes on). R needs only metafor (base R for the
 rest).
 """
@@ -35,6 +37,7 @@ from metaresp import models
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import AnalysisResult, GroupResult
+    from metaresp.regressions import RegressionOutcome
 
 __all__ = ["REPRODUCE_NAME", "block_id", "reproduce_script"]
 
@@ -94,6 +97,16 @@ record <- function(id, analysis, subgroup, kind, check, fit, ...) {{
 # (meta::metaprop's "Test for subgroup differences"), from the fits above
 fits <- list()
 tests <- list()
+regressions <- list()
+coefficients_of <- function(regression, fit) {{
+  if (is.null(fit)) return(invisible(NULL))
+  regressions[[length(regressions) + 1]] <<- data.frame(
+    regression = regression, coefficient = rownames(fit$beta),
+    estimate = as.numeric(fit$beta), se = fit$se, ci_low = fit$ci.lb, ci_high = fit$ci.ub,
+    pvalue = fit$pval, tau2 = fit$tau2, qm = fit$QM, qm_pvalue = fit$QMp,
+    stringsAsFactors = FALSE
+  )
+}}
 between <- function(analysis, ids) {{
   sub <- fits[ids]
   if (length(sub) < length(ids) || any(vapply(sub, is.null, logical(1)))) return(invisible(NULL))
@@ -120,6 +133,13 @@ if (length(tests) > 0) {
   target_tests <- sub("(\\\\.csv)?$", "-subgroup-tests.csv", target)
   write.csv(between_tests, target_tests, row.names = FALSE)
   cat("wrote", target_tests, "\\n")
+}
+if (length(regressions) > 0) {
+  regression_table <- do.call(rbind, regressions)
+  print(regression_table, row.names = FALSE, digits = 6)
+  target_regressions <- sub("(\\\\.csv)?$", "-regressions.csv", target)
+  write.csv(regression_table, target_regressions, row.names = FALSE)
+  cat("wrote", target_regressions, "\\n")
 }
 """
 
@@ -237,8 +257,57 @@ def _block(analysis: str, outcome: str, g: GroupResult, kind: str, level: float)
     return lines
 
 
-def reproduce_script(results: Sequence[AnalysisResult]) -> str:
-    """The text of ``reproduce.R`` for the analyses of one run (see the module docstring)."""
+def _r_values(values: Sequence[object]) -> str:
+    """A moderator column in R: numbers as they are, text as a factor whose levels are in
+    sorted order (metaresp's treatment coding: the first level is the reference)."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) == len(values):
+        return "c(" + ", ".join(repr(float(v)) for v in numbers) + ")"
+    texts = [str(v) for v in values]
+    return f"factor({_r_strings(texts)}, levels = {_r_strings(sorted(set(texts)))})"
+
+
+def _regression_block(o: RegressionOutcome) -> list[str]:
+    """One plan meta-regression: its data inline and the metafor call of its model."""
+    fit = o.fit
+    if fit is None:
+        return [f"# regression {o.spec.name}: not fitted by metaresp ({_comment(o.error or '')})"]
+    mods = [m for m in o.spec.moderators if m in o.values]
+    lines = [
+        "# " + "-" * 88,
+        f"# regression: {o.spec.name} | analysis: {o.spec.analysis} | moderators: "
+        + ", ".join(mods),
+        f"# metaresp: {fit.estimator}, coefficients "
+        + ", ".join(f"{n} = {e:.6g}" for n, e in zip(fit.names, fit.estimates, strict=True)),
+        f"xi <- {_r_vector(fit.events)}",
+        f"ni <- {_r_vector(fit.totals)}",
+        "mods <- data.frame(" + ", ".join(f"{m} = {_r_values(o.values[m])}" for m in mods) + ")",
+    ]
+    formula = "~ " + " + ".join(mods)
+    level = f"level = {100 * fit.level:g}"
+    if fit.estimator == "GLMM":
+        test = "t" if fit.ci == "t" else "z"
+        lines.append(
+            f'fit <- try_fit(rma.glmm(measure = "PLO", xi = xi, ni = ni, mods = {formula}, '
+            f'data = mods, nAGQ = {fit.nagq or models.DEFAULT_NAGQ}, test = "{test}", {level}))'
+        )
+    else:
+        measure = models.TRANSFORMS[fit.transform].metafor
+        method = models.ESTIMATORS[fit.estimator].metafor
+        test = models.INTERVALS[fit.ci].metafor
+        lines.append(f'dat <- cbind(escalc(measure = "{measure}", xi = xi, ni = ni), mods)')
+        lines.append(
+            f"fit <- try_fit(rma(yi, vi, mods = {formula}, data = dat, {method}, {test}, {level}))"
+        )
+    lines.append(f"coefficients_of({_r_string(o.spec.name)}, fit)")
+    return lines
+
+
+def reproduce_script(
+    results: Sequence[AnalysisResult], regressions: Sequence[RegressionOutcome] = ()
+) -> str:
+    """The text of ``reproduce.R`` for the analyses of one run and the plan's
+    meta-regressions (see the module docstring)."""
     from metaresp import __version__
 
     parts = [_HEADER.format(version=__version__)]
@@ -266,5 +335,7 @@ def reproduce_script(results: Sequence[AnalysisResult]) -> str:
             )
         for block in blocks:
             parts.append("\n".join(block) + "\n")
+    for outcome in regressions:
+        parts.append("\n".join(_regression_block(outcome)) + "\n")
     parts.append(_FOOTER)
     return "\n".join(parts)

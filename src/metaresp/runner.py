@@ -329,6 +329,7 @@ def _write_run_files(
     bar.step("writing tables")
     write_tables(results, tmp)
     state = build_state(results, corpus.to_frame(), **meta)
+    outcomes: list[Any] = []
     if plan.regressions:
         from metaresp.regressions import regression_state, run_regressions, write_regressions
 
@@ -336,7 +337,7 @@ def _write_run_files(
         write_regressions(tmp, outcomes)
         state["regressions"] = regression_state(outcomes)
     (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
-    (tmp / REPRODUCE_NAME).write_text(reproduce_script(results), encoding="utf-8")
+    (tmp / REPRODUCE_NAME).write_text(reproduce_script(results, outcomes), encoding="utf-8")
     bar.step("writing the report")
     version = str(meta["corpus_version"])
     context = report_context(plan, results, state, version, published)
