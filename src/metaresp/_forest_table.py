@@ -304,13 +304,13 @@ def _study_row(s: StudyRow, area: float) -> _Row:
 
 
 def _wrapped(row: _Row) -> list[_Row]:
-    """``row``, and up to two more lines for the rest of a label longer than
+    """``row``, and up to four more lines for the rest of a label longer than
     :data:`LABEL_WRAP_CHARS` (text-only rows: no numbers, no marker)."""
     if len(row.label) <= LABEL_WRAP_CHARS:
         return [row]
     import textwrap
 
-    lines = textwrap.wrap(row.label, LABEL_WRAP_CHARS, max_lines=3, placeholder=" …")
+    lines = textwrap.wrap(row.label, LABEL_WRAP_CHARS, max_lines=5, placeholder=" …")
     lines = [line.replace("… …", "…") for line in lines]
     if len(lines) < 2:
         return [row]

@@ -107,7 +107,7 @@ def _author(citation: Any, study: str) -> str:
     return name.replace("-", " ").title()
 
 
-LABEL_GROUP_CHARS = 40
+LABEL_GROUP_CHARS = 100
 """Longest group name in a forest-plot label: longer ones are cut at a word with "…", so
 that a figure fits a journal page (about 7 in); tables and the report keep the full name."""
 
