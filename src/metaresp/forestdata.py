@@ -18,7 +18,6 @@ from metaresp.estimates import (
     exact_interval,
     few_studies_note,
     plain_notes,
-    plain_words,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -169,11 +168,9 @@ def build(
         if row.single:
             row = replace(row, label="One study, not pooled")
         elif row.fallback and row.fitted is not None:
-            fitted = row.fitted
-            row = replace(
-                row,
-                label="Pooled (fallback: " + plain_words(f"{fitted.estimator}, {fitted.ci} CI)"),
-            )
+            # the model and its interval are named in the footnote; the label stays short
+            # enough for the study column of a 7 in figure
+            row = replace(row, label=f"Pooled ({row.fitted.estimator} fallback)")
         subgroups.append(Subgroup(name=g.name, studies=tuple(rows), pooled=row))
     overall = (
         estimate_row(
