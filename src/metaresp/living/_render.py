@@ -163,17 +163,22 @@ def format_diff(diff: StateDiff) -> str:
     return "\n".join(lines)
 
 
-def _why_moved(ch: EstimateChange) -> str:
+def _moved_by(ch: EstimateChange, verbs: tuple[str, str, str]) -> str:
+    """The records that moved an estimate, each kind after its verb (in, out, edited)."""
     parts: list[str] = []
     if ch.entered and ch.status != "new":
-        parts.append("in: " + ", ".join(ch.entered))
+        parts.append(verbs[0] + ", ".join(ch.entered))
     if ch.left and ch.status != "vanished":
-        parts.append("out: " + ", ".join(ch.left))
+        parts.append(verbs[1] + ", ".join(ch.left))
     if ch.edited:
-        parts.append("edited: " + ", ".join(ch.edited))
+        parts.append(verbs[2] + ", ".join(ch.edited))
     if ch.reason:
         parts.append(ch.reason)
     return "; ".join(parts)
+
+
+def _why_moved(ch: EstimateChange) -> str:
+    return _moved_by(ch, ("in: ", "out: ", "edited: "))
 
 
 def widening(old: Estimate, new: Estimate) -> str | None:
@@ -227,16 +232,8 @@ def _interval(est: Estimate) -> str:
 
 
 def _because(ch: EstimateChange) -> str:
-    parts: list[str] = []
-    if ch.entered and ch.status != "new":
-        parts.append("added " + ", ".join(ch.entered))
-    if ch.left and ch.status != "vanished":
-        parts.append("removed " + ", ".join(ch.left))
-    if ch.edited:
-        parts.append("corrected " + ", ".join(ch.edited))
-    if ch.reason:
-        parts.append(ch.reason)
-    return "; ".join(parts)
+    """The changelog's words for :func:`_moved_by`."""
+    return _moved_by(ch, ("added ", "removed ", "corrected "))
 
 
 def changelog(diff: StateDiff) -> str:
