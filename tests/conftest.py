@@ -4,8 +4,10 @@ figures and a command-line runner (plain helpers are in ``factories.py``)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +95,27 @@ def make_repo(tmp_path: Path) -> Callable[..., Repo]:
         return Repo(tmp_path / name, extractions, plan)
 
     return make
+
+
+#: Debian's Chromium, for the tests that render the SVG figures and the report.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright; the test is skipped, saying why, where
+    either is missing."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install playwright)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()

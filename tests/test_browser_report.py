@@ -10,37 +10,19 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from factories import ShippedRun
-from test_browser_svg import CHROMIUM, overlapping_cells
+from test_browser_svg import overlapping_cells
 
 LEVELS = ("High", "Moderate", "Low", "Very low")
 
 
 def shipped(test: Callable[..., None]) -> Callable[..., None]:
     return pytest.mark.slow(pytest.mark.xdist_group("shipped")(test))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def open_report(browser: Any, run: ShippedRun, width: int, height: int = 800) -> Any:

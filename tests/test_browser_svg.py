@@ -14,17 +14,11 @@ from __future__ import annotations
 import base64
 import itertools
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import test_forest
 from metaresp import forest, report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 Box = tuple[str, float, float, float, float]
 """A rendered text element: its text, left, right, top and bottom in CSS pixels."""
@@ -33,24 +27,6 @@ _BOXES_JS = """() => Array.from(document.querySelectorAll('text')).map(t => {
     const r = t.getBoundingClientRect();
     return [t.textContent, r.left, r.right, r.top, r.bottom];
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium): browser tests skipped")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def rendered_boxes(browser: Any, svg: Path) -> list[Box]:
