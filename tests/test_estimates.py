@@ -338,3 +338,18 @@ def test_bayesian_probability_above_the_threshold_reaches_the_row() -> None:
     assert row.threshold == 0.5
     assert row.prob_above == direct.prob_above
     assert any("exceeds 50.0%" in line for line in text_lines(row))
+
+
+def test_an_interval_wider_than_90_points_is_explained() -> None:
+    """Two studies under the GLMM's t interval (1 df): the sentence names the degrees of
+    freedom and the critical value, t(0.975, 1) = 12.7 (any t table)."""
+    g, model = group([(6, 7), (2, 5)], estimator="GLMM", ci="t")
+    row = estimate_row(g, level=0.95, requested=model)
+    assert row.ci_high - row.ci_low > 0.9
+    lines = text_lines(row)
+    assert any("1 degree of freedom (critical value 12.7" in line for line in lines)
+    narrow, model = group(COUNTS, estimator="GLMM", ci="t")
+    assert not any(
+        "The interval spans" in line
+        for line in text_lines(estimate_row(narrow, level=0.95, requested=model))
+    )

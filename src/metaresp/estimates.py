@@ -47,7 +47,11 @@ __all__ = [
     "q_kind",
     "summary_dict",
     "text_lines",
+    "wide_note",
 ]
+
+WIDE_INTERVAL = 0.9
+"""A pooled interval wider than this (90 percentage points) is explained in a sentence."""
 
 MEAN_DIFFERS = 0.05
 """The mean response rate across studies is shown beside the pooled (median) rate when
@@ -365,6 +369,27 @@ def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
     ]
 
 
+def wide_note(row: EstimateRow) -> str:
+    """One plain sentence on a pooled interval wider than 90 percentage points: why it is
+    so wide (for a t-based interval from few studies, its degrees of freedom and critical
+    value); "" otherwise."""
+    if row.single or row.fitted is None or row.ci_high - row.ci_low <= WIDE_INTERVAL:
+        return ""
+    span = f"The interval spans {fmt.interval(row.ci_low, row.ci_high)}"
+    if row.fitted.ci in ("t", "hksj", "hksj-adhoc") and row.k <= 5:
+        from scipy import stats
+
+        crit = float(stats.t.ppf(0.5 + row.level / 2.0, row.k - 1))
+        return (
+            f"{span}: with {row.k} studies the interval uses a t distribution with "
+            f"{row.k - 1} degree{'s' if row.k > 2 else ''} of freedom (critical value "
+            f"{crit:.1f} instead of 1.96), so it says little about the response rate; the "
+            "Bayesian sensitivity analysis, where the plan has one, gives a narrower interval "
+            "under a stated prior"
+        )
+    return f"{span}: the studies are too few or too small to say more"
+
+
 def mean_note(row: EstimateRow) -> str:
     """One plain sentence on the mean response rate across studies when it differs from
     the pooled rate by more than 5 points; "" otherwise."""
@@ -464,6 +489,8 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
     ]
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
+    if wide_note(row):
+        lines.append(wide_note(row) + ".")
     if row.mean_differs:
         lines.append(mean_note(row) + ".")
     if row.threshold is not None and not fmt.is_missing(row.prob_above):

@@ -25,6 +25,7 @@ from metaresp.estimates import (
     estimate_row,
     few_studies_note,
     mean_note,
+    wide_note,
 )
 from metaresp.files import atomic_write
 
@@ -337,7 +338,7 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
                 )
             lines.append("")
             for r in rows:
-                said = [mean_note(r)] if r.mean_differs else []
+                said = [n for n in (wide_note(r), mean_note(r) if r.mean_differs else "") if n]
                 if r.threshold is not None and not fmt.is_missing(r.prob_above):
                     said.append(
                         f"probability that the response rate exceeds "
