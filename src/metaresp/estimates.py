@@ -48,6 +48,7 @@ __all__ = [
     "summary_dict",
     "text_lines",
     "wide_note",
+    "wide_sentence",
 ]
 
 WIDE_INTERVAL = 0.9
@@ -369,25 +370,32 @@ def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
     ]
 
 
-def wide_note(row: EstimateRow) -> str:
-    """One plain sentence on a pooled interval wider than 90 percentage points: why it is
-    so wide (for a t-based interval from few studies, its degrees of freedom and critical
-    value); "" otherwise."""
-    if row.single or row.fitted is None or row.ci_high - row.ci_low <= WIDE_INTERVAL:
+def wide_sentence(low: float, high: float, k: int, ci: str, level: float) -> str:
+    """One plain sentence on a pooled interval wider than :data:`WIDE_INTERVAL` (for a
+    t-based interval from few studies: its degrees of freedom and critical value); ""
+    for a narrower one."""
+    if high - low <= WIDE_INTERVAL:
         return ""
-    span = f"The interval spans {fmt.interval(row.ci_low, row.ci_high)}"
-    if row.fitted.ci in ("t", "hksj", "hksj-adhoc") and row.k <= 5:
+    span = f"The interval spans {fmt.interval(low, high)}"
+    if ci in ("t", "hksj", "hksj-adhoc") and 2 <= k <= 5:
         from scipy import stats
 
-        crit = float(stats.t.ppf(0.5 + row.level / 2.0, row.k - 1))
+        crit = float(stats.t.ppf(0.5 + level / 2.0, k - 1))
         return (
-            f"{span}: with {row.k} studies the interval uses a t distribution with "
-            f"{row.k - 1} degree{'s' if row.k > 2 else ''} of freedom (critical value "
-            f"{crit:.1f} instead of 1.96), so it says little about the response rate; the "
-            "Bayesian sensitivity analysis, where the plan has one, gives a narrower interval "
-            "under a stated prior"
+            f"{span}: with {k} studies the interval uses a t distribution with "
+            f"{k - 1} degree{'s' if k > 2 else ''} of freedom (critical value "
+            f"{crit:.1f} instead of 1.96), so it says little about the response rate; a "
+            "Bayesian model (the plan's sensitivity line, or estimator BAYES) gives a "
+            "narrower interval under a stated prior"
         )
     return f"{span}: the studies are too few or too small to say more"
+
+
+def wide_note(row: EstimateRow) -> str:
+    """:func:`wide_sentence` for a pooled row; "" for a single study."""
+    if row.single or row.fitted is None:
+        return ""
+    return wide_sentence(row.ci_low, row.ci_high, row.k, row.fitted.ci, row.level)
 
 
 def mean_note(row: EstimateRow) -> str:

@@ -234,5 +234,10 @@ def result_lines(res: PoolResult, *, name: str = "", prediction: bool | None = N
         rows.append(("prediction interval", "not shown for k < 3"))
     width = max(len(prefix + a) for a, _ in rows)
     lines = [f"{prefix + a + ':':<{width + 1}} {b}" for a, b in rows]
+    from metaresp.estimates import wide_sentence
+
+    wide = wide_sentence(res.ci_low, res.ci_high, res.k, res.fitted.ci, res.level)
+    if wide:
+        lines.append(wide + ".")
     lines.extend(_heterogeneity(res))
     return lines
