@@ -353,3 +353,13 @@ def test_an_interval_wider_than_90_points_is_explained() -> None:
         "The interval spans" in line
         for line in text_lines(estimate_row(narrow, level=0.95, requested=model))
     )
+
+
+def test_a_pool_of_studies_without_responders_says_where_its_rate_comes_from() -> None:
+    """0/2 and 0/2 under REML: each logit is log(0.5 / 2.5) after the 0.5 correction, so
+    the pooled rate is 0.5 / 3 = 16.7% although no patient responded."""
+    g, model = group([(0, 2), (0, 2)], estimator="REML", ci="hksj")
+    row = estimate_row(g, level=0.95, requested=model)
+    assert row.proportion == pytest.approx(0.5 / 3.0, rel=1e-12)
+    said = " ".join(text_lines(row))
+    assert "No patient of 4 responded; the pooled 16.7% comes from the 0.5 added" in said

@@ -34,6 +34,7 @@ __all__ = [
     "RowKind",
     "estimate_row",
     "exact_interval",
+    "extreme_sentence",
     "fallback_note",
     "fallback_reason",
     "few_studies_note",
@@ -391,6 +392,19 @@ def wide_sentence(low: float, high: float, k: int, ci: str, level: float) -> str
     return f"{span}: the studies are too few or too small to say more"
 
 
+def extreme_sentence(events: int, total: int, proportion: float) -> str:
+    """One plain sentence when no patient, or every patient, responded: the pooled rate
+    then comes from the continuity correction, not from the data; "" otherwise."""
+    if events not in (0, total):
+        return ""
+    crude = "no patient" if events == 0 else "every patient"
+    return (
+        f"{crude.capitalize()} of {total} responded; the pooled {fmt.percent(proportion)} "
+        "comes from the 0.5 added to each study's responders and non-responders so that its "
+        "logit is finite (metafor's convention), not from the data"
+    )
+
+
 def wide_note(row: EstimateRow) -> str:
     """:func:`wide_sentence` for a pooled row; "" for a single study."""
     if row.single or row.fitted is None:
@@ -497,8 +511,9 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
     ]
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
-    if wide_note(row):
-        lines.append(wide_note(row) + ".")
+    for note in (extreme_sentence(row.events, row.total, row.proportion), wide_note(row)):
+        if note:
+            lines.append(note + ".")
     if row.mean_differs:
         lines.append(mean_note(row) + ".")
     if row.threshold is not None and not fmt.is_missing(row.prob_above):

@@ -234,10 +234,13 @@ def result_lines(res: PoolResult, *, name: str = "", prediction: bool | None = N
         rows.append(("prediction interval", "not shown for k < 3"))
     width = max(len(prefix + a) for a, _ in rows)
     lines = [f"{prefix + a + ':':<{width + 1}} {b}" for a, b in rows]
-    from metaresp.estimates import wide_sentence
+    from metaresp.estimates import extreme_sentence, wide_sentence
 
-    wide = wide_sentence(res.ci_low, res.ci_high, res.k, res.fitted.ci, res.level)
-    if wide:
-        lines.append(wide + ".")
+    for note in (
+        extreme_sentence(sum(res.events), sum(res.totals), res.proportion),
+        wide_sentence(res.ci_low, res.ci_high, res.k, res.fitted.ci, res.level),
+    ):
+        if note:
+            lines.append(note + ".")
     lines.extend(_heterogeneity(res))
     return lines

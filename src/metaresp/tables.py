@@ -23,6 +23,7 @@ from metaresp.estimates import (
     EstimateRow,
     RowKind,
     estimate_row,
+    extreme_sentence,
     few_studies_note,
     mean_note,
     wide_note,
@@ -338,7 +339,9 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
                 )
             lines.append("")
             for r in rows:
-                said = [n for n in (wide_note(r), mean_note(r) if r.mean_differs else "") if n]
+                extreme = "" if r.single else extreme_sentence(r.events, r.total, r.proportion)
+                notes = (extreme, wide_note(r), mean_note(r) if r.mean_differs else "")
+                said = [n for n in notes if n]
                 if r.threshold is not None and not fmt.is_missing(r.prob_above):
                     said.append(
                         f"probability that the response rate exceeds "
