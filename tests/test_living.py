@@ -278,6 +278,40 @@ def test_state_at_a_git_revision(tmp_path: Path) -> None:
         living.load_previous("--output=x", published)
 
 
+def test_a_run_that_reproduces_the_published_numbers_leaves_the_file_alone(
+    tmp_path: Path,
+) -> None:
+    """The last bits of a float differ between machines; a run that gives the published
+    numbers to 12 digits must not rewrite published/summary.json (git status stays clean),
+    while a real change is written."""
+    from metaresp.living._state import same_state
+
+    out = tmp_path / "results"
+    out.mkdir()
+    published = tmp_path / "published" / "summary.json"
+    living.publish(OLD, published)
+    before = published.read_bytes()
+    nudged = json.loads(json.dumps(OLD))
+    first = nudged["analyses"][0]["estimates"][0]
+    first["estimate"] = first["estimate"] * (1 + 4e-16)
+    assert first["estimate"] != OLD["analyses"][0]["estimates"][0]["estimate"]
+    living.publish(nudged, out / "summary.json")
+    assert living.finish_run(out, published) == [f"published state unchanged ({published})"]
+    assert published.read_bytes() == before
+
+    first["estimate"] += 1e-6
+    living.publish(nudged, out / "summary.json")
+    assert living.finish_run(out, published) == [f"published state written to {published}"]
+    assert json.loads(published.read_text())["analyses"][0]["estimates"][0] == first
+
+    assert same_state({"a": [1.0, float("nan"), None]}, {"a": [1.0, float("nan"), None]})
+    assert not same_state({"a": 1.0}, {"a": None})
+    assert not same_state({"a": 1.0}, {"b": 1.0})
+    assert not same_state([1.0, 2.0], [1.0])
+    assert not same_state({"a": "1"}, {"a": 1.0})
+    assert not same_state({"a": True}, {"a": 1.0})
+
+
 # --------------------------------------------------------------------------- cumulative
 
 

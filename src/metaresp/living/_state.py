@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -196,6 +197,11 @@ def current_state(plan_path: Path, extractions: Path) -> dict[str, Any]:
     )
 
 
+STATE_REL_TOL = 1e-12
+"""Relative difference below which two published numbers are the same number (see
+:func:`same_state`); reported values carry at most 4 significant digits."""
+
+
 def state_text(state: Mapping[str, Any]) -> str:
     """The state as written to disk (indented JSON, UTF-8, final newline)."""
     return json.dumps(state, indent=2, ensure_ascii=False) + "\n"
@@ -309,5 +315,33 @@ def finish_run(out: Path, published: Path | None = PUBLISHED_PATH) -> list[str]:
     """
     if published is None:
         return []
-    publish(read_state_file(out / SUMMARY_NAME), published)
+    state = read_state_file(out / SUMMARY_NAME)
+    if published.exists():
+        try:
+            previous = json.loads(published.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            previous = None
+        if same_state(previous, state):
+            return [f"published state unchanged ({published})"]
+    publish(state, published)
     return [f"published state written to {published}"]
+
+
+def same_state(a: Any, b: Any, rel: float = STATE_REL_TOL) -> bool:
+    """Whether two states are the same record: equal structure, texts and integers, and
+    floats equal to ``rel`` relative (or both NaN). The last bits of a float can differ
+    between machines (summation order in vectorised code), and a run that reproduces the
+    published numbers must not rewrite the published file over them."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a is b
+    if isinstance(a, float) or isinstance(b, float):
+        if not isinstance(a, int | float) or not isinstance(b, int | float):
+            return False
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b or abs(a - b) <= rel * max(abs(a), abs(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_state(a[k], b[k], rel) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_state(x, y, rel) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
