@@ -120,7 +120,7 @@ def test_cumulative_svg_cells_do_not_overlap(browser: Any, tmp_path: Path) -> No
     boxes = rendered_boxes(browser, svg)
     assert overlapping_cells(boxes) == []
     assert [b[0].strip() for b in row_of(boxes, "55.0")] == [
-        f"+ {test_forest.LONG_FIRST}",
+        f"+ {test_forest.LONG}",
         "3",
         "55.0",
         "30.0 to 77.0",

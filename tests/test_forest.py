@@ -36,8 +36,9 @@ from metaresp.forestdata import (
 )
 
 LONG = "Van Oekelen 2023 · teclistamab (first salvage)"
-# A label longer than the wrap width (28 characters) is drawn over two lines, broken
-# between words: the numbers stand on the row of the first.
+# A label wider than the label column (about 1.5 in at 8 pt here) is drawn over as few
+# lines as fit, as even as possible, broken between words: the numbers stand on the row
+# of the first.
 LONG_FIRST, LONG_REST = "Van Oekelen 2023 ·", "teclistamab (first salvage)"
 
 
@@ -196,8 +197,9 @@ def test_forest_shows_rows_columns_diamonds_pi_and_heterogeneity() -> None:
     assert row_text(ax, "71.4") == f"{LONG_FIRST} 5 7 71.4 29.0 to 96.3 18.2%"
     assert row_text(ax, LONG_REST) == LONG_REST  # the second line holds nothing else
     assert row_text(ax, "0.0 to 52.2") == (
-        "Van Oekelen 2023 · BCMA CAR 0 5 0.0 0.0 to 52.2 31.0%"
-    )  # 0/5
+        "Van Oekelen 2023 · 0 5 0.0 0.0 to 52.2 31.0%"
+    )  # 0/5; two even lines break after the "·"
+    assert row_text(ax, "BCMA CAR T re-infusion") == "BCMA CAR T re-infusion"
     assert row_text(ax, "39.8 to 100.0") == (
         "Reyes 2024 · teclistamab 4 4 100.0 39.8 to 100.0 9.1%"
     )  # 4/4
@@ -316,23 +318,29 @@ def test_figure_is_page_width_and_height_grows_with_rows() -> None:
     large = forest.draw_forest(make_data(extra_studies=4)).get_figure()
     assert small is not None
     assert large is not None
-    # a full-width figure (7 in) with 8 pt text; with a Weight column it may be a little
-    # wider, so printed 7 in wide its text stays above 7.75 pt
-    assert forest.FIG_WIDTH_IN <= small.get_figwidth() <= forest.FIG_WIDTH_IN * 8 / 7.75
+    # a full-width figure (7 in) with 8 pt text, Weight column included: printed at
+    # 7 in its text is 8 pt
+    assert small.get_figwidth() == forest.FIG_WIDTH_IN
     grown = large.get_figheight() - small.get_figheight()
     assert grown == pytest.approx(4 * forest.ROW_HEIGHT_IN)
 
 
-def test_very_long_labels_shrink_the_font_before_widening() -> None:
-    data = ForestData(
-        "t", "ORR", (Subgroup("g", (study(LONG + " and a much longer tail " * 2, 3, 9),)),)
-    )
+def test_very_long_labels_wrap_over_five_lines_at_most_and_the_figure_stays_page_wide() -> None:
+    label = LONG + " and a much longer tail" * 8
+    data = ForestData("t", "ORR", (Subgroup("g", (study(label, 3, 9),)),))
     ax = forest.draw_forest(data)
     fig = ax.get_figure()
     assert fig is not None
     assert overlaps(ax) == []
     assert outside(ax) == []
-    assert fig.get_figwidth() >= forest.FIG_WIDTH_IN
+    assert fig.get_figwidth() == forest.FIG_WIDTH_IN
+    first = row_text(ax, "3").split(" 3 ")[0]
+    lines = [t.get_text() for t in ax.texts if t.get_horizontalalignment() == "left"]
+    start = lines.index(first)
+    shown = lines[start : start + 5]
+    assert shown[-1].endswith(" …")  # cut after five lines, and says so
+    assert " ".join(shown).removesuffix(" …") in label
+    assert len(" ".join(shown)) > 100  # the lines are full, not one word each
 
 
 def test_drawing_on_own_axes_returns_them() -> None:
@@ -373,9 +381,9 @@ def test_cumulative_plot(tmp_path: Path) -> None:
     ]
     ax = forest.draw_cumulative(rows, title="Cumulative", outcome="VGPR+")
     text = all_text(ax)
-    assert f"+ {LONG_FIRST}" in text
-    assert LONG_REST in text
-    assert row_text(ax, "30.0 to 77.0") == f"+ {LONG_FIRST} 3 55.0 30.0 to 77.0"
+    # three number columns leave the label column room for the whole label on one line
+    assert row_text(ax, "30.0 to 77.0") == f"+ {LONG} 3 55.0 30.0 to 77.0"
+    assert f"+ {LONG}" in text.splitlines()
     assert len(markers(ax)) == 3
     assert overlaps(ax) == []
     forest.save_cumulative(rows, tmp_path / "c.png", tmp_path / "c.svg", dpi=150)

@@ -10,7 +10,7 @@ from typing import Any
 from metaresp._forest_table import _forest_table, _Table, _validate
 from metaresp.forestdata import ForestData
 
-__all__ = ["PAGE_HEIGHT_IN", "page_paths", "split_pages"]
+__all__ = ["PAGE_HEIGHT_IN", "page_paths", "page_room", "split_pages"]
 
 PAGE_HEIGHT_IN = 9.0
 """Tallest figure on one page (a journal page's text height is about 9 in)."""
@@ -24,33 +24,28 @@ def split_pages(data: ForestData, table_height: Callable[[_Table], float]) -> li
     page. One page when everything fits. ``table_height`` gives a drawn table's height in
     inches (:func:`metaresp.forest.forest_pages` passes the plot's own layout)."""
     _validate(data)
+    room = page_room(data)
 
     def height(subgroups: Sequence[Any], last: bool) -> float:
         page = replace(data, subgroups=tuple(subgroups))
         if not last:
             page = replace(page, overall=None, subgroup_test=None, footnotes=(), model_note="")
-        table = _forest_table(page, data)
+        table = _forest_table(page, data, room)
         if not last:
             table.footnotes = ()
         return table_height(table)
 
-    if height(data.subgroups, True) <= PAGE_HEIGHT_IN or len(data.subgroups) < 2:
+    whole = height(data.subgroups, True)
+    if whole <= PAGE_HEIGHT_IN or len(data.subgroups) < 2:
         return [data]
-    chunks: list[list[Any]] = [[]]
-    for sub in data.subgroups:
-        trial = [*chunks[-1], sub]
-        if chunks[-1] and height(trial, False) > PAGE_HEIGHT_IN:
-            chunks.append([sub])
-        else:
-            chunks[-1] = trial
-    # the last page also holds the overall rows and the footnotes: while it is too tall,
-    # its first subgroups move to a page of their own before it (they fitted there)
-    moved: list[Any] = []
-    while len(chunks[-1]) > 1 and height(chunks[-1], True) > PAGE_HEIGHT_IN:
-        moved.append(chunks[-1].pop(0))
-    if moved:
-        chunks.insert(len(chunks) - 1, moved)
-    chunks = [c for c in chunks if c]
+    chunks = _fill(data.subgroups, height, PAGE_HEIGHT_IN)
+    # even pages: fill each to the average height of that many pages, when that still
+    # gives no more pages (a first page holding one subgroup of ten reads as a mistake)
+    even = _fill(data.subgroups, height, whole / len(chunks) + 0.5)
+    if len(even) == len(chunks) and all(
+        height(c, i == len(even) - 1) <= PAGE_HEIGHT_IN for i, c in enumerate(even)
+    ):
+        chunks = even
     pages: list[ForestData] = []
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
@@ -60,6 +55,34 @@ def split_pages(data: ForestData, table_height: Callable[[_Table], float]) -> li
             page = replace(page, overall=None, subgroup_test=None, footnotes=(), model_note="")
         pages.append(page)
     return pages
+
+
+def page_room(data: ForestData) -> float:
+    """The width the labels of every page of ``data`` wrap to: the whole plot's."""
+    from metaresp._forest_cells import whole_plot
+
+    return whole_plot(_forest_table(data))[0]
+
+
+def _fill(
+    subgroups: Sequence[Any], height: Callable[[Sequence[Any], bool], float], limit: float
+) -> list[list[Any]]:
+    """Subgroups to pages in order, each page filled up to ``limit`` inches; the last
+    page also holds the overall rows and the footnotes, so while it is too tall its
+    first subgroups move to a page of their own before it."""
+    chunks: list[list[Any]] = [[]]
+    for sub in subgroups:
+        trial = [*chunks[-1], sub]
+        if chunks[-1] and height(trial, False) > limit:
+            chunks.append([sub])
+        else:
+            chunks[-1] = trial
+    moved: list[Any] = []
+    while len(chunks[-1]) > 1 and height(chunks[-1], True) > PAGE_HEIGHT_IN:
+        moved.append(chunks[-1].pop(0))
+    if moved:
+        chunks.insert(len(chunks) - 1, moved)
+    return [c for c in chunks if c]
 
 
 def page_paths(png: Path, n: int) -> list[tuple[Path, Path]]:

@@ -1,21 +1,16 @@
-"""Rendering helpers of the forest plot: containment of the ``forestplot`` package's
-side effects (:func:`_contained`) and the split of each padded table row into one SVG
-text element per cell (:func:`_split_columns`), so browsers keep the columns apart.
+"""Rendering helpers of the forest plot: the render settings and the containment of the
+``forestplot`` package's side effects (:func:`_contained`).
 """
 
 from __future__ import annotations
 
-import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from metaresp._forest_table import MONO_ADVANCE_EM, MONO_FONT, SANS_FONT
-
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 # --------------------------------------------------------------------------- containment
@@ -69,82 +64,4 @@ def _contained(fig: Figure | None = None) -> Iterator[Any]:
             UnitData._str_is_convertible = original_check  # type: ignore[method-assign]
 
 
-_RUN = re.compile(r"\S+(?: \S+)*")
-"""A cell of a space-padded table line: text whose words are one space apart (columns are
-at least two spaces apart; no-break spaces, which only make labels unique, count as blank)."""
-
-
-def _split_columns(ax: Axes, fig: Figure, rename: Mapping[str, str] | None = None) -> None:
-    """Redraw every space-padded table line as one text per cell.
-
-    ``forestplot`` writes each row as one monospace string (label and left columns as a y
-    tick label, the right columns as one text) and aligns columns with runs of spaces.
-    SVG viewers collapse runs of spaces (SVG has no ``white-space: pre`` by default), so
-    in a browser the columns run together, and a reader without DejaVu Sans Mono gets
-    other glyph widths. Here each cell becomes its own text, anchored where the padded
-    string put it: the first cell of a tick label (the study label, a group header or
-    "Study") by its left edge, every other cell (numbers and their headers, which are
-    right-justified) by its right edge, so ``text-anchor: end`` keeps the columns aligned
-    whatever font the viewer substitutes. x is in inches from the figure's left edge and
-    y is the row's data coordinate, so the positions hold at any dpi. ``rename`` maps a
-    label's text (a shortened group header) to the text drawn in its place. Every cell
-    is drawn in the sans-serif face: the columns keep the monospace layout's positions,
-    and numbers, anchored by their right edge, stay right-aligned in any font.
-    """
-    from matplotlib.text import Text
-    from matplotlib.transforms import blended_transform_factory
-
-    trans = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
-    to_inches = fig.dpi_scale_trans.inverted()
-
-    def redraw(t: Text, y_data: float, first_left: bool) -> None:
-        text = t.get_text()
-        if not text.strip():
-            return
-        anchor_px = t.get_transform().transform(t.get_unitless_position())
-        advance_px = MONO_ADVANCE_EM * float(t.get_fontsize()) * fig.dpi / 72.0
-        mono = MONO_FONT in t.get_fontfamily()
-        ha = t.get_horizontalalignment()
-        width_px = len(text) * advance_px if mono else 0.0
-        start_px = float(anchor_px[0]) - {"left": 0.0, "center": width_px / 2}.get(ha, width_px)
-        runs = list(_RUN.finditer(text)) if mono else []
-        if not runs:  # proportional text (group headers): one cell as it stands
-            runs = []
-            cells = [(text.strip(), start_px, "left")]
-        else:
-            cells = []
-            for i, m in enumerate(runs):
-                left = first_left and i == 0
-                edge = m.start() if left else m.end()
-                cells.append((m.group(), start_px + edge * advance_px, "left" if left else "right"))
-        if rename and first_left and cells:
-            cells[0] = (rename.get(cells[0][0], cells[0][0]), *cells[0][1:])
-        for cell, x_px, align in cells:
-            x_in = float(to_inches.transform((x_px, 0.0))[0])
-            ax.text(
-                x_in,
-                y_data,
-                cell,
-                transform=trans,
-                ha=align,
-                va=t.get_verticalalignment(),
-                fontsize=t.get_fontsize(),
-                fontfamily=SANS_FONT,
-                fontweight=t.get_fontweight(),
-                fontstyle=t.get_fontstyle(),
-                color=t.get_color(),
-                clip_on=False,
-            )
-
-    padded = [t for t in ax.texts if MONO_FONT in t.get_fontfamily()]
-    labels = [lab for lab in ax.get_yticklabels() if lab.get_visible()]
-    for lab in labels:
-        redraw(lab, float(lab.get_position()[1]), first_left=True)
-    for t in padded:
-        y = float(ax.yaxis.convert_units(t.get_position()[1]))  # type: ignore[no-untyped-call]
-        redraw(t, y, first_left=False)
-        t.remove()
-    ax.tick_params(axis="y", which="both", labelleft=False, labelright=False)
-
-
-__all__ = ["RENDER_RC", "_contained", "_split_columns"]
+__all__ = ["RENDER_RC", "_contained"]

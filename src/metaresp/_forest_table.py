@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from metaresp import formatting as fmt
 from metaresp.estimates import heterogeneity_text
@@ -23,9 +23,8 @@ FONT_SIZE = 8.0
 """Points at :data:`FIG_WIDTH_IN`: journals ask for figure text of at least 8 pt at the
 printed size (a full-width figure is about 7 in)."""
 ROW_HEIGHT_IN = 0.19
-MONO_FONT = "DejaVu Sans Mono"
-"""Bundled with matplotlib, so always present; the table aligns columns with spaces."""
 SANS_FONT = "DejaVu Sans"
+"""Bundled with matplotlib, so always present; every text of the figure is set in it."""
 MIN_FONT_SIZE = 8.0
 MIN_PLOT_WIDTH_IN = 1.4
 """Narrowest plot column before the figure is widened beyond FIG_WIDTH_IN."""
@@ -33,18 +32,12 @@ MARGIN_IN = 0.08
 GAP_IN = 0.10
 LEFT_GAP_IN = 0.20
 """Room for half a square (9 pt) or a diamond tip at 0% between the table and the plot."""
-MONO_ADVANCE_EM = 0.602
-"""Advance width of every DejaVu Sans Mono glyph, in em."""
-TEXT_SLACK = 1.02
-LABEL_WRAP_CHARS = 28
-"""Study labels longer than this are wrapped over two table lines (the numbers and the
-whisker on the first), so that the table fits the page width at :data:`FONT_SIZE`."""
 
 RATE_HEADER = "Rate (%)"
 """Header over the point estimates, which are printed in percent."""
 POOLED_LABEL = "Random effects model"
 PI_LABEL = "Prediction interval"
-NOT_POOLED_LABEL = "One study: shown, not pooled"
+NOT_POOLED_LABEL = "One study: not pooled"
 _NBSP = "\u00a0"
 
 _OUTCOME_AXIS = {
@@ -114,9 +107,9 @@ class _Table:
     grouped: bool
     reference: float | None = None  # percent; dotted vertical line
     fontsize: float = FONT_SIZE
-    group_full: dict[str, str] = field(default_factory=dict)
-    """Group headers given to ``forestplot`` shortened (it pads the label column to the
-    longest label, headers included), by the full name drawn in their place."""
+    layout: Any = None
+    """The columns to draw with (:class:`metaresp._forest_cells.Columns`): a page of a
+    longer plot takes the whole plot's, so that columns stand alike on every page."""
 
 
 def _check_unit(value: float, where: str, problems: list[str]) -> None:
@@ -241,9 +234,13 @@ def _pooled_rows(row: PooledRow, weight_text: str) -> list[_Row]:
     return rows
 
 
-def _forest_table(data: ForestData, scale: ForestData | None = None) -> _Table:
+def _forest_table(
+    data: ForestData, scale: ForestData | None = None, room: float | None = None
+) -> _Table:
     """The table of ``data``; ``scale`` (the whole plot, when ``data`` is one page of it)
-    sets the square sizes and whether there is a Weight column, alike on every page."""
+    sets the square sizes and whether there is a Weight column, alike on every page.
+    Labels wrap to ``room`` inches (the whole plot's label column, so that every page
+    wraps alike), by default to this table's own (:func:`_wrap_labels`)."""
     whole = data if scale is None else scale
     all_studies = [s for sub in whole.subgroups for s in sub.studies]
     weighted = _weighted(whole)
@@ -251,7 +248,7 @@ def _forest_table(data: ForestData, scale: ForestData | None = None) -> _Table:
     grouped = len(data.subgroups) > 1 or bool(data.subgroups[0].name.strip())
     sections: list[_Section] = []
     for i, sub in enumerate(data.subgroups):
-        rows = [r for s in sub.studies for r in _wrapped(_study_row(s, areas[id(s)]))]
+        rows = [_study_row(s, areas[id(s)]) for s in sub.studies]
         rows.extend(_subgroup_summary(sub))
         if i < len(data.subgroups) - 1 or data.overall is not None:
             rows.append(_Row("blank", "", left=("", ""), right=("", "", "")))
@@ -274,16 +271,20 @@ def _forest_table(data: ForestData, scale: ForestData | None = None) -> _Table:
         for section in sections:
             for row in section.rows:
                 row.right = row.right[:2]
-    return _Table(
-        title=data.title,
-        xlabel=data.xlabel or outcome_axis_label(data.outcome),
-        left_headers=("Events", "Total"),
-        right_headers=right_headers,
-        sections=sections,
-        footnotes=footnotes,
-        grouped=grouped,
-        reference=reference,
+    table = _wrap_labels(
+        _Table(
+            title=data.title,
+            xlabel=data.xlabel or outcome_axis_label(data.outcome),
+            left_headers=("Events", "Total"),
+            right_headers=right_headers,
+            sections=sections,
+            footnotes=footnotes,
+            grouped=grouped,
+            reference=reference,
+        ),
+        room,
     )
+    return table
 
 
 def _study_row(s: StudyRow, area: float) -> _Row:
@@ -303,20 +304,26 @@ def _study_row(s: StudyRow, area: float) -> _Row:
     )
 
 
-def _wrapped(row: _Row) -> list[_Row]:
-    """``row``, and up to four more lines for the rest of a label longer than
-    :data:`LABEL_WRAP_CHARS` (text-only rows: no numbers, no marker)."""
-    if len(row.label) <= LABEL_WRAP_CHARS:
-        return [row]
-    import textwrap
+def _wrap_labels(table: _Table, room: float | None = None) -> _Table:
+    """``table`` with study labels wider than ``room`` (by default the label column,
+    :func:`metaresp._forest_cells.label_room_in`) wrapped over up to five lines: the
+    numbers and the whisker on the first, the rest on text-only rows below."""
+    from metaresp._forest_cells import label_room_in, wrap_to_width
 
-    lines = textwrap.wrap(row.label, LABEL_WRAP_CHARS, max_lines=5, placeholder=" …")
-    lines = [line.replace("… …", "…") for line in lines]
-    if len(lines) < 2:
-        return [row]
-    row.label = lines[0]
-    blank = ("",) * len(row.left), ("",) * len(row.right)
-    return [row, *(_Row("blank", line, left=blank[0], right=blank[1]) for line in lines[1:])]
+    if room is None:
+        room = label_room_in(table, [r for sec in table.sections for r in sec.rows])
+    for sec in table.sections:
+        rows: list[_Row] = []
+        for row in sec.rows:
+            rows.append(row)
+            if row.kind not in ("study", "cumulative"):
+                continue
+            lines = wrap_to_width(row.label, room, table.fontsize)
+            row.label = lines[0]
+            blank = ("",) * len(row.left), ("",) * len(row.right)
+            rows.extend(_Row("blank", line, left=blank[0], right=blank[1]) for line in lines[1:])
+        sec.rows = rows
+    return table
 
 
 def _subgroup_summary(sub: Subgroup) -> list[_Row]:
@@ -346,33 +353,32 @@ def _cumulative_table(
     if problems:
         raise ValueError("; ".join(problems))
     table_rows = [
-        line
-        for r in items
-        for line in _wrapped(
-            _Row(
-                "cumulative",
-                f"+ {r.label}",
-                100 * r.proportion,
-                100 * r.ci_low,
-                100 * r.ci_high,
-                left=(str(r.k),),
-                right=(fmt.percent(r.proportion, sign=False), fmt.interval(r.ci_low, r.ci_high)),
-                marker_area=4.5 * 4.5,
-            )
+        _Row(
+            "cumulative",
+            f"+ {r.label}",
+            100 * r.proportion,
+            100 * r.ci_low,
+            100 * r.ci_high,
+            left=(str(r.k),),
+            right=(fmt.percent(r.proportion, sign=False), fmt.interval(r.ci_low, r.ci_high)),
+            marker_area=4.5 * 4.5,
         )
+        for r in items
     ]
     notes = (
         "Each row pools every study down to and including that row, in date order.",
         "The first row is one study: its exact interval, as in the forest plot.",
     )
-    return _Table(
-        title=title,
-        xlabel=outcome_axis_label(outcome),
-        left_headers=("k",),
-        right_headers=(RATE_HEADER, fmt.ci_label(items[0].level)),
-        sections=[_Section("", table_rows)],
-        footnotes=tuple(f for f in (model_note, *notes) if f.strip()),
-        grouped=False,
+    return _wrap_labels(
+        _Table(
+            title=title,
+            xlabel=outcome_axis_label(outcome),
+            left_headers=("k",),
+            right_headers=(RATE_HEADER, fmt.ci_label(items[0].level)),
+            sections=[_Section("", table_rows)],
+            footnotes=tuple(f for f in (model_note, *notes) if f.strip()),
+            grouped=False,
+        )
     )
 
 
@@ -401,8 +407,6 @@ __all__ = [
     "MARGIN_IN",
     "MIN_FONT_SIZE",
     "MIN_PLOT_WIDTH_IN",
-    "MONO_ADVANCE_EM",
-    "MONO_FONT",
     "NOT_POOLED_LABEL",
     "PI_LABEL",
     "POOLED_LABEL",
@@ -410,7 +414,6 @@ __all__ = [
     "ROW_HEIGHT_IN",
     "SANS_FONT",
     "SIZE_NOTE",
-    "TEXT_SLACK",
     "_NBSP",
     "_Row",
     "_Section",

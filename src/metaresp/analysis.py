@@ -135,7 +135,11 @@ class AnalysisResult:
         """The plot's data (per-study rows, subgroup diamonds, overall, test, footnotes)."""
         notes = list(self.pooled.notes)
         if self.set_aside:
-            notes.append(f"{len(self.set_aside)} record(s) set aside: see the tables.")
+            n = len(self.set_aside)
+            notes.append(
+                f"{n} record{'s' if n != 1 else ''} set aside, with the reasons in "
+                "set-aside.csv and the report."
+            )
         return forest_data(
             self.pooled, title=self.analysis.title, outcome=self.analysis.outcome, footnotes=notes
         )

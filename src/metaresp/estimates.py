@@ -354,21 +354,36 @@ def fallback_note(row: EstimateRow) -> str:
 
 def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
     """Each distinct note of ``rows`` once, in plain words, naming the estimates it
-    concerns: "With two studies, ... (Bispecific antibodies; Other)"."""
+    concerns: "With two studies, ... (Bispecific antibodies; Other)" (in square brackets
+    when a name has parentheses of its own). Besides the engine's warnings and fallbacks:
+    an interval wider than 90 points (:func:`wide_sentence`, without the interval, which
+    the figure shows), a pool in which no patient or every patient responded
+    (:func:`extreme_sentence`) and a mean rate far from the pooled one (:func:`mean_note`).
+    """
     where: dict[str, list[str]] = {}
     for row in rows:
         texts = [fallback_note(row)] if row.fallback else []
         reason = row.fallback_reason if row.fallback else None
         texts.extend(plain_words(w) for w in row.warnings if not (reason and reason in w))
+        if not row.single:
+            texts.append(wide_note(row).partition(": ")[2])
+            texts.append(extreme_sentence(row.events, row.total, row.proportion))
+            texts.append(mean_note(row))
         for text in texts:
             if text:
                 names = where.setdefault(text[0].upper() + text[1:], [])
                 if row.subgroup not in names:
                     names.append(row.subgroup)
-    return [
-        f"{text} ({'; '.join(names)})." if any(names) else f"{text}."
-        for text, names in where.items()
-    ]
+    out = []
+    for text, names in where.items():
+        named = "; ".join(n for n in names if n)
+        if not named:
+            out.append(f"{text}.")
+        elif "(" in named:
+            out.append(f"{text} [{named}].")
+        else:
+            out.append(f"{text} ({named}).")
+    return out
 
 
 def wide_sentence(low: float, high: float, k: int, ci: str, level: float) -> str:

@@ -1,11 +1,10 @@
 """Forest plots of pooled proportions, RevMan/``meta`` style, drawn through ``forestplot``.
 
-The `forestplot` package (0.4.1) lays out the table: one categorical y position per
-row, the label and left annotation columns as monospace y tick labels, the right
-annotation columns as text, the per-study squares and whiskers. This module adds what a
+The `forestplot` package (0.4.1) lays out the rows: one categorical y position per row,
+group headers in their place, the per-study squares and whiskers. This module adds what a
 meta-analysis plot needs and the package lacks: pooled diamonds, prediction-interval
-bars, heterogeneity and subgroup-test lines, spacer rows, the x axis in percent, the
-title and the footnote.
+bars, heterogeneity and subgroup-test lines, spacer rows, the table's cells, the x axis
+in percent, the title and the footnote.
 
 Containment of the package's side effects (importing it calls
 ``warnings.filterwarnings("ignore")``, ``np.seterr(all="ignore")`` and rewrites
@@ -25,15 +24,12 @@ subgroup differences: Q = …, df = …, p = …". Every number is written by
 :mod:`metaresp.formatting`. Without study weights (the GLMM) the squares show study size
 and the footnote says so.
 
-SVG: ``forestplot`` aligns columns by padding one string per row with spaces, which SVG
-viewers collapse. After drawing, :func:`_split_columns` replaces each padded string by one
-text per cell, anchored at its column's edge, so a browser shows what the PNG shows.
-
-Type: DejaVu Sans everywhere; the layout is computed in monospace characters, as
-``forestplot`` pads, but each cell sits on its own edge (numbers by the right), so they stay
-right-aligned. 8 pt on a 7 in figure: long labels wrap (``LABEL_WRAP_CHARS``), long group
-headers are drawn in full across their empty row; with a Weight column a table may need
-about 7.2 in (7.8 pt printed 7 in wide). Tall plots are split into pages (_forest_pages).
+Table text: ``forestplot`` places the rows, the group headers, the squares and whiskers;
+the cells are then drawn one text each (:mod:`metaresp._forest_cells`): widths measured
+in DejaVu Sans, labels by their left edge, numbers and their headers by their right edge,
+so a browser shows what the PNG shows. 8 pt on a 7 in figure; long labels wrap over up to
+five even lines; group headers are drawn in full across their empty row; a plot taller
+than a page is split into pages (:mod:`metaresp._forest_pages`) whose columns stand alike.
 """
 
 from __future__ import annotations
@@ -44,24 +40,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaresp._forest_cells import Columns, columns, draw_cells, whole_plot
 from metaresp._forest_pages import page_paths, split_pages
-from metaresp._forest_render import RENDER_RC, _contained, _split_columns
+from metaresp._forest_render import RENDER_RC, _contained
 from metaresp._forest_table import (
     FIG_WIDTH_IN,
     FONT_SIZE,
-    GAP_IN,
-    LABEL_WRAP_CHARS,
-    LEFT_GAP_IN,
     MARGIN_IN,
     MIN_FONT_SIZE,
-    MIN_PLOT_WIDTH_IN,
-    MONO_ADVANCE_EM,
-    MONO_FONT,
     NOT_POOLED_LABEL,
     ROW_HEIGHT_IN,
     SANS_FONT,
     SIZE_NOTE,
-    TEXT_SLACK,
     _cumulative_table,
     _forest_table,
     _Row,
@@ -98,33 +88,19 @@ __all__ = [
 # --------------------------------------------------------------------------- rendering
 
 
-def _rjust_columns(rows: Sequence[_Row], headers: tuple[str, ...], side: str) -> list[list[str]]:
-    """Right-justify each column to its widest cell (numbers align on the right)."""
-    cells = [list(getattr(r, side)) for r in rows]
-    for c, header in enumerate(headers):
-        width = max([len(header), *(len(cs[c]) for cs in cells)])
-        for cs in cells:
-            cs[c] = cs[c].rjust(width)
-    return cells
-
-
-def _table_frame(table: _Table) -> tuple[Any, dict[str, _Row]]:
+def _table_frame(table: _Table) -> tuple[Any, dict[str, _Row], dict[str, str]]:
+    """The rows as ``forestplot`` takes them, the rows by their key, and the group
+    headers by the (unique) name they were given to ``forestplot``."""
     import pandas as pd
 
-    rows = [r for sec in table.sections for r in sec.rows]
-    left = _rjust_columns(rows, table.left_headers, "left")
-    right = _rjust_columns(rows, table.right_headers, "right")
     taken: set[str] = set()
     group_names: list[str] = []
+    headers: dict[str, str] = {}
     if table.grouped:
         for sec in table.sections:
-            short = sec.name
-            if len(short) > LABEL_WRAP_CHARS:
-                short = short[: LABEL_WRAP_CHARS - 1].rstrip() + "…"
-            key = _unique(short, taken, set())
+            key = _unique(sec.name, taken, set())
             group_names.append(key)
-            if key != sec.name:
-                table.group_full[key] = sec.name
+            headers[key] = sec.name
     groups = {g.strip().casefold() for g in group_names}
     records: list[dict[str, Any]] = []
     by_key: dict[str, _Row] = {}
@@ -141,15 +117,11 @@ def _table_frame(table: _Table) -> tuple[Any, dict[str, _Row]]:
                 "high": r.high if r.kind in ("study", "cumulative") else math.nan,
                 "msize": r.marker_area,
             }
-            for c in range(len(table.left_headers)):
-                rec[f"l{c}"] = left[i][c]
-            for c in range(len(table.right_headers)):
-                rec[f"r{c}"] = right[i][c]
             if table.grouped:
                 rec["group"] = group_names[s]
             records.append(rec)
             i += 1
-    return pd.DataFrame.from_records(records), by_key
+    return pd.DataFrame.from_records(records), by_key, headers
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -200,58 +172,22 @@ def _wrap(text: str, width_in: float = FIG_WIDTH_IN - 2 * MARGIN_IN) -> list[str
     return textwrap.wrap(text, chars) or [""]
 
 
-def _fit_font(table: _Table) -> None:
-    """Largest font size (≤ FONT_SIZE, ≥ MIN_FONT_SIZE) at which the table fits 7 in.
-
-    The table is monospace, so its width is characters × 0.602 em (DejaVu Sans Mono).
-    """
-    rows = [r for sec in table.sections for r in sec.rows]
-    indent = 2 if table.grouped else 0
-    names = (
-        [min(len(sec.name), LABEL_WRAP_CHARS) for sec in table.sections] if table.grouped else []
-    )
-    label = max([len("Study"), *names, *(len(r.label) + indent for r in rows)])
-
-    def width(cells: tuple[str, ...], c: int, header: str) -> int:
-        return max(len(header), len(cells[c]) if c < len(cells) else 0)
-
-    left = label + sum(
-        2 + max(width(r.left, c, h) for r in rows) for c, h in enumerate(table.left_headers)
-    )
-    right = sum(
-        max(width(r.right, c, h) for r in rows) for c, h in enumerate(table.right_headers)
-    ) + 2 * (len(table.right_headers) - 1)
-    room = FIG_WIDTH_IN - 2 * MARGIN_IN - GAP_IN - LEFT_GAP_IN - MIN_PLOT_WIDTH_IN
-    size = room * 72.0 / (MONO_ADVANCE_EM * TEXT_SLACK * (left + right) + 1e-9)
-    table.fontsize = max(MIN_FONT_SIZE, min(FONT_SIZE, math.floor(size * 4) / 4))
-
-
 def _draw_table(table: _Table, ax: Axes | None) -> Axes:
     from matplotlib.figure import Figure
 
     own_figure = ax is None
-    _fit_font(table)
     fig = _new_figure(FIG_WIDTH_IN, _height(table)) if ax is None else ax.get_figure(root=True)
     assert isinstance(fig, Figure)
     if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure(): give it an Agg canvas
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         FigureCanvasAgg(fig)
-    frame, by_key = _table_frame(table)
+    frame, by_key, headers = _table_frame(table)
     if ax is None:
         ax = fig.add_axes((0.4, 0.1, 0.3, 0.8))
-    left_cols = [f"l{c}" for c in range(len(table.left_headers))]
-    # Headers right-justified like their numbers (forestplot left-justifies them).
-    headers_left = [
-        h.rjust(int(frame[c].str.len().max()))
-        for c, h in zip(left_cols, table.left_headers, strict=True)
-    ]
-    right_cols = [f"r{c}" for c in range(len(table.right_headers))]
-    headers_right = [
-        h.rjust(int(frame[c].str.len().max()))
-        for c, h in zip(right_cols, table.right_headers, strict=True)
-    ]
     with _contained(fig) as fp:
+        # forestplot places the rows, the group headers, the squares and the whiskers;
+        # the table's text is drawn afterwards, cell by cell (_forest_cells)
         prepared, ax = fp.forestplot(
             frame,
             estimate="estimate",
@@ -259,17 +195,16 @@ def _draw_table(table: _Table, ax: Axes | None) -> Axes:
             hl="high",
             varlabel="label",
             groupvar="group" if table.grouped else None,
-            annote=left_cols,
-            annoteheaders=headers_left,
-            rightannote=right_cols,
-            right_annoteheaders=headers_right,
+            form_ci_report=False,
+            ci_report=False,
+            flush=False,
             variable_header="Study",
             ax=ax,
             return_df=True,
             xticks=[0, 20, 40, 60, 80, 100],
             xlim=(0, 100),
             xline=None,
-            fontfamily=MONO_FONT,
+            fontfamily=SANS_FONT,
             fontsize=table.fontsize,
             grouplab_size=table.fontsize,
             xtick_size=table.fontsize,
@@ -279,12 +214,34 @@ def _draw_table(table: _Table, ax: Axes | None) -> Axes:
             markeralpha=1.0,
             linecolor="black",
             lw=0.8,
-            col_spacing=2,
         )
     _finish(table, ax, fig, prepared, by_key, own_figure)
-    # the full group names, drawn across the empty columns of their header rows
-    _split_columns(ax, fig, rename=table.group_full)
+    ticks = {lab.get_text(): float(lab.get_position()[1]) for lab in ax.get_yticklabels()}
+    header_y = max(ticks.values(), default=float(len(prepared) - 1))
+    groups = {full: ticks[key] for key, full in headers.items() if key in ticks}
+    for t in list(ax.texts):
+        t.remove()
+    ax.tick_params(axis="y", which="both", left=False, labelleft=False, labelright=False)
+    cols = columns(table)
+    if not own_figure:
+        cols = _fitted_to(cols, ax, fig)
+    draw_cells(table, ax, fig, cols, header_y, groups)
     return ax
+
+
+def _fitted_to(cols: Columns, ax: Axes, fig: Figure) -> Columns:
+    """``cols`` moved so that the plot column is where the caller's axes are."""
+    box = ax.get_position()
+    x0, x1 = box.x0 * fig.get_figwidth(), box.x1 * fig.get_figwidth()
+    shift_left, shift_right = x0 - cols.plot[0], x1 - cols.plot[1]
+    return Columns(
+        width=fig.get_figwidth(),
+        label_x=cols.label_x + shift_left,
+        indent=cols.indent,
+        left_edges=tuple(x + shift_left for x in cols.left_edges),
+        plot=(x0, x1),
+        right_edges=tuple(x + shift_right for x in cols.right_edges),
+    )
 
 
 def _finish(
@@ -296,7 +253,6 @@ def _finish(
     own_figure: bool,
 ) -> None:
     from matplotlib.patches import Polygon, Rectangle
-    from matplotlib.transforms import blended_transform_factory
 
     n = len(prepared)
     for _, rec in prepared.iterrows():
@@ -308,22 +264,6 @@ def _finish(
     ax.set_xlabel(table.xlabel, fontsize=table.fontsize, fontfamily=SANS_FONT, labelpad=3)
     ax.tick_params(axis="x", labelsize=table.fontsize, length=2.5, width=0.6, pad=2)
     ax.spines["bottom"].set_linewidth(0.6)
-    for lab in ax.get_yticklabels():
-        lab.set_fontsize(table.fontsize)
-    # Row styling: pooled rows bold (as in meta), the not-pooled note italic.
-    ticks = ax.get_yticklabels()
-    for row in by_key.values():
-        if math.isnan(row.y):
-            continue
-        tick = ticks[round(row.y)]
-        if row.kind == "pooled":
-            tick.set_fontweight("bold")
-        elif row.kind == "single":
-            tick.set_fontstyle("italic")
-    # Right-hand texts written by forestplot: same size, vertically on their rows.
-    for t in ax.texts:
-        t.set_fontsize(table.fontsize)
-
     height = 0.32 if n < 25 else 0.30
     for row in by_key.values():
         if row.kind == "pooled" and row.pooled is not None:
@@ -369,28 +309,6 @@ def _finish(
 
     if own_figure:
         _layout(table, ax, fig)
-    # Text rows (heterogeneity, subgroup test) start at the label column's left edge.
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    x0 = min(
-        (lab.get_window_extent(renderer).x0 for lab in ax.get_yticklabels() if lab.get_text()),
-        default=ax.get_window_extent(renderer).x0,
-    )
-    indent = _char_width_px(fig, table.fontsize) * 2
-    xfig = (x0 + indent) / (fig.get_figwidth() * fig.dpi)
-    trans = blended_transform_factory(fig.transFigure, ax.transData)
-    for row in by_key.values():
-        if row.kind == "text" and row.text:
-            ax.text(
-                xfig,
-                row.y,
-                row.text,
-                transform=trans,
-                fontsize=table.fontsize,
-                fontfamily=SANS_FONT,
-                va="center",
-                ha="left",
-                clip_on=False,
-            )
 
 
 def _is_overall(row: _Row, table: _Table) -> bool:
@@ -402,48 +320,20 @@ def _last_pooled(table: _Table) -> _Row | None:
     return pooled[-1] if pooled else None
 
 
-def _char_width_px(fig: Figure, fontsize: float) -> float:
-    return 0.6 * fontsize * fig.dpi / 72.0  # DejaVu Sans Mono advance is 0.602 em
-
-
 def _layout(table: _Table, ax: Axes, fig: Figure) -> None:
-    """Place the axes between the label columns and the right-hand columns.
-
-    Widths are measured on this figure's renderer, so the gaps do not depend on dpi
-    (``forestplot`` uses a pixel width as a pad in points). The figure widens beyond
-    :data:`FIG_WIDTH_IN` only when the plot column would be narrower than
-    :data:`MIN_PLOT_WIDTH_IN`.
-    """
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    """Size the figure and place the plot between the table's columns
+    (:func:`metaresp._forest_cells.columns`), with the header rule, title and footnotes.
+    Every position is in inches, so the layout does not depend on dpi."""
     px_per_in = fig.dpi
-    # Widths from the font's true advance, not from pixels: hinting rounds advances to
-    # whole pixels, so a width measured at 100 dpi is wrong at 300 dpi (and in SVG).
-    advance = MONO_ADVANCE_EM * table.fontsize / 72.0 * TEXT_SLACK
-    labels = [lab for lab in ax.get_yticklabels() if lab.get_text().strip()]
-    left_w = max(
-        max(len(lab.get_text().rstrip()) * advance for lab in labels),
-        max(lab.get_window_extent(renderer).width for lab in labels) / px_per_in * TEXT_SLACK,
-    )
-    right_w = max(
-        (len(t.get_text().rstrip()) * advance for t in ax.texts if t.get_text().strip()),
-        default=0.0,
-    )
-    width = max(
-        FIG_WIDTH_IN, 2 * MARGIN_IN + left_w + LEFT_GAP_IN + MIN_PLOT_WIDTH_IN + right_w + GAP_IN
-    )
-    plot_w = width - 2 * MARGIN_IN - left_w - right_w - LEFT_GAP_IN - GAP_IN
+    cols = columns(table)
+    width = cols.width
     height = _height(table)
     fig.set_size_inches(width, height)
     top = _top(table)
     rows_h = ROW_HEIGHT_IN * _n_rows(table)
     bottom = height - top - rows_h
-    left = MARGIN_IN + left_w + LEFT_GAP_IN
-    ax.set_position((left / width, bottom / height, plot_w / width, rows_h / height))
-    # Labels are drawn right of their anchor (ha="left"); the pad is in points.
-    ax.yaxis.set_tick_params(pad=(left_w + LEFT_GAP_IN) * 72.0)
-    # Right-hand columns: forestplot put them at x = 1.05 * xmax in data units.
-    for t in ax.texts:
-        t.set_x(100.0 * (1 + GAP_IN / plot_w))
+    x0, x1 = cols.plot
+    ax.set_position((x0 / width, bottom / height, (x1 - x0) / width, rows_h / height))
     # Rule under the column headers, across the table (as in RevMan).
     header_bottom = ax.get_ylim()[1] - 1.0
     y_fig = ax.transData.transform((0.0, header_bottom))[1] / (height * px_per_in)
@@ -530,17 +420,38 @@ def _save(fig: Figure, png: Path, svg: Path | None, dpi: int) -> None:
 
     if dpi < 50:
         raise ValueError(f"dpi: {dpi} is too low; use 300 for print (at least 50)")
-    targets: list[tuple[Path, str]] = [(Path(png), "png")]
-    if svg is not None:
-        targets.append((Path(svg), "svg"))
-    for path, kind in targets:
-        # no timestamp in the SVG, so reruns give identical files
-        # PNG: a fast zlib level (these are figures, not archives)
-        extra: dict[str, Any] = (
-            {"metadata": {"Date": None}} if kind == "svg" else {"pil_kwargs": {"compress_level": 1}}
-        )
-        with atomic_path(path) as tmp, tmp.open("wb") as fh, matplotlib.rc_context(RENDER_RC):
-            fig.savefig(fh, format=kind, dpi=dpi, facecolor="white", **extra)
+    with matplotlib.rc_context(RENDER_RC):
+        with atomic_path(Path(png)) as tmp, tmp.open("wb") as fh:
+            _write_png(fig, fh, dpi)
+        if svg is not None:
+            # no timestamp in the SVG, so reruns give identical files
+            with atomic_path(Path(svg)) as tmp, tmp.open("wb") as fh:
+                fig.savefig(fh, format="svg", dpi=dpi, facecolor="white", metadata={"Date": None})
+
+
+def _write_png(fig: Figure, fh: Any, dpi: int) -> None:
+    """Draw ``fig`` at ``dpi`` and write it as PNG: greyscale when every pixel is grey
+    (most forest plots; a third of the RGBA encoding time and size), else RGB. The
+    figure is opaque white, so the alpha channel that ``savefig`` writes carries nothing.
+    A fast zlib level: these are figures, not archives."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    old_dpi = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()  # type: ignore[no-untyped-call]
+        rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[no-untyped-call]
+        red, green, blue = rgba[..., 0], rgba[..., 1], rgba[..., 2]
+        if np.array_equal(red, green) and np.array_equal(green, blue):
+            image = Image.fromarray(np.ascontiguousarray(red), "L")
+        else:
+            image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB")
+        image.save(fh, format="png", compress_level=1, dpi=(dpi, dpi))
+    finally:
+        fig.set_dpi(old_dpi)
 
 
 def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
@@ -556,11 +467,7 @@ def _save_axes(ax: Axes, png: Path, svg: Path | None, dpi: int) -> None:
 def forest_pages(data: ForestData) -> list[ForestData]:
     """``data`` as pages no taller than a page (:func:`metaresp._forest_pages.split_pages`)."""
 
-    def height(table: _Table) -> float:
-        _fit_font(table)
-        return _height(table)
-
-    return split_pages(data, height)
+    return split_pages(data, _height)
 
 
 def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int = 300) -> list[Path]:
@@ -572,9 +479,11 @@ def save_forest(data: ForestData, png: Path, svg: Path | None = None, dpi: int =
     with ``os.replace``, so a reader never sees a half-written figure.
     """
     pages = forest_pages(data)
+    room, layout = whole_plot(_forest_table(data))
     paths = page_paths(Path(png), len(pages))
     for i, (page, (page_png, page_svg)) in enumerate(zip(pages, paths, strict=True)):
-        table = _forest_table(page, data)
+        table = _forest_table(page, data, room)
+        table.layout = layout
         table.footnotes = table.footnotes if i == len(pages) - 1 else ()
         target = None if svg is None else (Path(svg) if i == 0 else page_svg)
         _save_axes(_draw_table(table, None), page_png, target, dpi)
