@@ -55,6 +55,26 @@ def test_writes_every_output(shipped_run: ShippedRun) -> None:
 
 
 @shipped
+def test_every_figure_prints_at_page_width_with_8_pt_text(shipped_run: ShippedRun) -> None:
+    """Journals print a full-width figure about 7 in wide and ask for text of at least
+    8 pt at that size: every PNG of the run is at most 7 in wide at its 300 dpi (so its
+    8 pt text is not shrunk) and at most a page (9 in) tall."""
+    from PIL import Image
+
+    from metaresp._forest_pages import PAGE_HEIGHT_IN
+
+    pngs = sorted((shipped_run.out / "figures").rglob("*.png"))
+    assert len(pngs) > 50
+    too_big = []
+    for png in pngs:
+        with Image.open(png) as im:
+            width, height = im.size
+        if width > 7.0 * 300 or height > PAGE_HEIGHT_IN * 300:
+            too_big.append((png.name, width / 300, height / 300))
+    assert too_big == []
+
+
+@shipped
 def test_summary_agrees_with_corpus_and_engine(shipped_run: ShippedRun) -> None:
     """Every estimate's records exist in the corpus with the analysis's outcome, every
     record pooled once per analysis, and a pooled estimate is the engine on those counts."""
