@@ -531,3 +531,56 @@ def test_long_titles_wrap_inside_the_figure() -> None:
     assert len(shown) == 1
     assert shown[0].count("\n") == 1
     assert " ".join(shown[0].split()) == title
+
+
+# --------------------------------------------------------------------------- wrapping
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "Van Oekelen 2023 · CAR T trial",
+        "Review ref. 75 · Rescue therapy with humanized BCMA CAR-T cells",
+        "Chari 2020 · Selinexor combination immediately after CAR-T progression",
+        "A label without an author and year that runs on for a good while",
+    ],
+)
+@pytest.mark.parametrize("width", [1.2, 1.5, 2.0])
+def test_labels_wrap_between_words_within_the_width(label: str, width: float) -> None:
+    from metaresp._forest_cells import text_width_in, wrap_to_width
+
+    lines = wrap_to_width(label, width, 8.0)
+    assert " ".join(lines) == label  # nothing lost, nothing added, words whole
+    assert all(text_width_in(line, 8.0) <= width for line in lines)
+    assert not any(line.startswith("·") for line in lines)
+    # as few lines as the greedy fill needs: even lines are not more lines
+    greedy: list[list[str]] = [[]]
+    for word in label.split():
+        trial = " ".join([*greedy[-1], word])
+        if greedy[-1] and (word == "·" or text_width_in(trial, 8.0) <= width):
+            greedy[-1].append(word)
+        elif greedy[-1]:
+            greedy.append([word])
+        else:
+            greedy[-1].append(word)
+    assert len(lines) <= len(greedy) + 1
+
+
+def test_author_and_year_stand_on_their_own_line_when_that_costs_no_line() -> None:
+    from metaresp._forest_cells import text_width_in, wrap_to_width
+
+    label = "Van Oekelen 2023 · CAR T trial"
+    width = text_width_in("Van Oekelen 2023 · CAR T", 8.0)  # all but the last word fit
+    assert wrap_to_width(label, width, 8.0) == ["Van Oekelen 2023 ·", "CAR T trial"]
+    assert wrap_to_width(label, text_width_in(label, 8.0), 8.0) == [label]
+
+
+def test_a_label_longer_than_five_lines_is_cut_and_says_so() -> None:
+    from metaresp._forest_cells import text_width_in, wrap_to_width
+
+    label = " ".join(f"word{i}" for i in range(40))
+    lines = wrap_to_width(label, 1.0, 8.0)
+    assert len(lines) == 5
+    assert lines[-1].endswith(" …")
+    assert text_width_in(lines[-1], 8.0) <= 1.0
+    assert " ".join(lines).removesuffix(" …") in label

@@ -92,16 +92,50 @@ def text_width_in(text: str, size: float, bold: bool = False, italic: bool = Fal
     return sum(table[ch] for ch in text) * size / 72.0
 
 
+SEPARATOR = "·"
+"""Between a study's author and year and what the row holds ("Merz 2024 · Teclistamab")."""
+
+
 def wrap_to_width(
     text: str, width_in: float, size: float, bold: bool = False, max_lines: int = MAX_LABEL_LINES
 ) -> list[str]:
-    """``text`` over as few lines as fit ``width_in``, the lines as even as possible (the
-    narrowest width that still needs that many lines), at most ``max_lines`` (the last
-    one ending in "…" when the text is cut). A word wider than the width gets its own line.
+    """``text`` over as few lines as fit ``width_in``, at most ``max_lines`` (the last one
+    ending in "…" when the text is cut), as even as possible (the narrowest width that
+    still needs that many lines). A label "Author year · what" breaks after the "·" when
+    that takes no more lines. A "·" never starts a line; a word wider than the width gets
+    its own line.
     """
-    words = text.split()
-    if not words or text_width_in(" ".join(words), size, bold) <= width_in:
+    words = _tokens(text)
+    if not words or _width(words, size, bold) <= width_in:
         return [" ".join(words)]
+    even = _even_lines(words, width_in, size, bold)
+    ends = [i for i, w in enumerate(words[:-1]) if w.endswith(f" {SEPARATOR}")]
+    if ends:
+        cut = ends[0]
+        head = words[: cut + 1]
+        if _width(head, size, bold) <= width_in:
+            split = [" ".join(head), *_even_lines(words[cut + 1 :], width_in, size, bold)]
+            if len(split) <= len(even):
+                even = split
+    return _cut(even, width_in, size, bold, max_lines)
+
+
+def _tokens(text: str) -> list[str]:
+    """The words of ``text``, a "·" joined to the word before it."""
+    out: list[str] = []
+    for word in text.split():
+        if word == SEPARATOR and out:
+            out[-1] = f"{out[-1]} {word}"
+        else:
+            out.append(word)
+    return out
+
+
+def _width(words: Sequence[str], size: float, bold: bool) -> float:
+    return text_width_in(" ".join(words), size, bold)
+
+
+def _even_lines(words: Sequence[str], width_in: float, size: float, bold: bool) -> list[str]:
     space = text_width_in(" ", size, bold)
     widths = [text_width_in(w, size, bold) for w in words]
 
@@ -127,13 +161,18 @@ def wrap_to_width(
                 hi = mid
             else:
                 lo = mid
-    lines = [" ".join(words[i] for i in line) for line in greedy(max(hi, max(widths)))]
-    if len(lines) > max_lines:
-        lines = [*lines[: max_lines - 1], " ".join(lines[max_lines - 1 :])]
-        last = lines[-1].split()
-        while len(last) > 1 and text_width_in(" ".join(last) + " …", size, bold) > width_in:
-            last.pop()
-        lines[-1] = " ".join(last) + " …"
+    return [" ".join(words[i] for i in line) for line in greedy(max(hi, max(widths)))]
+
+
+def _cut(lines: list[str], width_in: float, size: float, bold: bool, max_lines: int) -> list[str]:
+    """``lines``, cut to ``max_lines`` with "…" at the end of the last."""
+    if len(lines) <= max_lines:
+        return lines
+    lines = [*lines[: max_lines - 1], " ".join(lines[max_lines - 1 :])]
+    last = lines[-1].split()
+    while len(last) > 1 and text_width_in(" ".join(last) + " …", size, bold) > width_in:
+        last.pop()
+    lines[-1] = " ".join(last) + " …"
     return lines
 
 
