@@ -228,10 +228,13 @@ def _scoring_one(
 ) -> tuple[float, bool, int]:
     """Fisher scoring of one dataset (the steps of :func:`_scoring_rows`, in floats)."""
     it = 0
+    powers = np.empty((vi.size, 3))  # columns w, w², w³ (np.stack's layout, filled in place)
+    w, w2, w3 = powers[:, 0], powers[:, 1], powers[:, 2]
     for it in range(1, MAXITER + 1):
-        w = 1.0 / (vi + tau2)
-        w2 = w * w
-        sums = (mom @ np.stack([w, w2, w2 * w], axis=1)).tolist()
+        np.divide(1.0, vi + tau2, out=w)
+        np.multiply(w, w, out=w2)
+        np.multiply(w2, w, out=w3)
+        sums = (mom @ powers).tolist()
         try:
             adj = float(_scoring_adj(method, k, sums))
         except ZeroDivisionError:
@@ -308,7 +311,14 @@ def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     reset = np.zeros(r_count, dtype=bool)
     if method in ("ML", "REML"):
         reml = method == "REML"
-        gain0 = _loglik(yc, vi, np.zeros(r_count), reml) - _loglik(yc, vi, tau2, reml)
+        # the log-likelihood at 0 and at the estimate, row by row, in one call
+        both = _loglik(
+            np.concatenate([yc, yc]),
+            np.concatenate([vi, vi]),
+            np.concatenate([np.zeros(r_count), tau2]),
+            reml,
+        )
+        gain0 = both[:r_count] - both[r_count:]
         reset = converged & (gain0 > METAFOR_TOL) & (tau2 > METAFOR_THRESHOLD)
         tau2 = np.where(reset, 0.0, tau2)
     slow = converged & (iterations > METAFOR_MAXITER)
