@@ -118,7 +118,7 @@ def _iv(
     if k >= 2:
         se = se * np.sqrt(hksj_scale(yi, w, mu, spec.ci))
     if k >= 2:
-        q = estimators.q_rows(yi, vi)
+        q = tau.q0 if tau is not None and tau.q0 is not None else estimators.q_rows(yi, vi)
         q_p = special.chdtrc(k - 1, q)
     else:
         q, q_p = np.zeros(r_count), np.ones(r_count)

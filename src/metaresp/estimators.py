@@ -81,7 +81,9 @@ class Tau2Rows:
     ``converged``: the iteration (ML, REML, EB) stopped by its rule; ``iterations``: steps
     taken (0 for closed forms); ``slow``: converged only after more steps than metafor allows
     (it stops with an error there); ``reset``: ML/REML stopped at a local maximum and τ² was
-    set to 0 (metafor's ll0check); ``extended``: PM searched beyond metafor's interval.
+    set to 0 (metafor's ll0check); ``extended``: PM searched beyond metafor's interval;
+    ``q0``: Cochran's Q (:func:`q_rows` at τ² = 0) where the estimator computed it on the
+    way, for the engine to reuse (None otherwise).
     """
 
     tau2: FloatArray
@@ -90,6 +92,7 @@ class Tau2Rows:
     slow: BoolArray
     reset: BoolArray
     extended: BoolArray
+    q0: FloatArray | None = None
 
     def notes(self, row: int, method: str) -> tuple[str, ...]:
         """The warnings of one row, in words."""
@@ -322,7 +325,10 @@ def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
         reset = converged & (gain0 > METAFOR_TOL) & (tau2 > METAFOR_THRESHOLD)
         tau2 = np.where(reset, 0.0, tau2)
     slow = converged & (iterations > METAFOR_MAXITER)
-    return Tau2Rows(tau2, converged, iterations, slow, reset, np.zeros(r_count, dtype=bool))
+    no = np.zeros(r_count, dtype=bool)
+    return Tau2Rows(
+        tau2, converged, iterations, slow, reset, no, _q_moments(mom, vi, np.zeros(r_count))
+    )
 
 
 def _mad(x: FloatArray) -> FloatArray:
@@ -332,11 +338,11 @@ def _mad(x: FloatArray) -> FloatArray:
     return out
 
 
-def _closed(tau2: FloatArray) -> Tau2Rows:
+def _closed(tau2: FloatArray, q0: FloatArray | None = None) -> Tau2Rows:
     r = tau2.shape[0]
     no = np.zeros(r, dtype=bool)
     return Tau2Rows(
-        np.maximum(0.0, tau2), np.ones(r, dtype=bool), np.zeros(r, dtype=np.int64), no, no, no
+        np.maximum(0.0, tau2), np.ones(r, dtype=bool), np.zeros(r, dtype=np.int64), no, no, no, q0
     )
 
 
@@ -349,12 +355,14 @@ def _tau2_dl(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     k = yi.shape[1]
     w = 1.0 / vi
     sw = w.sum(axis=1)
-    return _closed((q_rows(yi, vi) - (k - 1)) / (sw - (w * w).sum(axis=1) / sw))
+    q0 = q_rows(yi, vi)
+    return _closed((q0 - (k - 1)) / (sw - (w * w).sum(axis=1) / sw), q0)
 
 
 def _tau2_hs(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     """Hunter & Schmidt (2004): (Q(0) - k) / S1."""
-    return _closed((q_rows(yi, vi) - yi.shape[1]) / (1.0 / vi).sum(axis=1))
+    q0 = q_rows(yi, vi)
+    return _closed((q0 - yi.shape[1]) / (1.0 / vi).sum(axis=1), q0)
 
 
 def _tau2_he(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
@@ -405,7 +413,7 @@ def _tau2_pm(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
         )
         tau2[rows] = roots
     out = _closed(tau2)
-    return Tau2Rows(out.tau2, out.converged, out.iterations, out.slow, out.reset, extended)
+    return Tau2Rows(out.tau2, out.converged, out.iterations, out.slow, out.reset, extended, q0)
 
 
 def _tau2_ml(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
