@@ -65,7 +65,9 @@ def conditional_modes(
     lo = np.minimum(a, b)
     hi = np.maximum(a, b)
     z = np.maximum(np.minimum(start, hi), lo)  # broadcasts ``start`` to the bracket's shape
-    last = hi - lo
+    # |previous step| (the bracket's width before the first) and |z|, each taken once
+    a_last = hi - lo
+    a_z = np.abs(z)
     tau2n = tau * tau * n
     for _ in range(200):
         p = special.expit(mu + tau * z)
@@ -79,14 +81,16 @@ def conditional_modes(
         # Newton can jump from one end of the bracket to the other for ever)
         bisect = np.less(z_new, lo)
         bisect |= np.greater(z_new, hi)
-        slow = np.greater(np.abs(step), np.abs(last) * 0.5)
-        slow &= np.greater(np.abs(step), (np.abs(z) + _ONE) * 1e-9)
+        a_step = np.abs(step)
+        slow = np.greater(a_step, a_last * 0.5)
+        slow &= np.greater(a_step, (a_z + _ONE) * 1e-9)
         bisect |= slow
         np.copyto(z_new, (lo + hi) * 0.5, where=bisect)
-        last = z_new - z
-        moved = np.maximum.reduce(np.abs(last), axis=None)
+        a_last = np.abs(z_new - z)
+        moved = np.maximum.reduce(a_last, axis=None)
         z = z_new
-        if moved <= 1e-13 * (1.0 + np.maximum.reduce(np.abs(z), axis=None)):
+        a_z = np.abs(z)
+        if moved <= 1e-13 * (1.0 + np.maximum.reduce(a_z, axis=None)):
             break
     out: FloatArray = z
     return out
