@@ -35,13 +35,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from metaresp._roots import brent_roots
+from metaresp._roots import _brent_one, brent_roots
 
 __all__ = [
     "IV_ESTIMATORS",
@@ -463,9 +464,10 @@ def q_profile_rows(
     beyond that range is reported as its end, and bounds below 0 as 0.
     """
     r_count, k = yi.shape
-    alpha = 1.0 - level
-    crit_u = float(special.chdtri(k - 1, alpha / 2.0))
-    crit_l = float(special.chdtri(k - 1, 1.0 - alpha / 2.0))
+    if r_count == 1:
+        lo1, hi1 = _q_profile_one(yi, vi, float(tau2_hat[0]), level)
+        return np.array([lo1]), np.array([hi1])
+    crit_u, crit_l = _q_profile_crit(k, level)
     m = _moments(_centred(yi))
     t_max = np.maximum(100.0, 10.0 * tau2_hat)
     q_min = _q_moments(m, vi, np.zeros(r_count))
@@ -502,6 +504,41 @@ def q_profile_rows(
     return lb, ub
 
 
+@lru_cache(maxsize=64)
+def _q_profile_crit(k: int, level: float) -> tuple[float, float]:
+    """The χ²_{k-1} quantiles the Q-profile bounds solve for: (upper, lower)."""
+    alpha = 1.0 - level
+    return (
+        float(special.chdtri(k - 1, alpha / 2.0)),
+        float(special.chdtri(k - 1, 1.0 - alpha / 2.0)),
+    )
+
+
+def _q_profile_one(
+    yi: FloatArray, vi: FloatArray, tau2_hat: float, level: float
+) -> tuple[float, float]:
+    """:func:`q_profile_rows` of one dataset (``yi``, ``vi``: (1, k)), its branches in
+    Python floats and each bound by :func:`metaresp._roots._brent_one` directly: the same
+    values and steps without NumPy's per-call cost on one-element arrays."""
+    crit_u, crit_l = _q_profile_crit(yi.shape[1], level)
+    m = _moments(_centred(yi))
+    t_max = float(np.maximum(100.0, 10.0 * tau2_hat))
+    q_min = float(_q_moments(m, vi, np.zeros(1))[0])
+    q_max = float(_q_moments(m, vi, np.array([t_max]))[0])
+
+    def solve(crit: float) -> float:
+        f = _q_of_row(m[0], vi[0], crit)
+        return _brent_one(f, 0.0, t_max, q_min - crit, q_max - crit, METAFOR_TOL, 1000)
+
+    if q_min < crit_l:
+        return 0.0, 0.0
+    if q_max > crit_u:
+        return t_max, t_max
+    ub = t_max if q_max > crit_l else solve(crit_l)
+    lb = 0.0 if q_min < crit_u else solve(crit_u)
+    return lb, ub
+
+
 # --------------------------------------------------------------------------- one dataset
 
 
@@ -532,5 +569,4 @@ def q_profile_ci(
     yi: FloatArray, vi: FloatArray, tau2_hat: float, level: float
 ) -> tuple[float, float]:
     """Q-profile CI for τ² of one dataset (see :func:`q_profile_rows`)."""
-    lb, ub = q_profile_rows(_row(yi), _row(vi), np.array([tau2_hat]), level)
-    return float(lb[0]), float(ub[0])
+    return _q_profile_one(_row(yi), _row(vi), float(tau2_hat), level)
