@@ -8,7 +8,13 @@ installed, the same fits in metafor (``rma(yi, vi, method, test="knha")`` plus
 ``confint()``, and ``rma.glmm(measure="PLO", nAGQ=7)``) with the ratio.
 
 Targets (issue 2): an inverse-variance fit under 1 ms and a GLMM under 20 ms for k ≤ 30;
-at least 10x faster than metafor; ``import metaresp`` under 0.3 s.
+at least 10x faster than metafor; ``import metaresp`` under 0.3 s. Issue 10: inverse-variance
+fits at least 30x faster than ``rma()`` for k ≤ 30 (100x at k = 1000), a GLMM fit at least 60x
+faster than ``rma.glmm``.
+
+Every time per fit, ours and metafor's, is the best of five blocks of repeated calls: on a
+shared machine the other work only ever adds time, so the fastest block is the closest to
+the cost of the fit itself.
 """
 
 from __future__ import annotations
@@ -40,19 +46,27 @@ def make_data(k: int, seed: int = SEED) -> tuple[list[int], list[int]]:
     return events.tolist(), totals.tolist()
 
 
+BLOCKS = 5
+
+
 def per_call(fn: Callable[[], object], min_time: float = 0.3, max_reps: int = 2000) -> float:
-    """CPU seconds per call, over at least ``min_time`` CPU seconds (CPU time rather than
+    """CPU seconds per call: the best of :data:`BLOCKS` blocks, each of at least
+    ``min_time / BLOCKS`` CPU seconds or ``max_reps / BLOCKS`` calls (CPU time rather than
     wall time, so that other work on a shared machine distorts the figures less; metafor
     is timed the same way)."""
     fn()  # warm-up (imports, caches)
-    reps = 0
-    start = time.process_time()
-    while True:
-        fn()
-        reps += 1
-        elapsed = time.process_time() - start
-        if elapsed >= min_time or reps >= max_reps:
-            return elapsed / reps
+    best = float("inf")
+    for _ in range(BLOCKS):
+        reps = 0
+        start = time.process_time()
+        while True:
+            fn()
+            reps += 1
+            elapsed = time.process_time() - start
+            if elapsed >= min_time / BLOCKS or reps >= max(1, max_reps // BLOCKS):
+                break
+        best = min(best, elapsed / reps)
+    return best
 
 
 def import_time(repeats: int = 5) -> tuple[float, float]:
@@ -91,11 +105,17 @@ args <- commandArgs(trailingOnly = TRUE)
 reps_small <- as.integer(args[1]); n_many <- as.integer(args[2]); glmm <- args[3] == "1"
 rd <- function(path) { x <- read.csv(path); list(xi = x$events, ni = x$totals) }
 cpu <- function() { p <- proc.time(); p[["user.self"]] + p[["sys.self"]] }
-tm <- function(expr_fun, reps) {
+tm <- function(expr_fun, reps, blocks = 5) {
   expr_fun()
-  t0 <- cpu()
-  for (i in seq_len(reps)) expr_fun()
-  (cpu() - t0) / reps
+  blocks <- min(blocks, reps)
+  per_block <- max(1, reps %/% blocks)
+  best <- Inf
+  for (b in seq_len(blocks)) {
+    t0 <- cpu()
+    for (i in seq_len(per_block)) expr_fun()
+    best <- min(best, (cpu() - t0) / per_block)
+  }
+  best
 }
 for (f in args[-(1:3)]) {
   d <- rd(f); k <- length(d$xi)
@@ -234,7 +254,7 @@ def main() -> None:
 
     print("metaresp pooling benchmark (logit; IV models with HKSJ CI; metaresp computes the")
     print("Q-profile tau2 CI when first asked for: REML+CI asks for it, as metafor's confint;")
-    print("CPU time per fit, metafor timed in the same run the same way)")
+    print("CPU time per fit, best of 5 blocks; metafor timed in the same run the same way)")
     print(f"{'model':<8}{'k':>4}{'metaresp ms/fit':>18}{'metafor ms/fit':>17}{'ratio':>9}")
     for (name, k), sec in ours.items():
         r = r_times.get(("REML" if name == "REML+CI" else name, k))

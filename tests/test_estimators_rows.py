@@ -38,3 +38,30 @@ def test_rows_driver_equals_one_row_driver(transform: str, method: str) -> None:
         l1, h1 = estimators.q_profile_rows(yi[r : r + 1], vi[r : r + 1], one.tau2, 0.95)
         assert l1[0] == pytest.approx(lo[r], rel=1e-12, abs=1e-15)
         assert h1[0] == pytest.approx(hi[r], rel=1e-12, abs=1e-15)
+
+
+def test_q_profile_of_one_dataset_equals_the_rows_driver_in_every_branch() -> None:
+    """One dataset's Q-profile CI (Python floats, :func:`estimators.q_profile_ci`) equals
+    the array driver's row, in each of metafor's branches: no heterogeneity (0, 0), a lower
+    bound at 0, both bounds searched, and Q still above its quantile at the end of the
+    search interval (both bounds at the end); τ̂² is varied to move the interval's end."""
+    rng = np.random.default_rng(11)
+    k, reps = 5, 400
+    spread = rng.choice([0.05, 0.3, 1.0, 40.0], size=(reps, 1))
+    yi = rng.normal(0.0, 1.0, size=(reps, k)) * spread
+    vi = rng.uniform(0.01, 0.5, size=(reps, k))
+    tau2_hat = rng.choice([0.0, 0.5, 20.0], size=reps)
+    lo, hi = estimators.q_profile_rows(yi, vi, tau2_hat, 0.95)
+    t_max = np.maximum(100.0, 10.0 * tau2_hat)
+    branches = {
+        "none": (hi == 0.0),
+        "lower at 0": (lo == 0.0) & (hi > 0.0) & (hi < t_max),
+        "both searched": (lo > 0.0) & (hi < t_max),
+        "beyond": (lo == t_max) & (hi == t_max),
+    }
+    for name, rows in branches.items():
+        assert rows.sum() >= 5, name
+    for r in range(reps):
+        one = estimators.q_profile_ci(yi[r], vi[r], float(tau2_hat[r]), 0.95)
+        assert one[0] == pytest.approx(lo[r], rel=1e-12, abs=1e-15)
+        assert one[1] == pytest.approx(hi[r], rel=1e-12, abs=1e-15)

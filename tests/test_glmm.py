@@ -325,3 +325,35 @@ def test_negligible_tau_reports_the_common_effect_standard_error() -> None:
     assert fit.tau2 == pytest.approx(0.0, abs=1e-8)
     assert fit.se == pytest.approx(math.sqrt(7.0 / 6.0), rel=1e-9)
     assert fit.se == pytest.approx(1.081001887, rel=1e-3)
+
+
+def test_one_row_newton_driver_follows_the_batched_one() -> None:
+    """A single dataset is iterated by ``_newton_one`` (Python floats), a batch by
+    ``_newton_rows`` (arrays); both must take the same steps (as many Newton iterations) to
+    the same maximum. Each dataset of metafor's grid is fitted alone and as one row of a
+    batch with the others of its k (rows that stop at different iterations, so the batch
+    compacts its state); the last digits may differ with the batch's size (matrix products),
+    hence 1e-9."""
+    from metaresp._glmm_rows import fit_glmm_rows
+
+    rows = [(np.asarray(r["xi"], float), np.asarray(r["ni"], float)) for r in DATASETS]
+    by_k: dict[int, list[int]] = {}
+    for i, (x, _) in enumerate(rows):
+        by_k.setdefault(x.size, []).append(i)
+    compared = 0
+    for members in by_k.values():
+        if len(members) < 2:
+            continue
+        batch = fit_glmm_rows(
+            np.stack([rows[i][0] for i in members]), np.stack([rows[i][1] for i in members])
+        )
+        for j, i in enumerate(members):
+            one = fit_glmm_rows(rows[i][0][None, :], rows[i][1][None, :])
+            assert one.reason[0] == batch.reason[j]
+            assert one.iterations[0] == batch.iterations[j]
+            for name in ("mu", "tau", "se", "loglik"):
+                got, want = float(getattr(one, name)[0]), float(getattr(batch, name)[j])
+                if math.isfinite(want):
+                    assert got == pytest.approx(want, rel=1e-9, abs=1e-12), name
+            compared += 1
+    assert compared >= 10

@@ -1,17 +1,17 @@
-"""The likelihood machinery of the binomial-normal GLMM, for many datasets at once.
+"""Maximum-likelihood fits of the binomial-normal GLMM, for many datasets at once.
 
-Adaptive Gauss-Hermite quadrature of each study's random effect, its exact gradient and
-Louis' observed information, and the safeguarded Newton iteration over signed τ, on
-(rows × studies) arrays; see :mod:`metaresp.glmm` for the model, the method and its
-sources. :func:`fit_glmm_rows` is used by :func:`metaresp.glmm.fit_glmm` (one row) and by the
-coverage simulation (thousands).
+The safeguarded Newton iteration over signed τ on the adaptive-quadrature likelihood of
+:mod:`metaresp._glmm_quad`, on (rows × studies) arrays; see :mod:`metaresp.glmm` for the
+model, the method and its sources. :func:`fit_glmm_rows` is used by
+:func:`metaresp.glmm.fit_glmm` (one row) and by the coverage simulation (thousands); a single
+row is iterated in Python floats (:func:`_newton_one`, the same steps as
+:func:`_newton_rows` without the bookkeeping of many rows).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -19,6 +19,12 @@ from numpy.typing import NDArray
 from scipy import special
 
 from metaresp import models
+from metaresp._glmm_quad import (
+    _evaluate,
+    _fd_hessian,
+    conditional_modes,
+    quadrature_rule,
+)
 
 __all__ = [
     "REASONS",
@@ -48,10 +54,6 @@ MU_DIVERGED = 40.0
 TAU_BOUNDARY = 1e-6
 #: A maximum with |τ| below this (τ² < 1e-8) is reported as the common-effect fit.
 TAU_NEGLIGIBLE = 1e-4
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-# 0-d arrays: a Python float on the left of a NumPy operator costs a microsecond more.
-_ZERO = np.zeros(())
-_ONE = np.ones(())
 
 #: Why a row's fit failed (``GlmmRows.reason``); 0 = it did not.
 OK, ALL_EXTREME, DIVERGED, STALLED, BOUNDARY_STOP, NOT_PD = 0, 1, 2, 3, 4, 5
@@ -70,162 +72,6 @@ REASONS: Final[dict[int, str]] = {
     ),
     NOT_PD: "the observed information is not positive definite at the optimum",
 }
-
-
-@lru_cache(maxsize=16)
-def quadrature_rule(nagq: int) -> tuple[FloatArray, FloatArray]:
-    """Probabilists' Gauss-Hermite nodes t_j and log(w_j) + t_j²/2 (∫ e^{-t²/2} f(t) dt)."""
-    t, w = np.polynomial.hermite_e.hermegauss(nagq)
-    return t.astype(np.float64), (np.log(w) + 0.5 * t * t).astype(np.float64)
-
-
-@lru_cache(maxsize=16)
-def _node_powers(nagq: int) -> FloatArray:
-    """The nodes' powers (1, t_j, t_j²) as columns: a matrix product with the node weights
-    gives each study's three moments at once."""
-    t, _ = quadrature_rule(nagq)
-    out: FloatArray = np.stack([np.ones_like(t), t, t * t], axis=1)
-    return out
-
-
-def conditional_modes(
-    x: FloatArray,
-    n: FloatArray,
-    mu: FloatArray | float,
-    tau: FloatArray | float,
-    start: FloatArray | float = 0.0,
-) -> FloatArray:
-    """Modes ẑ_i of h_i(z) = x_i (mu + tau z) - n_i log(1 + e^(mu + tau z)) - z²/2.
-
-    h_i is strictly concave (h'' <= -1) and its root lies between tau (x_i - n_i) and
-    tau x_i, so Newton's method is safeguarded by bisection inside that bracket: a step
-    that leaves the bracket, or (while larger than 1e-9) is more than half the previous
-    step, is replaced by the bisection of the bracket. ``mu``, ``tau`` and ``start``
-    broadcast against ``x`` (rows × studies). Iterates until no mode moves by more than
-    1e-13 (1 + max |ẑ|). The arrays of a single fit are small, so the loop uses in-place
-    masked copies rather than ``np.where``: its cost is the number of NumPy calls.
-    """
-    a = tau * x
-    b = a - tau * n
-    lo = np.minimum(a, b)
-    hi = np.maximum(a, b)
-    z = np.maximum(np.minimum(np.broadcast_to(start, lo.shape), hi), lo)
-    last = hi - lo
-    tau2n = tau * tau * n
-    for _ in range(200):
-        p = special.expit(mu + tau * z)
-        g = (x - n * p) * tau - z
-        np.copyto(lo, z, where=np.greater(g, _ZERO))
-        np.copyto(hi, z, where=np.less(g, _ZERO))
-        step = g / (tau2n * p * (_ONE - p) + _ONE)
-        z_new = z + step
-        # bisect where Newton leaves the bracket or, away from convergence, does not halve
-        # its previous step (on h' of very different slopes either side of the root,
-        # Newton can jump from one end of the bracket to the other for ever)
-        bisect = np.less(z_new, lo)
-        bisect |= np.greater(z_new, hi)
-        slow = np.greater(np.abs(step), np.abs(last) * 0.5)
-        slow &= np.greater(np.abs(step), (np.abs(z) + _ONE) * 1e-9)
-        bisect |= slow
-        np.copyto(z_new, (lo + hi) * 0.5, where=bisect)
-        last = z_new - z
-        moved = np.maximum.reduce(np.abs(last), axis=None)
-        z = z_new
-        if moved <= 1e-13 * (1.0 + np.maximum.reduce(np.abs(z), axis=None)):
-            break
-    out: FloatArray = z
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Eval:
-    loglik: FloatArray  # (r,)
-    grad: FloatArray  # (r, 2)
-    hess: FloatArray  # (r, 2, 2)
-    modes: FloatArray  # (r, k)
-
-
-def _evaluate(
-    x: FloatArray,
-    n: FloatArray,
-    lchoose: FloatArray,
-    mu: FloatArray,
-    tau: FloatArray,
-    nagq: int,
-    start: FloatArray | float = 0.0,
-) -> _Eval:
-    """Adaptive-quadrature log-likelihood, its exact gradient and Louis' observed
-    information in (μ, τ), per row (``x``, ``n``: rows × studies; ``mu``, ``tau``: rows).
-
-    The rule is centred at the mode ẑ_i and scaled by c_i = (1 + τ² n_i p̂_i(1-p̂_i))^{-1/2}
-    (Liu & Pierce 1994; lme4 ``nAGQ``): nodes z_ij = ẑ_i + c_i t_j. The Newton matrix is
-    Louis' (1982) identity with the same nodes: Σ (E_i[∂s/∂θ'] + Cov_i[s]), s = (r, z r),
-    r = x - n p. The gradient is the exact gradient of the quadrature approximation itself:
-    the nodes move with (μ, τ), dẑ/dθ from h'(ẑ) = 0 (implicit function theorem), plus
-    (dc/dθ)/c. Every posterior expectation over the nodes is a combination of six moments
-    per study, E[t^a], E[r t^a] and E[(r² - v) t^a] (a ≤ 2, v = n p (1 - p)), which one
-    matrix product with the nodes' powers gives.
-    """
-    t, logw = quadrature_rule(nagq)
-    powers = _node_powers(nagq)
-    m = mu[:, None]
-    s = tau[:, None]
-    zhat = conditional_modes(x, n, m, s, start)
-    eta_hat = m + s * zhat
-    p_hat = special.expit(eta_hat)
-    v_hat = n * p_hat * (_ONE - p_hat)
-    curv = s * s * v_hat + _ONE
-    c = np.reciprocal(np.sqrt(curv))
-    z = zhat[..., None] + c[..., None] * t  # rows × studies × nodes
-    eta = eta_hat[..., None] + (s * c)[..., None] * t
-    xe = x[..., None]
-    ne = n[..., None]
-    log_f = xe * eta - ne * np.logaddexp(eta, _ZERO) - z * z * 0.5 + logw
-    top = np.maximum.reduce(log_f, axis=-1)
-    f = np.exp(log_f - top[..., None])
-    p = special.expit(eta)
-    np_ = ne * p
-    r = xe - np_
-    q = r * r - np_ * (_ONE - p)
-    mf = np.matmul(f, powers)  # rows × studies × 3: Σ f, Σ f t, Σ f t²
-    total = mf[..., 0]
-    inv = np.reciprocal(total)
-    et1 = mf[..., 1] * inv
-    et2 = mf[..., 2] * inv
-    mr = np.matmul(f * r, powers[:, :2])
-    r0 = mr[..., 0] * inv
-    r1 = mr[..., 1] * inv
-    mq = np.matmul(f * q, powers)
-    q0 = mq[..., 0] * inv
-    q1 = mq[..., 1] * inv
-    q2 = mq[..., 2] * inv
-    e_zr = zhat * r0 + c * r1
-    cq1 = c * q1
-    r_hat = x - n * p_hat
-    dz_mu = -s * v_hat / curv
-    dz_tau = (r_hat - s * v_hat * zhat) / curv
-    s2dv = s * s * v_hat * (_ONE - p_hat * 2.0)
-    dlogs_mu = s2dv * (s * dz_mu + _ONE) / curv * -0.5
-    dlogs_tau = (s * v_hat * 2.0 + s2dv * (zhat + s * dz_tau)) / curv * -0.5
-    e_slope = s * r0 - zhat - c * et1
-    e_slope_t = c * (s * r1 - zhat * et1 - c * et2)
-    rows, k = x.shape
-    per_study = np.empty((rows, 6, k))
-    per_study[:, 0] = np.log(c * total) + top
-    per_study[:, 1] = q0 - r0 * r0
-    per_study[:, 2] = zhat * q0 + cq1 - r0 * e_zr
-    per_study[:, 3] = zhat * (zhat * q0 + cq1 * 2.0) + c * c * q2 - e_zr * e_zr
-    e_slope_t += _ONE
-    per_study[:, 4] = r0 + dz_mu * e_slope + dlogs_mu * e_slope_t
-    per_study[:, 5] = e_zr + dz_tau * e_slope + dlogs_tau * e_slope_t
-    sums = np.add.reduce(per_study, axis=2)
-    loglik = lchoose + sums[:, 0] - k * _LOG_SQRT_2PI
-    grad = sums[:, 4:6].copy()
-    hess = np.empty((rows, 2, 2))
-    hess[:, 0, 0] = sums[:, 1]
-    hess[:, 0, 1] = hess[:, 1, 0] = sums[:, 2]
-    hess[:, 1, 1] = sums[:, 3]
-    return _Eval(loglik=loglik, grad=grad, hess=hess, modes=zhat)
 
 
 def _ascent_directions(grad: FloatArray, hess: FloatArray) -> FloatArray:
@@ -377,45 +223,91 @@ def _newton_rows(
     return _NewtonRun(out_mu, out_tau, out_ll, out_modes, status, iterations)
 
 
-def _fd_hessian(
+def _ascent_one(g_mu: float, g_tau: float, hess: FloatArray) -> tuple[float, float]:
+    """:func:`_ascent_directions` of one row: the same eigen-decomposition, the rest in
+    Python floats in the same order of operations (so the same step, without the cost of
+    NumPy calls on two-element arrays)."""
+    values, vectors = np.linalg.eigh(-hess)
+    (v00, v01), (v10, v11) = vectors.tolist()
+    l0, l1 = values.tolist()
+    floor = 1e-8 * max(1.0, max(abs(l0), abs(l1)))
+    l0, l1 = max(abs(l0), floor), max(abs(l1), floor)
+    c0 = (v00 * g_mu + v10 * g_tau) / l0
+    c1 = (v01 * g_mu + v11 * g_tau) / l1
+    s_mu = v00 * c0 + v01 * c1
+    s_tau = v10 * c0 + v11 * c1
+    largest = max(abs(s_mu), abs(s_tau))
+    shrink = 2.0 / largest if largest > 2.0 else 1.0
+    return s_mu * shrink, s_tau * shrink
+
+
+def _newton_one(
     x: FloatArray,
     n: FloatArray,
     lchoose: FloatArray,
-    mu: FloatArray,
-    tau: FloatArray,
+    mu0: FloatArray,
+    tau0: FloatArray,
+    boundary_ok: BoolArray,
     nagq: int,
-    start: FloatArray | float = 0.0,
-) -> FloatArray:
-    """Hessian of the quadrature log-likelihood from central differences of its exact
-    gradient, step 1e-5 (1 + |θ|), symmetrised: the matrix whose inverse gives SE(μ̂), as
-    lme4's ``vcov`` for ``nAGQ > 0`` (there by differences of the deviance); the truncation
-    error is of order 1e-10."""
-    # the four shifted points (μ ± h, τ), (μ, τ ± h) of every row, evaluated as one batch
-    h_mu = 1e-5 * (1.0 + np.abs(mu))
-    h_tau = 1e-5 * (1.0 + np.abs(tau))
-    zero = np.zeros_like(mu)
-    d_mu = np.concatenate([h_mu, -h_mu, zero, zero])
-    d_tau = np.concatenate([zero, zero, h_tau, -h_tau])
-    starts = np.broadcast_to(start, x.shape)
-    ev = _evaluate(
-        np.tile(x, (4, 1)),
-        np.tile(n, (4, 1)),
-        np.tile(lchoose, 4),
-        np.tile(mu, 4) + d_mu,
-        np.tile(tau, 4) + d_tau,
-        nagq,
-        np.tile(starts, (4, 1)),
+) -> _NewtonRun:
+    """:func:`_newton_rows` for a single row (arrays of one row): the same iteration, step
+    for step, with the parameters, the step and the stopping rules in Python floats; only
+    the likelihood is evaluated on arrays. A single fit spends most of its time outside
+    :func:`_evaluate` otherwise (``tests/test_glmm.py`` checks both drivers agree)."""
+    mu, tau = float(mu0[0]), float(tau0[0])
+    ev = _evaluate(x, n, lchoose, mu0, tau0, nagq)
+    loglik = float(ev.loglik[0])
+    grad, hess, modes = ev.grad, ev.hess, ev.modes
+    g_mu, g_tau = grad[0].tolist()
+    bok = bool(boundary_ok[0])
+    gtol = GRAD_TOL * (1.0 + float(n.sum()))
+    status, it = _STALLED, 0
+    for it in range(1, MAX_ITER + 1):
+        if it > LOUIS_ITER:
+            hess = _fd_hessian(x, n, lchoose, np.array([mu]), np.array([tau]), nagq, modes)
+        s_mu, s_tau = _ascent_one(g_mu, g_tau, hess[0])
+        if max(abs(s_mu), abs(s_tau)) < STEP_TOL and max(abs(g_mu), abs(g_tau)) < gtol:
+            status = _BOUNDARY if bok and abs(tau) < TAU_BOUNDARY else _INTERIOR
+            break
+        slope = g_mu * s_mu + g_tau * s_tau
+        alpha, accepted = 1.0, False
+        for _ in range(40):
+            t_mu, t_tau = mu + alpha * s_mu, tau + alpha * s_tau
+            trial = _evaluate(x, n, lchoose, np.array([t_mu]), np.array([t_tau]), nagq, modes)
+            t_ll = float(trial.loglik[0])
+            if t_ll >= loglik + 1e-4 * alpha * slope:
+                mu, tau, loglik = t_mu, t_tau, t_ll
+                grad, hess, modes = trial.grad, trial.hess, trial.modes
+                g_mu, g_tau = grad[0].tolist()
+                accepted = True
+                break
+            alpha *= 0.5
+        grad_max = max(abs(g_mu), abs(g_tau))
+        if not accepted:
+            status = _INTERIOR if grad_max < 1e3 * GRAD_TOL else _STALLED
+            break
+        if (
+            abs(tau) > TAU_DIVERGED
+            or abs(mu) > MU_DIVERGED
+            or not math.isfinite(mu)
+            or not math.isfinite(tau)
+        ):
+            status = _DIVERGED
+            break
+        if bok and abs(tau) < TAU_BOUNDARY:
+            status = _BOUNDARY
+            break
+        if max(abs(alpha * s_mu), abs(alpha * s_tau)) < STEP_TOL and grad_max < gtol:
+            status = _INTERIOR
+            break
+    return _NewtonRun(
+        np.array([mu]),
+        np.array([tau]),
+        np.array([loglik]),
+        modes.copy(),
+        np.array([status], dtype=np.int64),
+        np.array([it], dtype=np.int64),
     )
-    grads = ev.grad.reshape(4, x.shape[0], 2)
-    hess = np.stack(
-        [
-            (grads[0] - grads[1]) / (2.0 * h_mu[:, None]),
-            (grads[2] - grads[3]) / (2.0 * h_tau[:, None]),
-        ],
-        axis=2,
-    )
-    out: FloatArray = 0.5 * (hess + np.swapaxes(hess, 1, 2))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +396,8 @@ def fit_glmm_rows(
                 break
         options = (np.maximum(tau_mom[pending], 0.3), 1.0, 3.0)
         tau0 = np.where(interior0, options[start], options[start + 1] if start < 2 else 3.0)
-        run = _newton_rows(
+        newton = _newton_one if pending.size == 1 else _newton_rows
+        run = newton(
             x[pending],
             n[pending],
             lchoose[pending],

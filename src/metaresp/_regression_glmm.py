@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from metaresp._glmm_rows import conditional_modes, quadrature_rule
+from metaresp._glmm_quad import conditional_modes, quadrature_rule
 from metaresp._regression_iv import projection
 from metaresp.errors import ConvergenceError
 from metaresp.glmm import QUADRATURE_SHIFT_TOL, saturated_fit
@@ -93,7 +93,7 @@ def _evaluate(
     start: FloatArray | float = 0.0,
 ) -> _Eval:
     """Quadrature log-likelihood at θ = (β, τ), its exact gradient and Louis' information
-    (see :func:`metaresp._glmm_rows._evaluate`, of which this is the per-study form)."""
+    (see :func:`metaresp._glmm_quad._evaluate`, of which this is the per-study form)."""
     beta, tau = theta[:-1], float(theta[-1])
     t, logw = quadrature_rule(nagq)
     o = design @ beta

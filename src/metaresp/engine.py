@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -117,7 +118,7 @@ def _iv(
     if k >= 2:
         se = se * np.sqrt(hksj_scale(yi, w, mu, spec.ci))
     if k >= 2:
-        q = estimators.q_rows(yi, vi)
+        q = tau.q0 if tau is not None and tau.q0 is not None else estimators.q_rows(yi, vi)
         q_p = special.chdtrc(k - 1, q)
     else:
         q, q_p = np.zeros(r_count), np.ones(r_count)
@@ -150,10 +151,17 @@ def _iv(
     return out, tau
 
 
+@lru_cache(maxsize=1)
+def _mean_rule() -> tuple[FloatArray, FloatArray]:
+    """The nodes of :data:`MEAN_RATE_NODES` and their weights for the standard normal."""
+    t, logw = glmm.quadrature_rule(MEAN_RATE_NODES)
+    w: FloatArray = np.exp(logw - 0.5 * t * t) / math.sqrt(2.0 * math.pi)
+    return t, w
+
+
 def mean_rate(mu: FloatArray, tau: FloatArray) -> FloatArray:
     """m(μ, τ) = E[expit(μ + τ z)], z ~ N(0, 1), by Gauss-Hermite quadrature, elementwise."""
-    t, logw = glmm.quadrature_rule(MEAN_RATE_NODES)
-    w = np.exp(logw - 0.5 * t * t) / math.sqrt(2.0 * math.pi)
+    t, w = _mean_rule()
     out: FloatArray = (special.expit(mu[..., None] + tau[..., None] * t) * w).sum(axis=-1)
     return out
 
@@ -164,10 +172,9 @@ def _mean_with_interval(
     """The GLMM's mean response rate with a delta-method interval on the logit scale, from
     the inverse observed information ``info`` in (μ, τ) ((R, 2, 2); NaN at the boundary,
     where the mean is expit(μ) and its interval the CI ``ci``)."""
-    m = mean_rate(mu, tau)
-    t, logw = glmm.quadrature_rule(MEAN_RATE_NODES)
-    w = np.exp(logw - 0.5 * t * t) / math.sqrt(2.0 * math.pi)
+    t, w = _mean_rule()
     p = special.expit(mu[:, None] + tau[:, None] * t)
+    m = (p * w).sum(axis=-1)  # mean_rate(mu, tau)
     dp = p * (1.0 - p) * w
     grad = np.stack([dp.sum(axis=1), (dp * t).sum(axis=1)], axis=1) / (m * (1.0 - m))[:, None]
     out = np.stack([m, ci[:, 0], ci[:, 1]], axis=1)
@@ -246,8 +253,13 @@ def _assemble(
         pi_t = np.stack([mu - half, mu + half], axis=1)
     else:
         pi_t = np.full((mu.size, 2), np.nan)
-    n_hm = (1.0 / np.mean(1.0 / totals, axis=1))[:, None]
     values = np.concatenate([mu[:, None], ci_t, pi_t], axis=1)
+    # the harmonic mean of the totals: only the Freeman-Tukey back-transform uses it
+    n_hm = (
+        (1.0 / np.mean(1.0 / totals, axis=1))[:, None]
+        if spec.transform == "freeman-tukey"
+        else math.nan
+    )
     back, clipped = back_transform_array(spec.transform, values, n_hm)
     converged = np.asarray(parts["converged"], dtype=bool)
     failed = ~converged | ~np.isfinite(back[:, :3]).all(axis=1)

@@ -35,13 +35,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from metaresp._roots import brent_roots
+from metaresp._roots import _brent_one, brent_roots
 
 __all__ = [
     "IV_ESTIMATORS",
@@ -81,7 +82,9 @@ class Tau2Rows:
     ``converged``: the iteration (ML, REML, EB) stopped by its rule; ``iterations``: steps
     taken (0 for closed forms); ``slow``: converged only after more steps than metafor allows
     (it stops with an error there); ``reset``: ML/REML stopped at a local maximum and τ² was
-    set to 0 (metafor's ll0check); ``extended``: PM searched beyond metafor's interval.
+    set to 0 (metafor's ll0check); ``extended``: PM searched beyond metafor's interval;
+    ``q0``: Cochran's Q (:func:`q_rows` at τ² = 0) where the estimator computed it on the
+    way, for the engine to reuse (None otherwise).
     """
 
     tau2: FloatArray
@@ -90,6 +93,7 @@ class Tau2Rows:
     slow: BoolArray
     reset: BoolArray
     extended: BoolArray
+    q0: FloatArray | None = None
 
     def notes(self, row: int, method: str) -> tuple[str, ...]:
         """The warnings of one row, in words."""
@@ -228,10 +232,13 @@ def _scoring_one(
 ) -> tuple[float, bool, int]:
     """Fisher scoring of one dataset (the steps of :func:`_scoring_rows`, in floats)."""
     it = 0
+    powers = np.empty((vi.size, 3))  # columns w, w², w³ (np.stack's layout, filled in place)
+    w, w2, w3 = powers[:, 0], powers[:, 1], powers[:, 2]
     for it in range(1, MAXITER + 1):
-        w = 1.0 / (vi + tau2)
-        w2 = w * w
-        sums = (mom @ np.stack([w, w2, w2 * w], axis=1)).tolist()
+        np.divide(1.0, vi + tau2, out=w)
+        np.multiply(w, w, out=w2)
+        np.multiply(w2, w, out=w3)
+        sums = (mom @ powers).tolist()
         try:
             adj = float(_scoring_adj(method, k, sums))
         except ZeroDivisionError:
@@ -308,11 +315,21 @@ def _fisher_scoring(method: str, yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     reset = np.zeros(r_count, dtype=bool)
     if method in ("ML", "REML"):
         reml = method == "REML"
-        gain0 = _loglik(yc, vi, np.zeros(r_count), reml) - _loglik(yc, vi, tau2, reml)
+        # the log-likelihood at 0 and at the estimate, row by row, in one call
+        both = _loglik(
+            np.concatenate([yc, yc]),
+            np.concatenate([vi, vi]),
+            np.concatenate([np.zeros(r_count), tau2]),
+            reml,
+        )
+        gain0 = both[:r_count] - both[r_count:]
         reset = converged & (gain0 > METAFOR_TOL) & (tau2 > METAFOR_THRESHOLD)
         tau2 = np.where(reset, 0.0, tau2)
     slow = converged & (iterations > METAFOR_MAXITER)
-    return Tau2Rows(tau2, converged, iterations, slow, reset, np.zeros(r_count, dtype=bool))
+    no = np.zeros(r_count, dtype=bool)
+    return Tau2Rows(
+        tau2, converged, iterations, slow, reset, no, _q_moments(mom, vi, np.zeros(r_count))
+    )
 
 
 def _mad(x: FloatArray) -> FloatArray:
@@ -322,11 +339,11 @@ def _mad(x: FloatArray) -> FloatArray:
     return out
 
 
-def _closed(tau2: FloatArray) -> Tau2Rows:
+def _closed(tau2: FloatArray, q0: FloatArray | None = None) -> Tau2Rows:
     r = tau2.shape[0]
     no = np.zeros(r, dtype=bool)
     return Tau2Rows(
-        np.maximum(0.0, tau2), np.ones(r, dtype=bool), np.zeros(r, dtype=np.int64), no, no, no
+        np.maximum(0.0, tau2), np.ones(r, dtype=bool), np.zeros(r, dtype=np.int64), no, no, no, q0
     )
 
 
@@ -339,12 +356,14 @@ def _tau2_dl(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     k = yi.shape[1]
     w = 1.0 / vi
     sw = w.sum(axis=1)
-    return _closed((q_rows(yi, vi) - (k - 1)) / (sw - (w * w).sum(axis=1) / sw))
+    q0 = q_rows(yi, vi)
+    return _closed((q0 - (k - 1)) / (sw - (w * w).sum(axis=1) / sw), q0)
 
 
 def _tau2_hs(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
     """Hunter & Schmidt (2004): (Q(0) - k) / S1."""
-    return _closed((q_rows(yi, vi) - yi.shape[1]) / (1.0 / vi).sum(axis=1))
+    q0 = q_rows(yi, vi)
+    return _closed((q0 - yi.shape[1]) / (1.0 / vi).sum(axis=1), q0)
 
 
 def _tau2_he(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
@@ -395,7 +414,7 @@ def _tau2_pm(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
         )
         tau2[rows] = roots
     out = _closed(tau2)
-    return Tau2Rows(out.tau2, out.converged, out.iterations, out.slow, out.reset, extended)
+    return Tau2Rows(out.tau2, out.converged, out.iterations, out.slow, out.reset, extended, q0)
 
 
 def _tau2_ml(yi: FloatArray, vi: FloatArray) -> Tau2Rows:
@@ -445,9 +464,10 @@ def q_profile_rows(
     beyond that range is reported as its end, and bounds below 0 as 0.
     """
     r_count, k = yi.shape
-    alpha = 1.0 - level
-    crit_u = float(special.chdtri(k - 1, alpha / 2.0))
-    crit_l = float(special.chdtri(k - 1, 1.0 - alpha / 2.0))
+    if r_count == 1:
+        lo1, hi1 = _q_profile_one(yi, vi, float(tau2_hat[0]), level)
+        return np.array([lo1]), np.array([hi1])
+    crit_u, crit_l = _q_profile_crit(k, level)
     m = _moments(_centred(yi))
     t_max = np.maximum(100.0, 10.0 * tau2_hat)
     q_min = _q_moments(m, vi, np.zeros(r_count))
@@ -484,6 +504,41 @@ def q_profile_rows(
     return lb, ub
 
 
+@lru_cache(maxsize=64)
+def _q_profile_crit(k: int, level: float) -> tuple[float, float]:
+    """The χ²_{k-1} quantiles the Q-profile bounds solve for: (upper, lower)."""
+    alpha = 1.0 - level
+    return (
+        float(special.chdtri(k - 1, alpha / 2.0)),
+        float(special.chdtri(k - 1, 1.0 - alpha / 2.0)),
+    )
+
+
+def _q_profile_one(
+    yi: FloatArray, vi: FloatArray, tau2_hat: float, level: float
+) -> tuple[float, float]:
+    """:func:`q_profile_rows` of one dataset (``yi``, ``vi``: (1, k)), its branches in
+    Python floats and each bound by :func:`metaresp._roots._brent_one` directly: the same
+    values and steps without NumPy's per-call cost on one-element arrays."""
+    crit_u, crit_l = _q_profile_crit(yi.shape[1], level)
+    m = _moments(_centred(yi))
+    t_max = float(np.maximum(100.0, 10.0 * tau2_hat))
+    q_min = float(_q_moments(m, vi, np.zeros(1))[0])
+    q_max = float(_q_moments(m, vi, np.array([t_max]))[0])
+
+    def solve(crit: float) -> float:
+        f = _q_of_row(m[0], vi[0], crit)
+        return _brent_one(f, 0.0, t_max, q_min - crit, q_max - crit, METAFOR_TOL, 1000)
+
+    if q_min < crit_l:
+        return 0.0, 0.0
+    if q_max > crit_u:
+        return t_max, t_max
+    ub = t_max if q_max > crit_l else solve(crit_l)
+    lb = 0.0 if q_min < crit_u else solve(crit_u)
+    return lb, ub
+
+
 # --------------------------------------------------------------------------- one dataset
 
 
@@ -514,5 +569,4 @@ def q_profile_ci(
     yi: FloatArray, vi: FloatArray, tau2_hat: float, level: float
 ) -> tuple[float, float]:
     """Q-profile CI for τ² of one dataset (see :func:`q_profile_rows`)."""
-    lb, ub = q_profile_rows(_row(yi), _row(vi), np.array([tau2_hat]), level)
-    return float(lb[0]), float(ub[0])
+    return _q_profile_one(_row(yi), _row(vi), float(tau2_hat), level)

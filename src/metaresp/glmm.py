@@ -95,8 +95,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import special
 
+from metaresp._glmm_quad import _evaluate
 from metaresp._glmm_rows import (
     ALL_EXTREME,
     DEFAULT_NAGQ,
@@ -104,7 +105,6 @@ from metaresp._glmm_rows import (
     OK,
     REASONS,
     GlmmRows,
-    _evaluate,
     _log_choose,
     conditional_modes,
     fit_glmm_rows,
@@ -210,11 +210,10 @@ def saturated_fit(x: FloatArray, n: FloatArray) -> tuple[FloatArray, FloatArray]
         dmu = np.maximum(a / (1.0 + a) ** 2, _DBL_EPS)  # R's binomial()$mu.eta
         w_new = n * dmu * dmu / (mu * (1.0 - mu))
         eta_new = eta + (y - mu) / dmu
-        e = np.where(
-            eta_new < -30.0,
-            _DBL_EPS,
-            np.where(eta_new > 30.0, 1.0 / _DBL_EPS, np.exp(np.clip(eta_new, -30.0, 30.0))),
-        )
+        # R's logit linkinv: eps below eta = -30, 1/eps above 30, else exp(eta)
+        e = np.exp(np.minimum(np.maximum(eta_new, -30.0), 30.0))
+        np.copyto(e, _DBL_EPS, where=eta_new < -30.0)
+        np.copyto(e, 1.0 / _DBL_EPS, where=eta_new > 30.0)
         mu_new = e / (1.0 + e)
         act = active[:, None]
         weights = np.where(act, w_new, weights)
@@ -372,8 +371,9 @@ def fit_glmm(xi: NDArray[np.int64], ni: NDArray[np.int64], *, nagq: int = DEFAUL
         q_wald = float(saturated_wald(x[None, :], n[None, :])[0])
         q_lrt = float(lrt_heterogeneity(x[None, :], n[None, :])[0])
         df = k - 1
-        q_wald_p = float(stats.chi2.sf(q_wald, df))
-        q_lrt_p = float(stats.chi2.sf(q_lrt, df))
+        # P(χ²_df > q): what scipy.stats.chi2.sf computes, without its argument handling
+        q_wald_p = float(special.chdtrc(df, q_wald))
+        q_lrt_p = float(special.chdtrc(df, q_lrt))
         n_extreme = int(((x == 0) | (x == n)).sum())
         if n_extreme:
             warnings.append(

@@ -15,6 +15,7 @@ dataset is one row.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -27,8 +28,10 @@ FloatArray = NDArray[np.float64]
 _EPS: Final[float] = float(np.finfo(np.float64).eps)
 
 
+@lru_cache(maxsize=256)
 def critical(level: float, df: int | None) -> float:
-    """Two-sided critical value at ``level``: normal for ``df=None``, else t with ``df``."""
+    """Two-sided critical value at ``level``: normal for ``df=None``, else t with ``df``
+    (cached: a fit asks for the same few values again and again)."""
     if df is None:
         return float(-special.ndtri((1.0 - level) / 2.0))
     return float(special.stdtrit(df, 1.0 - (1.0 - level) / 2.0))
