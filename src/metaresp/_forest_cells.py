@@ -28,20 +28,22 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from metaresp._forest_table import (
-    FIG_WIDTH_IN,
-    GAP_IN,
-    LEFT_GAP_IN,
-    MARGIN_IN,
-    MIN_PLOT_WIDTH_IN,
-    SANS_FONT,
-    _Row,
-    _Table,
-)
-
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from metaresp._forest_table import _Row, _Table
+
+FIG_WIDTH_IN = 7.0
+"""A journal's full page width (two-column journals: about 7 in / 178 mm)."""
+SANS_FONT = "DejaVu Sans"
+"""Bundled with matplotlib, so always present; every text of the figure is set in it."""
+MIN_PLOT_WIDTH_IN = 1.4
+"""Narrowest plot column before the figure is widened beyond FIG_WIDTH_IN."""
+MARGIN_IN = 0.08
+GAP_IN = 0.10
+LEFT_GAP_IN = 0.20
+"""Room for half a square (9 pt) or a diamond tip at 0% between the table and the plot."""
 
 COL_GAP_IN = 0.10
 """Space between two table columns (about one and a half digits at 8 pt)."""

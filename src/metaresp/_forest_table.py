@@ -14,24 +14,24 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from metaresp import formatting as fmt
+from metaresp._forest_cells import (
+    FIG_WIDTH_IN,
+    GAP_IN,
+    LEFT_GAP_IN,
+    MARGIN_IN,
+    MIN_PLOT_WIDTH_IN,
+    SANS_FONT,
+    label_room_in,
+    wrap_to_width,
+)
 from metaresp.estimates import heterogeneity_text
 from metaresp.forestdata import CumulativeRow, ForestData, PooledRow, StudyRow, Subgroup
 
-FIG_WIDTH_IN = 7.0
-"""A journal's full page width (two-column journals: about 7 in / 178 mm)."""
 FONT_SIZE = 8.0
 """Points at :data:`FIG_WIDTH_IN`: journals ask for figure text of at least 8 pt at the
 printed size (a full-width figure is about 7 in)."""
 ROW_HEIGHT_IN = 0.19
-SANS_FONT = "DejaVu Sans"
-"""Bundled with matplotlib, so always present; every text of the figure is set in it."""
 MIN_FONT_SIZE = 8.0
-MIN_PLOT_WIDTH_IN = 1.4
-"""Narrowest plot column before the figure is widened beyond FIG_WIDTH_IN."""
-MARGIN_IN = 0.08
-GAP_IN = 0.10
-LEFT_GAP_IN = 0.20
-"""Room for half a square (9 pt) or a diamond tip at 0% between the table and the plot."""
 
 RATE_HEADER = "Rate (%)"
 """Header over the point estimates, which are printed in percent."""
@@ -308,8 +308,6 @@ def _wrap_labels(table: _Table, room: float | None = None) -> _Table:
     """``table`` with study labels wider than ``room`` (by default the label column,
     :func:`metaresp._forest_cells.label_room_in`) wrapped over up to five lines: the
     numbers and the whisker on the first, the rest on text-only rows below."""
-    from metaresp._forest_cells import label_room_in, wrap_to_width
-
     if room is None:
         room = label_room_in(table, [r for sec in table.sections for r in sec.rows])
     for sec in table.sections:
