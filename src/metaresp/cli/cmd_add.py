@@ -90,6 +90,8 @@ def add(
         verb = "replaced" if p.previous is not None else "added"
         typer.echo(f"{verb} {p.target} (study {p.study})")
     typer.echo(ran.message())
+    for line in ran.warnings:
+        sys.stderr.write(f"note: {line}\n")
     for line in done:
         typer.echo(line)
     typer.echo("")

@@ -88,6 +88,8 @@ def run(
         )
         done = finish_run(out, published if publish else None)
     typer.echo(written.message())
+    for line in written.warnings:
+        sys.stderr.write(f"note: {line}\n")
     for line in done:
         typer.echo(line)
     if pdf:
