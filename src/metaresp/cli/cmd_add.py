@@ -73,7 +73,8 @@ def add(
         for line in warnings:
             sys.stderr.write(f"warning: {line}\n")
         files = [(p.target, p.text.encode("utf-8")) for p in placements]
-        with journal(extractions, "add", [*files, (published, None)], commit=published):
+        journaled = [*files, (published, None)]
+        with journal(extractions, "add", journaled, commit=published, keep=results):
             living.place(placements)
             _faults.at("add-placed")
             ran = run_plan_files(plan, extractions, results, progress=False)
