@@ -66,7 +66,7 @@ def run(
     """
     import sys
 
-    from metaresp._journal import recover_project
+    from metaresp._journal import recover_project, require_writable
     from metaresp._lock import project_lock
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
@@ -80,6 +80,8 @@ def run(
         missing = pdf_unavailable()
         if missing:
             raise InputError(f"--pdf: report.pdf cannot be written here: {missing}")
+    if publish:
+        require_writable(published.parent, "the published state", "--published")
     with project_lock(extractions):
         for line in recover_project(extractions, out):
             sys.stderr.write(f"note: {line}\n")

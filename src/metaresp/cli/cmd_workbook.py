@@ -82,7 +82,7 @@ def import_(
     """Validate a workbook and write one extraction file per study (nothing on any error)."""
     import sys
 
-    from metaresp._journal import recover_project
+    from metaresp._journal import recover_project, require_writable
     from metaresp._lock import project_lock
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
@@ -94,6 +94,7 @@ def import_(
             f"--extractions: {to.parent}: folder not found (the extractions folder is created "
             "only inside an existing folder)"
         )
+    require_writable(to, "the imported studies", "--extractions")
     with project_lock(to):
         for line in recover_project(to):
             sys.stderr.write(f"note: {line}\n")
