@@ -363,3 +363,10 @@ def test_putting_the_results_back_can_be_repeated_after_a_kill(tmp_path: Path) -
     assert (results / "summary.json").read_text(encoding="utf-8") == "old"
     recover_folder(results)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_the_kept_folder_knows_a_results_folder_as_the_runner_does() -> None:
+    from metaresp import _keep
+    from metaresp.runner import MARKER_NAMES
+
+    assert _keep.RESULT_MARKERS == MARKER_NAMES

@@ -33,7 +33,7 @@ from typing import Any
 from metaresp import _faults, _keep
 from metaresp.files import write_bytes_atomic, write_text_atomic
 
-__all__ = ["JOURNAL_NAME", "journal", "recover", "require_writable"]
+__all__ = ["JOURNAL_NAME", "journal", "recover"]
 
 JOURNAL_NAME = ".metaresp-journal.json"
 
@@ -204,25 +204,3 @@ def place_journaled(folder: Path, command: str, placements: Sequence[Any]) -> No
         return
     with journal(folder, command, files):
         place(placements)
-
-
-def require_writable(folder: Path, what: str, option: str) -> None:
-    """Refuse, in one line naming the folder and what to do, a folder (or, when it does
-    not exist yet, the folder it would be made in) that this user cannot write into:
-    checked before anything is written, so that nothing is left half-done."""
-    from metaresp.errors import InputError
-
-    where = Path(os.path.abspath(folder))
-    while not where.exists() and where.parent != where:
-        where = where.parent
-    if os.access(where, os.W_OK | os.X_OK):
-        return
-    try:
-        read_only = bool(os.statvfs(where).f_flag & os.ST_RDONLY)
-    except OSError:
-        read_only = False
-    reason = "it is on a read-only file system" if read_only else "this user may not write in it"
-    raise InputError(
-        f"{where}: cannot write {what} here ({reason}); make the folder writable for this "
-        f"user, or choose another with {option}"
-    )

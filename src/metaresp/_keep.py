@@ -20,7 +20,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["checked", "drop", "make", "plan", "put_back"]
+__all__ = ["RESULT_MARKERS", "checked", "drop", "make", "plan", "put_back"]
+
+RESULT_MARKERS = ("summary.json", "pooled.csv")
+"""A folder holding one of these is a results folder (:data:`metaresp.runner.MARKER_NAMES`;
+not imported from there, which would make an import cycle through the journal)."""
 
 
 def plan(folder: Path) -> dict[str, Any]:
@@ -76,9 +80,7 @@ def make(kept: dict[str, Any]) -> None:
 
 
 def _looks_like_results(folder: Path) -> bool:
-    from metaresp.runner import MARKER_NAMES
-
-    return any((folder / name).exists() for name in MARKER_NAMES)
+    return any((folder / name).exists() for name in RESULT_MARKERS)
 
 
 def _fill(target: Path, backup: Path) -> None:

@@ -125,7 +125,7 @@ def check_out_folder(out: Path) -> None:
             f"{out}: --results is a non-empty folder without earlier results "
             f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it"
         )
-    from metaresp._journal import require_writable
+    from metaresp._writable import require_writable
 
     # the results are built beside the folder and renamed (inside it for a mount point)
     inside = out.is_dir() and os.path.ismount(out)

@@ -52,8 +52,9 @@ def add(
     import sys
 
     from metaresp import _faults, living
-    from metaresp._journal import journal, recover_project, require_writable
+    from metaresp._journal import journal, recover_project
     from metaresp._lock import project_lock
+    from metaresp._writable import require_writable
     from metaresp.plan import load_plan
     from metaresp.runner import SUMMARY_NAME, check_out_folder, run_plan_files
 

@@ -66,8 +66,9 @@ def run(
     """
     import sys
 
-    from metaresp._journal import recover_project, require_writable
+    from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp._writable import require_writable
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
     from metaresp.living import finish_run

@@ -82,8 +82,9 @@ def import_(
     """Validate a workbook and write one extraction file per study (nothing on any error)."""
     import sys
 
-    from metaresp._journal import recover_project, require_writable
+    from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp._writable import require_writable
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
     from metaresp.workbook import import_workbook
