@@ -276,3 +276,97 @@ def test_workers_end_with_their_parent_and_ctrl_c_is_one_line(small_repo: Repo) 
     while any(_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(w) for w in workers)
+
+
+def results_snapshot(repo: Repo) -> dict[str, bytes]:
+    return {k: v for k, v in repo.snapshot().items() if k.startswith("results/")}
+
+
+def import_other_study(repo: Repo, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``metaresp import`` of one other study: a command that settles the journal and
+    runs nothing."""
+    from metaresp.corpus import load_extractions
+    from metaresp.workbook import write_workbook
+
+    source = tmp_path / "other"
+    source.mkdir()
+    (source / "othr-2024.yaml").write_text(study_text("othr-2024", 3, 9, year=2024), "utf-8")
+    book = tmp_path / "other.xlsx"
+    write_workbook(load_extractions(source), book)
+    return metaresp("import", book, "--to", repo.extractions)
+
+
+@pytest.mark.parametrize(
+    ("fault", "had_results"),
+    [
+        ("add-ran", True),  # killed with the add's run in results/
+        ("results-swap", True),  # killed inside the swap: results/ set aside, none in place
+        ("add-results-kept", True),  # killed before the corpus changed
+        ("add-ran", False),  # no results/ before the add: the add's run is removed
+        ("add-ran:raise", True),  # a failure inside the command (no kill)
+    ],
+)
+def test_undone_add_puts_the_results_back(
+    repo: Repo, tmp_path: Path, fault: str, had_results: bool
+) -> None:
+    repo.publish_current()
+    if had_results:
+        first = metaresp("run", *repo.options(), "--results", repo.results, "--quiet")
+        assert first.returncode == 0, first.stderr
+    before = results_snapshot(repo)
+    assert bool(before) == had_results
+    failed = metaresp(*add_args(repo, new_study(repo)), fault=fault)
+    if fault.endswith(":raise"):
+        assert failed.returncode == 1, failed.stderr
+    else:
+        assert failed.returncode == 137, failed.stderr
+        settled = import_other_study(repo, tmp_path)
+        assert settled.returncode == 0, settled.stderr
+        assert "undid an interrupted 'metaresp add'" in settled.stderr
+    # the results are those of the corpus put back, byte for byte (or none, as before)
+    assert results_snapshot(repo) == before
+    assert not (repo.extractions / f"{NEW.sid}.yaml").exists()
+    assert not (repo.extractions / ".metaresp-journal.json").exists()
+    assert leftovers(repo) == []
+
+
+def test_completed_add_drops_the_kept_results(repo: Repo) -> None:
+    repo.publish_current()
+    first = metaresp("run", *repo.options(), "--results", repo.results, "--quiet")
+    assert first.returncode == 0, first.stderr
+    before = results_snapshot(repo)
+    killed = metaresp(*add_args(repo, new_study(repo)), fault="add-before-journal-removed")
+    assert killed.returncode == 137
+    assert any(".undo-" in name for name in leftovers(repo))  # the copy is still there
+    again = metaresp("run", *repo.options(), "--results", repo.results, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert "had finished its change" in again.stderr
+    assert results_snapshot(repo) != before
+    summary = json.loads((repo.results / "summary.json").read_text(encoding="utf-8"))
+    assert NEW.record in summary["corpus_records"]
+    assert leftovers(repo) == []
+
+
+def test_putting_the_results_back_can_be_repeated_after_a_kill(tmp_path: Path) -> None:
+    from metaresp import _keep
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "summary.json").write_text("old", encoding="utf-8")
+    kept = _keep.plan(results)
+    _keep.make(kept)
+    (results / "summary.json").unlink()  # a run writes through new files, never in place
+    (results / "summary.json").write_text("new", encoding="utf-8")
+    # killed inside put_back, after the command's folder was moved away
+    os.rename(results, tmp_path / f".results.tmp-{_dead_pid()}-undone-x")
+    assert _keep.put_back(kept)
+    assert (results / "summary.json").read_text(encoding="utf-8") == "old"
+    recover_folder(results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_the_kept_folder_knows_a_results_folder_as_the_runner_does() -> None:
+    from metaresp import _keep
+    from metaresp.runner import MARKER_NAMES
+
+    assert _keep.RESULT_MARKERS == MARKER_NAMES

@@ -11,6 +11,11 @@ the journal stays, and :func:`recover` (called by the next command, under the pr
 lock) settles it: the change counts as done when its commit file (the published state)
 was already rewritten or, without one, when every file holds its new bytes; otherwise
 every file gets its previous bytes back.
+
+A command that also rewrites a results folder (``add`` runs the plan) names it as
+``keep``: before the first change, a copy of that folder (hard links, else copies) is put
+beside it, and when the change is undone that copy replaces whatever the command left
+there, so the results stay those of the corpus that is put back (:mod:`metaresp._keep`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from metaresp import _faults
+from metaresp import _faults, _keep
 from metaresp.files import write_bytes_atomic, write_text_atomic
 
 __all__ = ["JOURNAL_NAME", "journal", "recover"]
@@ -95,27 +100,38 @@ def journal(
     files: Sequence[tuple[Path, bytes | None]],
     *,
     commit: Path | None = None,
+    keep: Path | None = None,
 ) -> Iterator[None]:
     """Journal the change of ``files`` (each with its new bytes, ``None`` when not known
     in advance) made inside the block; ``commit`` is the file whose rewriting completes
-    the change (it must be one of ``files``)."""
+    the change (it must be one of ``files``); ``keep`` a folder the block may replace
+    (the results), put back as it was when the change is undone."""
     entries = [_entry(path, new) for path, new in files]
+    kept = None if keep is None else _keep.plan(keep)
     record = {
         "command": command,
         "pid": os.getpid(),
         "files": entries,
         "commit": None if commit is None else str(commit.resolve()),
+        "keep": kept,
     }
     path = folder / JOURNAL_NAME
     write_text_atomic(path, json.dumps(record))
     _faults.at(f"{command}-journal-written")
     try:
+        if kept is not None:
+            _keep.make(kept)
+            _faults.at(f"{command}-results-kept")
         yield
     except BaseException:
         _put_back(entries)
+        if kept is not None:
+            _keep.put_back(kept)
         path.unlink(missing_ok=True)
         raise
     _faults.at(f"{command}-before-journal-removed")
+    if kept is not None:
+        _keep.drop(kept)
     path.unlink(missing_ok=True)
 
 
@@ -131,6 +147,7 @@ def recover(folder: Path) -> list[str]:
         data = json.loads(text)
         entries = data["files"]
         command = str(data.get("command", "a command"))
+        kept = _keep.checked(data.get("keep"))
     except (ValueError, KeyError, TypeError):
         path.unlink(missing_ok=True)
         return [f"{path}: removed an unreadable journal"]
@@ -138,14 +155,30 @@ def recover(folder: Path) -> list[str]:
         for e in entries:
             for temp in _temporaries(Path(e["path"])):
                 temp.unlink(missing_ok=True)
+        if kept is not None:
+            _keep.drop(kept)
         path.unlink(missing_ok=True)
-        return [f"{folder}: an interrupted 'metaresp {command}' had finished its change; kept"]
+        return [
+            f"{folder}: an interrupted 'metaresp {command}' had finished its change; kept",
+            *_folder_leftovers(kept),
+        ]
     _put_back(entries)
+    also = ""
+    if kept is not None and _keep.put_back(kept):
+        also = f", and {kept['path']} as it was before it"
     path.unlink(missing_ok=True)
     return [
         f"{folder}: undid an interrupted 'metaresp {command}' "
-        f"({len(entries)} file(s) put back as they were)"
+        f"({len(entries)} file(s) put back as they were{also})",
+        *_folder_leftovers(kept),
     ]
+
+
+def _folder_leftovers(kept: dict[str, Any] | None) -> list[str]:
+    """Remove what the interrupted command's run left beside the kept folder."""
+    from metaresp.files import recover_folder
+
+    return [] if kept is None else recover_folder(kept["path"])
 
 
 def recover_project(extractions: Path, results: Path | None = None) -> list[str]:

@@ -15,10 +15,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["WATCH_SECONDS", "guard_worker", "sigint_ignored"]
+__all__ = ["WATCH_SECONDS", "guard_worker", "sigint_ignored", "start_pool"]
 
 WATCH_SECONDS = 1.0
 """How often a worker checks that its parent is alive."""
@@ -79,3 +81,45 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def start_pool(
+    workers: int, initializer: Callable[..., object], initargs: tuple[Any, ...]
+) -> tuple[Executor | None, str | None]:
+    """A pool of ``workers`` processes (spawned, started at once with Ctrl-C ignored,
+    each running ``initializer(*initargs)`` first), or ``None`` and why not.
+
+    The processes run this interpreter again. Where they cannot be started (this user
+    may not run it again, say after a change of user; no process left to fork), the
+    caller works in this process instead. Checked before anything is spawned: a pool
+    whose processes fail to start breaks the pipes of ``multiprocessing`` and, through
+    click's handling of a broken pipe, would end the command without a word."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import spawn
+
+    executable = os.fsdecode(spawn.get_executable())
+    if not os.access(executable, os.X_OK):
+        return None, (
+            f"{executable}: this user cannot start the interpreter again, so no worker "
+            "process was started; everything was done in this process (slower)"
+        )
+    pool: ProcessPoolExecutor | None = None
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=initializer,
+            initargs=initargs,
+        )
+        with sigint_ignored():  # the workers start with Ctrl-C ignored: it is the parent's
+            for _ in range(workers):
+                pool.submit(int)
+    except OSError as exc:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return None, (
+            f"worker processes could not be started ({exc.strerror or exc}); everything "
+            "was done in this process (slower)"
+        )
+    return pool, None

@@ -26,12 +26,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp import _faults
+from metaresp._progress import Progress as _Progress
 from metaresp._report_run import write_report_files as _write_report
 from metaresp._runcache import (
     CACHE_FOLDER,
@@ -74,6 +75,9 @@ __all__ = [
 
 FIGURE_WORKERS = 2
 """Processes drawing figures at once (the reference machine has 2 cores)."""
+PARALLEL_CUMULATIVE_STUDIES = 200
+"""From this many studies in the pooled classes of an analysis (and two classes or
+more), their cumulative refits run in the worker processes, one class each."""
 CUMULATIVE_MIN_K = int(FIGURE_SETTINGS["cumulative_min_k"])
 """Smallest class drawn as a cumulative plot (fewer studies only repeat the forest plot)."""
 MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
@@ -121,6 +125,11 @@ def check_out_folder(out: Path) -> None:
             f"{out}: --results is a non-empty folder without earlier results "
             f"({' or '.join(MARKER_NAMES)}); choose another folder or empty it"
         )
+    from metaresp._writable import require_writable
+
+    # the results are built beside the folder and renamed (inside it for a mount point)
+    inside = out.is_dir() and os.path.ismount(out)
+    require_writable(out if inside else out.parent, "the results folder", "--results")
 
 
 def run_plan(
@@ -194,7 +203,6 @@ def _run_into(
     published: Path | None = None,
 ) -> RunOutput:
     from metaresp.corpus import load_extractions
-    from metaresp.cumulative import cumulative_analysis
 
     corpus = load_extractions(extractions)
     if not corpus.studies:
@@ -210,21 +218,28 @@ def _run_into(
             planned: list[_Planned] = []
             jobs: list[tuple[str, Any, Path, Path]] = []
             figures: dict[str, tuple[Path, ...]] = {}
+            notes: list[str] = []
             (tmp / "figures").mkdir()
-            for analysis in analyses:
+            fitted: list[tuple[Any, str, Any, Any]] = []
+            for analysis in analyses:  # fit; the cumulative refits go to the workers
                 fp = prints.of(analysis)
                 hit = previous.lookup(analysis.name, fp)
                 if hit is not None:
                     bar.step(f"reusing {analysis.name}")
-                    previous.bring(hit.files, tmp)
-                    item = _Planned(
-                        hit.result, hit.steps, fp, [tmp / f for f in hit.files], reused=True
-                    )
+                    fitted.append((analysis, fp, hit, None))
                 else:
                     bar.step(f"pooling {analysis.name}")
                     result = run_analysis(analysis, records)
-                    item = _Planned(result, cumulative_analysis(result), fp, [], reused=False)
-                    for job in _figure_jobs(tmp, item):
+                    fitted.append((analysis, fp, result, pool.cumulative(result)))
+            for analysis, fp, done, steps in fitted:
+                if steps is None:
+                    previous.bring(done.files, tmp)
+                    item = _Planned(
+                        done.result, done.steps, fp, [tmp / f for f in done.files], reused=True
+                    )
+                else:
+                    item = _Planned(done, steps.result(), fp, [], reused=False)
+                    for job in _figure_jobs(tmp, item, notes):
                         kind, data, png, svg = job
                         names = [png.relative_to(tmp).as_posix(), svg.relative_to(tmp).as_posix()]
                         drawn = data if kind == "forest" else _cumulative_data(data)
@@ -236,13 +251,14 @@ def _run_into(
                             jobs.append(job)
                         item.files.extend((png, svg))
                 if item.reused:
+                    _figure_jobs(tmp, item, notes)  # only for the notes: nothing is drawn
                     for f in item.files:
                         name = f.relative_to(tmp).as_posix()
                         if name in previous.figures:
                             cache.figures[name] = previous.figures[name]
                 planned.append(item)
-                if not item.result.empty:
-                    png = tmp / "figures" / f"{analysis.name}.png"
+                png = tmp / "figures" / f"{analysis.name}.png"
+                if png in item.files:
                     figures[analysis.name] = (png, png.with_suffix(".svg"))
             results = [item.result for item in planned]
             bar.grow(len(jobs))
@@ -294,6 +310,8 @@ def _run_into(
             )
         )
     drawn = [item for item in planned if item.files]
+    if pool.note is not None:
+        notes.append(pool.note)
     return RunOutput(
         out=out,
         results=tuple(results),
@@ -303,6 +321,7 @@ def _run_into(
         figures_total=sum(len(item.files) // 2 for item in drawn),
         with_figures=len(drawn),
         figures_drawn=len(jobs),
+        warnings=tuple(notes),
     )
 
 
@@ -349,19 +368,31 @@ def _cumulative_data(fig: Any) -> tuple[Any, ...]:
     return (fig.rows, fig.title, fig.outcome, fig.model_note)
 
 
-def _figure_jobs(folder: Path, item: _Planned) -> list[tuple[str, Any, Path, Path]]:
-    """The figures of one analysis to draw: its forest plot and its cumulative plots."""
+def _figure_jobs(
+    folder: Path, item: _Planned, notes: list[str]
+) -> list[tuple[str, Any, Path, Path]]:
+    """The figures of one analysis to draw: its forest plot (cut into pages, or none past
+    :data:`~metaresp.limits.MAX_PLOT_ROWS` studies) and its cumulative plots (at most
+    :data:`~metaresp._figure_bounds.MAX_CUMULATIVE_PLOT_ROWS` steps each); what was left
+    out is said in ``notes`` (:mod:`metaresp._figure_bounds`)."""
+    from metaresp._figure_bounds import bounded_cumulative, forest_note, paged
     from metaresp.cumulative import figures_of
 
     result = item.result
     jobs: list[tuple[str, Any, Path, Path]] = []
     if not result.empty:
-        png = folder / "figures" / f"{result.analysis.name}.png"
-        jobs.append(("forest", result.forest_data(), png, png.with_suffix(".svg")))
-    jobs.extend(
-        ("cumulative", fig, fig.png, fig.png.with_suffix(".svg"))
-        for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K)
-    )
+        data = result.forest_data()
+        note = forest_note(result.analysis.name, sum(len(s.studies) for s in data.subgroups))
+        if note is None:
+            png = folder / "figures" / f"{result.analysis.name}.png"
+            jobs.append(("forest", paged(data), png, png.with_suffix(".svg")))
+        else:
+            notes.append(note)
+    for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K):
+        fig, note = bounded_cumulative(fig)
+        if note is not None:
+            notes.append(note)
+        jobs.append(("cumulative", fig, fig.png, fig.png.with_suffix(".svg")))
     return jobs
 
 
@@ -414,6 +445,35 @@ def _warm_worker(parent: int | None = None) -> None:
         pass
 
 
+class _Steps:
+    """The cumulative steps of one analysis, by class: computed, or still in a worker."""
+
+    def __init__(self, steps: dict[str, Any]) -> None:
+        self._steps = steps
+
+    def result(self) -> dict[str, list[CumulativeStep]]:
+        return {
+            name: _worker_result(s, f"the cumulative analysis of {name}")
+            if isinstance(s, Future)
+            else s
+            for name, s in self._steps.items()
+        }
+
+
+def _worker_result(future: Future[Any], doing: str) -> Any:
+    """``future.result()``; a worker process that died (killed, out of memory) is one
+    line saying so, not the executor's traceback."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise InputError(
+            f"a worker process of this run ended unexpectedly while {doing} (killed, or "
+            "out of memory?); nothing was changed: run again, or free memory first"
+        ) from None
+
+
 class _FigurePool:
     """Worker processes for the figures, one per core up to :data:`FIGURE_WORKERS`.
 
@@ -425,6 +485,8 @@ class _FigurePool:
     def __init__(self, start: bool) -> None:
         self._pool: Executor | None = None
         self._start = start
+        self.note: str | None = None
+        """Why there are no worker processes, when they could not be started."""
 
     def __enter__(self) -> _FigurePool:
         if self._start:
@@ -433,23 +495,26 @@ class _FigurePool:
 
     def _open(self) -> Executor | None:
         workers = min(FIGURE_WORKERS, os.cpu_count() or 1)
-        if self._pool is None and workers >= 2:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        if self._pool is None and workers >= 2 and self.note is None:
+            from metaresp._workers import start_pool
 
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=_warm_worker,
-                initargs=(os.getpid(),),
-            )
-            from metaresp._workers import sigint_ignored
-
-            with sigint_ignored():  # the workers start with Ctrl-C ignored: it is the parent's
-                for _ in range(workers):
-                    self._pool.submit(int)
+            self._pool, self.note = start_pool(workers, _warm_worker, (os.getpid(),))
         return self._pool
+
+    def cumulative(self, result: AnalysisResult) -> _Steps:
+        """The cumulative steps of every pooled class of ``result``
+        (:func:`metaresp.cumulative.cumulative_class`; the refits grow with the square of
+        a class's size): in the worker processes, one class each, when there are two
+        classes or more of :data:`PARALLEL_CUMULATIVE_STUDIES` studies together."""
+        from metaresp.cumulative import cumulative_class, pooled_classes
+
+        name = result.analysis.name
+        classes = pooled_classes(result)
+        big = sum(len(g.records) for g in classes) >= PARALLEL_CUMULATIVE_STUDIES
+        pool = self._open() if len(classes) >= 2 and big else None
+        if pool is None:
+            return _Steps({g.name: cumulative_class(name, g) for g in classes})
+        return _Steps({g.name: pool.submit(cumulative_class, name, g) for g in classes})
 
     def draw(self, jobs: Sequence[tuple[str, Any, Path, Path]], bar: _Progress) -> None:
         """Draw every job; in the worker processes when there are several."""
@@ -465,7 +530,7 @@ class _FigurePool:
         try:
             _faults.at("figures-drawing")
             for future in as_completed(futures):
-                future.result()
+                _worker_result(future, f"drawing {futures[future]}")
                 bar.step(f"drew {futures[future]}")
         except BaseException:
             # stop the other figures before the temporary folder is removed: no worker
@@ -480,45 +545,3 @@ class _FigurePool:
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Progress:
-    """A rich progress bar on standard error (nothing when disabled or not a terminal)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled
-        self.total = total
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            console = Console(stderr=True)
-            self._progress = Progress(
-                TextColumn("{task.description:<40}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task("reading", total=self.total)
-        return self
-
-    def step(self, description: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, description=description)
-
-    def grow(self, extra: int) -> None:
-        """Count ``extra`` more steps (figures, once it is known how many)."""
-        self.total += extra
-        if self._progress is not None:
-            self._progress.update(self._task, total=self.total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)

@@ -40,12 +40,13 @@ def add(
     written into the extractions folder (atomically; an id already there is refused
     unless --update), the plan is run into the results folder, the published state is
     rewritten and the diff against the previous published state is printed. If the run
-    or the publishing fails, or the command is interrupted, the corpus and the published
-    state are put back as they were (an interrupted add is undone, or finished when it
-    had published, by the next command). Commands that change the corpus run one at a
-    time (a lock in the extractions folder). --update refuses to replace a file that
-    differs from the published state (an edit not yet published) where the new file
-    changes it again, and lists those fields; --force replaces it anyway.
+    or the publishing fails, or the command is interrupted, the corpus, the published
+    state and the results folder are put back as they were (an interrupted add is undone,
+    or finished when it had published, by the next command). Commands that change the
+    corpus run one at a time (a lock in the extractions folder). --update refuses to
+    replace a file that differs from the published state (an edit not yet published)
+    where the new file changes it again, and lists those fields; --force replaces it
+    anyway.
     """
     import json
     import sys
@@ -53,12 +54,15 @@ def add(
     from metaresp import _faults, living
     from metaresp._journal import journal, recover_project
     from metaresp._lock import project_lock
+    from metaresp._writable import require_writable
     from metaresp.plan import load_plan
     from metaresp.runner import SUMMARY_NAME, check_out_folder, run_plan_files
 
     new = living.read_new_studies(file)
     load_plan(plan)
     check_out_folder(results)
+    require_writable(extractions, "the new study", "--extractions")
+    require_writable(published.parent, "the published state", "--published")
     with project_lock(extractions):
         for line in recover_project(extractions, results):
             sys.stderr.write(f"note: {line}\n")
@@ -73,7 +77,8 @@ def add(
         for line in warnings:
             sys.stderr.write(f"warning: {line}\n")
         files = [(p.target, p.text.encode("utf-8")) for p in placements]
-        with journal(extractions, "add", [*files, (published, None)], commit=published):
+        journaled = [*files, (published, None)]
+        with journal(extractions, "add", journaled, commit=published, keep=results):
             living.place(placements)
             _faults.at("add-placed")
             ran = run_plan_files(plan, extractions, results, progress=False)
@@ -90,6 +95,8 @@ def add(
         verb = "replaced" if p.previous is not None else "added"
         typer.echo(f"{verb} {p.target} (study {p.study})")
     typer.echo(ran.message())
+    for line in ran.warnings:
+        sys.stderr.write(f"note: {line}\n")
     for line in done:
         typer.echo(line)
     typer.echo("")

@@ -68,6 +68,7 @@ def run(
 
     from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp._writable import require_writable
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
     from metaresp.living import finish_run
@@ -80,6 +81,8 @@ def run(
         missing = pdf_unavailable()
         if missing:
             raise InputError(f"--pdf: report.pdf cannot be written here: {missing}")
+    if publish:
+        require_writable(published.parent, "the published state", "--published")
     with project_lock(extractions):
         for line in recover_project(extractions, out):
             sys.stderr.write(f"note: {line}\n")
@@ -88,6 +91,8 @@ def run(
         )
         done = finish_run(out, published if publish else None)
     typer.echo(written.message())
+    for line in written.warnings:
+        sys.stderr.write(f"note: {line}\n")
     for line in done:
         typer.echo(line)
     if pdf:

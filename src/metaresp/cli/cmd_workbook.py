@@ -84,6 +84,7 @@ def import_(
 
     from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp._writable import require_writable
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
     from metaresp.workbook import import_workbook
@@ -94,6 +95,7 @@ def import_(
             f"--extractions: {to.parent}: folder not found (the extractions folder is created "
             "only inside an existing folder)"
         )
+    require_writable(to, "the imported studies", "--extractions")
     with project_lock(to):
         for line in recover_project(to):
             sys.stderr.write(f"note: {line}\n")
