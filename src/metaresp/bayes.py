@@ -58,12 +58,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from metaresp._bayes_grid import build_grids
 from metaresp.bayesquad import (
     _CHUNK_ELEMENTS,
     DEFAULT_NAGQ,
     DEFAULT_RESOLUTION,
     Resolution,
-    _build_grid,
     _summarise,
 )
 from metaresp.priors import (
@@ -291,6 +291,7 @@ def fit_bayes_batch(
             first = max(priors[i].quantile(1.0 - 1e-9) for i in members)
             tau_end = np.full(rows, min(TAU_FIRST_MAX, max(1.0, first)))
         todo = np.arange(rows)
+        group = [priors[i] for i in members]
         for attempt in range(TAU_MAX_EXTENSIONS + 1):
             n_tau = max(
                 24, math.ceil(math.asinh(float(np.max(tau_end)) / scale) / res.tau_step) + 1
@@ -298,33 +299,35 @@ def fit_bayes_batch(
             per_row = max(1, _CHUNK_ELEMENTS // (n_tau * res.mu_nodes * k * res.nagq_wide))
             again: dict[int, float] = {}
             for start in range(0, todo.size, per_row):
-                sel = todo[start : start + per_row]
-                grid = _build_grid(
-                    x[sel], n[sel], lc[sel], np.arcsinh(tau_end[sel] / scale), scale, upper, mp, res
-                )
-                for i in members:
-                    vals, diag = _summarise(grid, priors[i], probs, threshold, res)
-                    for name, arr in vals.items():
-                        results[i].setdefault(name, np.full(rows, np.nan))[sel] = arr
-                    for j, r in enumerate(sel):
-                        notes[i][r] = []
-                        if diag[j, 1] > MU_EDGE_TOL:
-                            notes[i][r].append(
-                                "posterior of μ reaches the edge of the "
-                                "integration grid; figures may be inaccurate"
-                            )
-                        if not math.isfinite(upper) and diag[j, 0] > res.tau_tail_tol:
-                            if attempt < TAU_MAX_EXTENSIONS:
-                                # Heavy tails decay like e^-v: jump far enough at once.
-                                jump = max(
-                                    TAU_EXTEND, math.log(diag[j, 0] / res.tau_tail_tol) + 1.0
-                                )
-                                again[int(r)] = max(again.get(int(r), 0.0), jump)
-                            else:
+                chunk = todo[start : start + per_row]
+                v_end = np.arcsinh(tau_end[chunk] / scale)
+                for part, grid in build_grids(
+                    x[chunk], n[chunk], lc[chunk], v_end, scale, upper, mp, group, res
+                ):
+                    sel = chunk[part]
+                    for i in members:
+                        vals, diag = _summarise(grid, priors[i], probs, threshold, res)
+                        for name, arr in vals.items():
+                            results[i].setdefault(name, np.full(rows, np.nan))[sel] = arr
+                        for j, r in enumerate(sel):
+                            notes[i][r] = []
+                            if diag[j, 1] > MU_EDGE_TOL:
                                 notes[i][r].append(
-                                    f"posterior of τ has mass beyond τ = {tau_end[r]:.3g}; "
-                                    "τ² figures may be inaccurate"
+                                    "posterior of μ reaches the edge of the "
+                                    "integration grid; figures may be inaccurate"
                                 )
+                            if not math.isfinite(upper) and diag[j, 0] > res.tau_tail_tol:
+                                if attempt < TAU_MAX_EXTENSIONS:
+                                    # Heavy tails decay like e^-v: jump far enough at once.
+                                    jump = max(
+                                        TAU_EXTEND, math.log(diag[j, 0] / res.tau_tail_tol) + 1.0
+                                    )
+                                    again[int(r)] = max(again.get(int(r), 0.0), jump)
+                                else:
+                                    notes[i][r].append(
+                                        f"posterior of τ has mass beyond τ = {tau_end[r]:.3g}; "
+                                        "τ² figures may be inaccurate"
+                                    )
             if not again:
                 break
             todo = np.array(sorted(again), dtype=np.intp)
