@@ -111,32 +111,64 @@ def _main_pass(
 ) -> FloatArray:
     """log L + log π(μ) at ``nodes`` (R, T, M), equispaced in μ for each τ node.
 
-    With ``res.cheb_nodes`` the function of μ is evaluated at Chebyshev points spanning the
-    nodes and interpolated; where its last two Chebyshev coefficients exceed ``tol`` (the
-    interpolation error is of their size), it is evaluated directly.
+    With ``res.cheb_nodes`` = C the function of μ is evaluated at C Chebyshev points
+    spanning the nodes and interpolated. Where its last two Chebyshev coefficients sum to
+    more than ``tol`` (they bound the interpolation error, typically tenfold), the 2C - 1
+    points that contain those C are used instead, and where that still fails every node
+    is evaluated directly.
     """
     n_mu = nodes.shape[-1]
-    if res.cheb_nodes <= 0 or res.cheb_nodes >= n_mu:
+    c1 = res.cheb_nodes
+    if c1 <= 0 or c1 >= n_mu:
         return _conditional(x, n, lc, tau, nodes, mu_prior, res)
-    u, interp, coef = _chebyshev(res.cheb_nodes, n_mu)
     lo, hi = nodes[..., 0], nodes[..., -1]
-    at = 0.5 * (lo + hi)[..., None] + 0.5 * (hi - lo)[..., None] * u
-    vals = _conditional(x, n, lc, tau, at, mu_prior, res)
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    u, interp, coef = _chebyshev(c1, n_mu)
+    vals = _conditional(x, n, lc, tau, mid[..., None] + half[..., None] * u, mu_prior, res)
     lp: FloatArray = np.einsum("mc,rtc->rtm", interp, vals)
     tail = np.sum(np.abs(np.einsum("jc,rtc->rtj", coef, vals)), axis=-1)
     bad_r, bad_t = np.nonzero(~(tail <= tol))
+    c2 = 2 * c1 - 1
+    if bad_r.size and c2 < n_mu:
+        # The Chebyshev points of 2C - 1 nodes are those of C (even indices) and C - 1 more.
+        u2, interp2, coef2 = _chebyshev(c2, n_mu)
+        both = np.empty((bad_r.size, c2))
+        both[:, ::2] = vals[bad_r, bad_t]
+        at = mid[bad_r, bad_t][:, None] + half[bad_r, bad_t][:, None] * u2[1::2]
+        both[:, 1::2] = _gathered(x, n, lc, tau, at, bad_r, bad_t, mu_prior, res)
+        lp[bad_r, bad_t] = both @ interp2.T
+        ok = np.sum(np.abs(both @ coef2.T), axis=-1) <= tol
+        bad_r, bad_t = bad_r[~ok], bad_t[~ok]
     if bad_r.size:
-        direct = _conditional(
-            x[bad_r],
-            n[bad_r],
-            lc[bad_r],
-            tau[bad_r, bad_t][:, None],
-            nodes[bad_r, bad_t][:, None, :],
-            mu_prior,
-            res,
+        lp[bad_r, bad_t] = _gathered(
+            x, n, lc, tau, nodes[bad_r, bad_t], bad_r, bad_t, mu_prior, res
         )
-        lp[bad_r, bad_t] = direct[:, 0]
     return lp
+
+
+def _gathered(
+    x: FloatArray,
+    n: FloatArray,
+    lc: FloatArray,
+    tau: FloatArray,
+    at: FloatArray,
+    rows: IntArray,
+    cols: IntArray,
+    mu_prior: MuPrior,
+    res: Resolution,
+) -> FloatArray:
+    """:func:`_conditional` at the (row, τ node) pairs ``rows``, ``cols``: points ``at``
+    (S, P). Pairs below and from WIDE_TAU on go in separate calls (one node count each)."""
+    out = np.empty(at.shape)
+    t_sel = tau[rows, cols]
+    for part in (np.flatnonzero(t_sel < WIDE_TAU), np.flatnonzero(t_sel >= WIDE_TAU)):
+        if part.size:
+            r = rows[part]
+            vals = _conditional(
+                x[r], n[r], lc[r], t_sel[part][:, None], at[part][:, None, :], mu_prior, res
+            )
+            out[part] = vals[:, 0]
+    return out
 
 
 def _tau_range(

@@ -173,22 +173,45 @@ def _study_loglik(
     nagq: int,
     res: Resolution,
 ) -> FloatArray:
-    """Σ_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc: (R, 1, 1, k)."""
+    """Σ_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc: (R, 1, 1, k).
+
+    With t the nodes, z = ẑ + σt and θ = μ + τz = η + τσt, the log integrand relative to
+    its value at ẑ is t(B + Ct) - n(s(θ) - s(η)) + x τσ t, s the softplus, B = -ẑσ,
+    C = -σ²/2; the value at ẑ is added back in closed form.
+    """
     t, lw = quadrature_rule(nagq)
     zhat = _modes(x, n, mu, tau, res.mode_steps)
     eta = mu + tau * zhat
     p = special.expit(eta)
     sig = 1.0 / np.sqrt(1.0 + tau * tau * n * p * (1.0 - p))
-    z = zhat[..., None] + sig[..., None] * t
-    e = mu[..., None] + tau[..., None] * z
-    hz = x[..., None] * e - n[..., None] * np.logaddexp(0.0, e) - 0.5 * z * z + lw
-    top = np.max(hz, axis=-1)
-    li = top + np.log(np.sum(np.exp(hz - top[..., None]), axis=-1)) + np.log(sig)
-    li = li - _LOG_SQRT_2PI
+    slope = tau * sig
+    sp_eta = _softplus(eta)
+    theta = eta[..., None] + slope[..., None] * t
+    h = _softplus(theta)
+    h -= sp_eta[..., None]
+    h *= -n[..., None]
+    h += t * ((x * slope - zhat * sig)[..., None] - (0.5 * sig * sig)[..., None] * t)
+    h += lw
+    top = np.max(h, axis=-1, keepdims=True)
+    np.exp(h - top, out=h)
+    li = np.log(np.sum(h, axis=-1)) + top[..., 0] + np.log(sig) - _LOG_SQRT_2PI
+    li += x * eta - n * sp_eta - 0.5 * zhat * zhat
     extreme = ((x == 0) | (x == n)) & (tau >= EXTREME_SWITCH_TAU)
     if np.any(extreme):
-        li = np.where(extreme, _extreme_loglik(x, n, mu, tau, res), li)
+        cols = np.flatnonzero(np.any(extreme, axis=(0, 1, 2)))
+        li[..., cols] = np.where(
+            extreme[..., cols],
+            _extreme_loglik(x[..., cols], n[..., cols], mu, tau, res),
+            li[..., cols],
+        )
     out: FloatArray = np.sum(li + lc, axis=-1)
+    return out
+
+
+def _softplus(v: FloatArray) -> FloatArray:
+    """log(1 + e^v) without overflow."""
+    out: FloatArray = np.log1p(np.exp(-np.abs(v)))
+    out += np.maximum(v, 0.0)
     return out
 
 
@@ -353,8 +376,11 @@ def _summarise(
     key = f"mean_rate_{res.mean_nodes}"
     if key not in grid.cache:  # the same for every τ prior on this grid
         tau3 = np.broadcast_to(grid.tau[..., None], nodes.shape)
-        m_pos, d_pos = _mean_rate(nodes, tau3, res.mean_nodes)
-        m_neg, _ = _mean_rate(-nodes, tau3, res.mean_nodes)
+        # m(-μ) = 1 - m(μ) and ∂m/∂μ is even in μ: integrate the smaller of the two only
+        small, d_pos = _mean_rate(-np.abs(nodes), tau3, res.mean_nodes)
+        neg = nodes < 0.0
+        m_pos = np.where(neg, small, 1.0 - small)
+        m_neg = np.where(neg, 1.0 - small, small)
         grid.cache[key] = (m_pos, d_pos, m_neg)
     m_pos, d_pos, m_neg = grid.cache[key]
     with np.errstate(divide="ignore"):
