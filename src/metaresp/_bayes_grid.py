@@ -29,12 +29,12 @@ __all__ = ["build_grids"]
 
 
 def _normal_approx(
-    x: FloatArray, n: FloatArray, tau: FloatArray, mu_prior: MuPrior
+    x: FloatArray, n: FloatArray, count: FloatArray, tau: FloatArray, mu_prior: MuPrior
 ) -> tuple[FloatArray, FloatArray]:
     """Centre and SD of μ | τ from the normal-normal model with 0.5 corrections."""
     y = np.log((x + 0.5) / (n - x + 0.5))
     v = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
-    w = 1.0 / (v[:, None, :] + tau[..., None] ** 2)
+    w = count[:, None, :] / (v[:, None, :] + tau[..., None] ** 2)
     prec = np.sum(w, axis=-1) + 1.0 / mu_prior.sd**2
     centre = (np.sum(w * y[:, None, :], axis=-1) + mu_prior.mean / mu_prior.sd**2) / prec
     return centre, 1.0 / np.sqrt(prec)
@@ -44,13 +44,14 @@ def _conditional(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     tau: FloatArray,
     mu_nodes: FloatArray,
     mu_prior: MuPrior,
     res: Resolution,
 ) -> FloatArray:
     """log L(μ, τ) + log π(μ) at nodes mu_nodes (R, T, M) for τ (R, T)."""
-    xs, ns, ls = (a[:, None, None, :] for a in (x, n, lc))
+    xs, ns, ls, ws = (a[:, None, None, :] for a in (x, n, lc, w))
     # Each row's node count depends on its own τ only, so a row's result does not depend
     # on the other rows of a batch: columns where rows disagree are evaluated both ways.
     is_wide = tau >= WIDE_TAU
@@ -64,7 +65,7 @@ def _conditional(
         for start in range(0, idx.size, block):
             sel = idx[start : start + block]
             vals = _study_loglik(
-                xs, ns, ls, mu_nodes[:, sel, :, None], tau[:, sel, None, None], nagq, res
+                xs, ns, ls, ws, mu_nodes[:, sel, :, None], tau[:, sel, None, None], nagq, res
             )
             mine = is_wide[:, sel] == want_wide
             ll[:, sel] = np.where(mine[..., None], vals, ll[:, sel])
@@ -103,6 +104,7 @@ def _main_pass(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     tau: FloatArray,
     nodes: FloatArray,
     mu_prior: MuPrior,
@@ -120,11 +122,11 @@ def _main_pass(
     n_mu = nodes.shape[-1]
     c1 = res.cheb_nodes
     if c1 <= 0 or c1 >= n_mu:
-        return _conditional(x, n, lc, tau, nodes, mu_prior, res)
+        return _conditional(x, n, lc, w, tau, nodes, mu_prior, res)
     lo, hi = nodes[..., 0], nodes[..., -1]
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     u, interp, coef = _chebyshev(c1, n_mu)
-    vals = _conditional(x, n, lc, tau, mid[..., None] + half[..., None] * u, mu_prior, res)
+    vals = _conditional(x, n, lc, w, tau, mid[..., None] + half[..., None] * u, mu_prior, res)
     lp: FloatArray = np.einsum("mc,rtc->rtm", interp, vals)
     tail = np.sum(np.abs(np.einsum("jc,rtc->rtj", coef, vals)), axis=-1)
     bad_r, bad_t = np.nonzero(~(tail <= tol))
@@ -135,13 +137,13 @@ def _main_pass(
         both = np.empty((bad_r.size, c2))
         both[:, ::2] = vals[bad_r, bad_t]
         at = mid[bad_r, bad_t][:, None] + half[bad_r, bad_t][:, None] * u2[1::2]
-        both[:, 1::2] = _gathered(x, n, lc, tau, at, bad_r, bad_t, mu_prior, res)
+        both[:, 1::2] = _gathered(x, n, lc, w, tau, at, bad_r, bad_t, mu_prior, res)
         lp[bad_r, bad_t] = both @ interp2.T
         ok = np.sum(np.abs(both @ coef2.T), axis=-1) <= tol
         bad_r, bad_t = bad_r[~ok], bad_t[~ok]
     if bad_r.size:
         lp[bad_r, bad_t] = _gathered(
-            x, n, lc, tau, nodes[bad_r, bad_t], bad_r, bad_t, mu_prior, res
+            x, n, lc, w, tau, nodes[bad_r, bad_t], bad_r, bad_t, mu_prior, res
         )
     return lp
 
@@ -150,6 +152,7 @@ def _gathered(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     tau: FloatArray,
     at: FloatArray,
     rows: IntArray,
@@ -165,7 +168,7 @@ def _gathered(
         if part.size:
             r = rows[part]
             vals = _conditional(
-                x[r], n[r], lc[r], t_sel[part][:, None], at[part][:, None, :], mu_prior, res
+                x[r], n[r], lc[r], w[r], t_sel[part][:, None], at[part][:, None, :], mu_prior, res
             )
             out[part] = vals[:, 0]
     return out
@@ -207,6 +210,7 @@ def build_grids(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     v_max: FloatArray,
     scale: float,
     upper: float,
@@ -218,16 +222,35 @@ def build_grids(
 
     Every row's grid depends on its own data and ``v_max`` only, never on other rows.
     """
-    n_full = max(24, math.ceil(float(np.max(v_max)) / res.tau_step) + 1)
+    full = np.maximum(24, np.ceil(v_max / res.tau_step) + 1).astype(np.intp)
+    if np.any(full != full[0]):  # rows whose uncut τ grids differ are built apart
+        out: list[tuple[IntArray, _Grid]] = []
+        for size in np.unique(full):
+            rows = np.flatnonzero(full == size)
+            for part, grid in build_grids(
+                x[rows],
+                n[rows],
+                lc[rows],
+                w[rows],
+                v_max[rows],
+                scale,
+                upper,
+                mu_prior,
+                priors,
+                res,
+            ):
+                out.append((rows[part], grid))
+        return out
+    n_full = int(full[0])
     v_full = (v_max / (n_full - 1))[:, None] * np.arange(n_full)
     # Pilot: every pilot_stride-th τ node, a wide coarse μ grid from the normal approximation.
     pick = np.unique(np.r_[np.arange(0, n_full, res.pilot_stride), n_full - 1])
     v_pick = v_full[:, pick]
     tau_pick = scale * np.sinh(v_pick)
-    c0, s0 = _normal_approx(x, n, tau_pick, mu_prior)
+    c0, s0 = _normal_approx(x, n, w, tau_pick, mu_prior)
     u = np.linspace(-res.pilot_half_width, res.pilot_half_width, res.pilot_nodes)
     nodes = c0[..., None] + s0[..., None] * u
-    lp = _main_pass(x, n, lc, tau_pick, nodes, mu_prior, res, res.pilot_cheb_tol)
+    lp = _main_pass(x, n, lc, w, tau_pick, nodes, mu_prior, res, res.pilot_cheb_tol)
     wts = np.exp(lp - np.max(lp, axis=-1, keepdims=True))
     wts /= np.sum(wts, axis=-1, keepdims=True)
     pm = np.sum(wts * nodes, axis=-1)
@@ -238,7 +261,7 @@ def build_grids(
     v_lo, v_hi = _tau_range(lp, log_du, v_pick, v_max, tau_pick, log_jac_pick, priors, res)
     counts = np.maximum(res.min_tau_nodes, np.ceil((v_hi - v_lo) / res.tau_step - 1e-9) + 1)
     counts = np.where((v_lo == 0.0) & (v_hi == v_max), n_full, counts).astype(np.intp)
-    out: list[tuple[IntArray, _Grid]] = []
+    out = []
     for n_tau in np.unique(counts):
         sel = np.flatnonzero(counts == n_tau)
         out.append(
@@ -248,6 +271,7 @@ def build_grids(
                     x[sel],
                     n[sel],
                     lc[sel],
+                    w[sel],
                     v_lo[sel],
                     v_hi[sel],
                     int(n_tau),
@@ -267,6 +291,7 @@ def _grid(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     v_lo: FloatArray,
     v_hi: FloatArray,
     n_tau: int,
@@ -291,7 +316,7 @@ def _grid(
     mu_step = 2.0 * res.mu_half_width * sd / (res.mu_nodes - 1)
     mu0 = centre - res.mu_half_width * sd
     nodes = mu0[..., None] + mu_step[..., None] * np.arange(res.mu_nodes)
-    lp = _main_pass(x, n, lc, tau, nodes, mu_prior, res, res.cheb_tol)
+    lp = _main_pass(x, n, lc, w, tau, nodes, mu_prior, res, res.cheb_tol)
     top = np.max(lp, axis=-1)
     dens = np.exp(lp - top[..., None])
     cmat, w = _rule(res.mu_nodes, False)

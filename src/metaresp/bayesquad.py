@@ -168,12 +168,14 @@ def _study_loglik(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     mu: FloatArray,
     tau: FloatArray,
     nagq: int,
     res: Resolution,
 ) -> FloatArray:
-    """Σ_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc: (R, 1, 1, k).
+    """Σ_i w_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc, w: (R, 1, 1, k), w the
+    number of studies with these counts.
 
     With t the nodes, z = ẑ + σt and θ = μ + τz = η + τσt, the log integrand relative to
     its value at ẑ is t(B + Ct) - n(s(θ) - s(η)) + x τσ t, s the softplus, B = -ẑσ,
@@ -204,7 +206,7 @@ def _study_loglik(
             _extreme_loglik(x[..., cols], n[..., cols], mu, tau, res),
             li[..., cols],
         )
-    out: FloatArray = np.sum(li + lc, axis=-1)
+    out: FloatArray = np.sum((li + lc) * w, axis=-1)
     return out
 
 
