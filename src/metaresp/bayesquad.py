@@ -13,9 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from metaresp._bayes_interp import _hermite, _hermite_table, _invert
+from metaresp._bayes_interp import _hermite_slope, _hermite_table, _invert
 from metaresp.glmm import quadrature_rule
-from metaresp.priors import MuPrior, TauPrior
+from metaresp.priors import TauPrior
 
 FloatArray = NDArray[np.float64]
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -37,8 +37,13 @@ class Resolution:
     locating μ | τ; ``tau_step``: largest step in v (τ = a sinh v); ``tau_tail_tol``:
     posterior mass allowed beyond the τ grid; ``mean_nodes``: nodes for the mean rate;
     ``pred_nodes``: nodes over z for the predictive; ``extreme_nodes``: nodes for 0/n and
-    n/n studies at large τ; ``solver_steps``: regula falsi steps after bracketing on
-    ``bracket_points`` points.
+    n/n studies at large τ; ``solver_steps``: most Newton steps after bracketing on
+    ``bracket_points`` points; ``cheb_nodes``: Chebyshev nodes from which log L(μ | τ) is
+    interpolated to the μ nodes (0: evaluate every μ node), accepted where the last two
+    Chebyshev coefficients sum to at most ``cheb_tol`` (``pilot_cheb_tol`` in the pilot);
+    ``tau_cut_tol``: the τ grid leaves out the ends where the pilot's posterior density of
+    v is below this fraction of its peak under every τ prior sharing the grid (0: never);
+    ``min_tau_nodes``: fewest τ nodes.
     """
 
     nagq: int = 9
@@ -55,7 +60,12 @@ class Resolution:
     pred_nodes: int = 12
     extreme_nodes: int = 20
     bracket_points: int = 24
-    solver_steps: int = 8
+    solver_steps: int = 16
+    cheb_nodes: int = 11
+    cheb_tol: float = 1e-6
+    pilot_cheb_tol: float = 1e-2
+    tau_cut_tol: float = 1e-10
+    min_tau_nodes: int = 12
 
     @classmethod
     def fine(cls) -> Resolution:
@@ -79,6 +89,10 @@ class Resolution:
             # 200 to 1e-9 on the accuracy tests' datasets
             bracket_points=32,
             solver_steps=60,
+            # every likelihood value evaluated directly, on the whole τ range
+            cheb_nodes=0,
+            tau_cut_tol=0.0,
+            min_tau_nodes=24,
         )
 
 
@@ -154,27 +168,52 @@ def _study_loglik(
     x: FloatArray,
     n: FloatArray,
     lc: FloatArray,
+    w: FloatArray,
     mu: FloatArray,
     tau: FloatArray,
     nagq: int,
     res: Resolution,
 ) -> FloatArray:
-    """Σ_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc: (R, 1, 1, k)."""
+    """Σ_i w_i log L_i(μ, τ) by adaptive Gauss-Hermite; x, n, lc, w: (R, 1, 1, k), w the
+    number of studies with these counts.
+
+    With t the nodes, z = ẑ + σt and θ = μ + τz = η + τσt, the log integrand relative to
+    its value at ẑ is t(B + Ct) - n(s(θ) - s(η)) + x τσ t, s the softplus, B = -ẑσ,
+    C = -σ²/2; the value at ẑ is added back in closed form.
+    """
     t, lw = quadrature_rule(nagq)
     zhat = _modes(x, n, mu, tau, res.mode_steps)
     eta = mu + tau * zhat
     p = special.expit(eta)
     sig = 1.0 / np.sqrt(1.0 + tau * tau * n * p * (1.0 - p))
-    z = zhat[..., None] + sig[..., None] * t
-    e = mu[..., None] + tau[..., None] * z
-    hz = x[..., None] * e - n[..., None] * np.logaddexp(0.0, e) - 0.5 * z * z + lw
-    top = np.max(hz, axis=-1)
-    li = top + np.log(np.sum(np.exp(hz - top[..., None]), axis=-1)) + np.log(sig)
-    li = li - _LOG_SQRT_2PI
+    slope = tau * sig
+    sp_eta = _softplus(eta)
+    theta = eta[..., None] + slope[..., None] * t
+    h = _softplus(theta)
+    h -= sp_eta[..., None]
+    h *= -n[..., None]
+    h += t * ((x * slope - zhat * sig)[..., None] - (0.5 * sig * sig)[..., None] * t)
+    h += lw
+    top = np.max(h, axis=-1, keepdims=True)
+    np.exp(h - top, out=h)
+    li = np.log(np.sum(h, axis=-1)) + top[..., 0] + np.log(sig) - _LOG_SQRT_2PI
+    li += x * eta - n * sp_eta - 0.5 * zhat * zhat
     extreme = ((x == 0) | (x == n)) & (tau >= EXTREME_SWITCH_TAU)
     if np.any(extreme):
-        li = np.where(extreme, _extreme_loglik(x, n, mu, tau, res), li)
-    out: FloatArray = np.sum(li + lc, axis=-1)
+        cols = np.flatnonzero(np.any(extreme, axis=(0, 1, 2)))
+        li[..., cols] = np.where(
+            extreme[..., cols],
+            _extreme_loglik(x[..., cols], n[..., cols], mu, tau, res),
+            li[..., cols],
+        )
+    out: FloatArray = np.sum((li + lc) * w, axis=-1)
+    return out
+
+
+def _softplus(v: FloatArray) -> FloatArray:
+    """log(1 + e^v) without overflow."""
+    out: FloatArray = np.log1p(np.exp(-np.abs(v)))
+    out += np.maximum(v, 0.0)
     return out
 
 
@@ -241,6 +280,7 @@ class _Grid:
     """Likelihood × mu-prior on the (τ, μ) grid of R rows; shapes (R, T[, M])."""
 
     v_step: FloatArray  # (R,)
+    v0: FloatArray  # (R,): first v node (0 unless the grid's low end was cut off)
     scale: float
     tau: FloatArray  # (R, T)
     log_jac: FloatArray  # (R, T): log dτ/dv
@@ -258,119 +298,19 @@ class _Grid:
     )
 
 
-def _normal_approx(
-    x: FloatArray, n: FloatArray, tau: FloatArray, mu_prior: MuPrior
-) -> tuple[FloatArray, FloatArray]:
-    """Centre and SD of μ | τ from the normal-normal model with 0.5 corrections."""
-    y = np.log((x + 0.5) / (n - x + 0.5))
-    v = 1.0 / (x + 0.5) + 1.0 / (n - x + 0.5)
-    w = 1.0 / (v[:, None, :] + tau[..., None] ** 2)
-    prec = np.sum(w, axis=-1) + 1.0 / mu_prior.sd**2
-    centre = (np.sum(w * y[:, None, :], axis=-1) + mu_prior.mean / mu_prior.sd**2) / prec
-    return centre, 1.0 / np.sqrt(prec)
-
-
-def _conditional(
-    x: FloatArray,
-    n: FloatArray,
-    lc: FloatArray,
-    tau: FloatArray,
-    mu_nodes: FloatArray,
-    mu_prior: MuPrior,
-    res: Resolution,
-) -> FloatArray:
-    """log L(μ, τ) + log π(μ) at nodes mu_nodes (R, T, M) for τ (R, T)."""
-    xs, ns, ls = (a[:, None, None, :] for a in (x, n, lc))
-    # Each row's node count depends on its own τ only, so a row's result does not depend
-    # on the other rows of a batch: columns where rows disagree are evaluated both ways.
-    is_wide = tau >= WIDE_TAU
-    ll = np.empty(mu_nodes.shape)
-    rows, _, n_mu = mu_nodes.shape
-    for want_wide in (False, True):
-        nagq = res.nagq_wide if want_wide else res.nagq
-        cols = np.any(is_wide, axis=0) if want_wide else ~np.all(is_wide, axis=0)
-        idx = np.flatnonzero(cols)
-        block = max(1, _CHUNK_ELEMENTS // (rows * n_mu * x.shape[-1] * nagq))
-        for start in range(0, idx.size, block):
-            sel = idx[start : start + block]
-            vals = _study_loglik(
-                xs, ns, ls, mu_nodes[:, sel, :, None], tau[:, sel, None, None], nagq, res
-            )
-            mine = is_wide[:, sel] == want_wide
-            ll[:, sel] = np.where(mine[..., None], vals, ll[:, sel])
-    out: FloatArray = ll + mu_prior.log_pdf(mu_nodes)
-    return out
-
-
-def _build_grid(
-    x: FloatArray,
-    n: FloatArray,
-    lc: FloatArray,
-    v_max: FloatArray,
-    scale: float,
-    upper: float,
-    mu_prior: MuPrior,
-    res: Resolution,
-) -> _Grid:
-    rows = x.shape[0]
-    n_tau = max(24, math.ceil(float(np.max(v_max)) / res.tau_step) + 1)
-    v_step = v_max / (n_tau - 1)
-    v = v_step[:, None] * np.arange(n_tau)
-    tau = scale * np.sinh(v)
-    if math.isfinite(upper):
-        tau[:, -1] = upper
-    log_jac = math.log(scale) + np.log(np.cosh(v))
-    # Pilot: every pilot_stride-th τ node, a wide coarse μ grid from the normal approximation.
-    pick = np.unique(np.r_[np.arange(0, n_tau, res.pilot_stride), n_tau - 1])
-    c0, s0 = _normal_approx(x, n, tau[:, pick], mu_prior)
-    u = np.linspace(-res.pilot_half_width, res.pilot_half_width, res.pilot_nodes)
-    nodes = c0[..., None] + s0[..., None] * u
-    lp = _conditional(x, n, lc, tau[:, pick], nodes, mu_prior, res)
-    wts = np.exp(lp - np.max(lp, axis=-1, keepdims=True))
-    wts /= np.sum(wts, axis=-1, keepdims=True)
-    pm = np.sum(wts * nodes, axis=-1)
-    psd = np.sqrt(np.maximum(np.sum(wts * (nodes - pm[..., None]) ** 2, axis=-1), 1e-300))
-    psd = np.maximum(psd, 0.05 * s0)
-    centre = np.stack([np.interp(v[r], v[r, pick], pm[r]) for r in range(rows)])
-    sd = np.exp(np.stack([np.interp(v[r], v[r, pick], np.log(psd[r])) for r in range(rows)]))
-    # Main pass.
-    mu_step = 2.0 * res.mu_half_width * sd / (res.mu_nodes - 1)
-    mu0 = centre - res.mu_half_width * sd
-    nodes = mu0[..., None] + mu_step[..., None] * np.arange(res.mu_nodes)
-    lp = _conditional(x, n, lc, tau, nodes, mu_prior, res)
-    top = np.max(lp, axis=-1)
-    dens = np.exp(lp - top[..., None])
-    cmat, w = _rule(res.mu_nodes, False)
-    cum = np.einsum("ij,rtj->rti", cmat, dens) * mu_step[..., None]
-    total = cum[..., -1]
-    pdf = dens / total[..., None]
-    qw = w * mu_step[..., None] * pdf
-    mean = np.sum(qw * nodes, axis=-1)
-    second = np.sum(qw * nodes * nodes, axis=-1)
-    edge = np.maximum(dens[..., 0], dens[..., -1])
-    return _Grid(
-        v_step=v_step,
-        scale=scale,
-        tau=tau,
-        log_jac=log_jac,
-        mu0=mu0,
-        mu_step=mu_step,
-        cdf=cum / total[..., None],
-        pdf=pdf,
-        log_z=np.log(total) + top,
-        mean=mean,
-        second=second,
-        edge=edge,
-    )
-
-
 def _tau_weights(grid: _Grid, prior: TauPrior) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Posterior density of v on its nodes (normalised), its CDF, and mixing weights."""
     lg = grid.log_z + prior.log_pdf(grid.tau) + grid.log_jac
     g = np.exp(lg - np.max(lg, axis=-1, keepdims=True))
     n_tau = g.shape[-1]
+    # From v = 0 the density is even in v (reflected end rule); a grid cut off below
+    # starts where the density is negligible.
+    from_zero = (grid.v0 == 0.0)[:, None]
     cmat, w = _rule(n_tau, True)
-    cum = np.einsum("ij,rj->ri", cmat, g) * grid.v_step[:, None]
+    cmat_cut, w_cut = _rule(n_tau, False)
+    cum = np.where(from_zero, np.einsum("ij,rj->ri", cmat, g), np.einsum("ij,rj->ri", cmat_cut, g))
+    cum = cum * grid.v_step[:, None]
+    w = np.where(from_zero, w, w_cut)
     total = cum[:, -1]
     mix = w * g
     mix = np.maximum(mix, 0.0)
@@ -395,22 +335,20 @@ def _summarise(
     # μ
     table_mu = _hermite_table(grid.cdf, grid.pdf, grid.mu_step)
 
-    def cdf_mu(c: FloatArray) -> FloatArray:
-        vals = _hermite(
-            grid.mu0,
-            grid.mu_step,
-            table_mu,
-            np.broadcast_to(c[:, None, :], (rows, n_tau, c.shape[1])),
-        )
-        res: FloatArray = np.einsum("rt,rtp->rp", mix, vals)
-        return res
+    def cdf_mu(c: FloatArray) -> tuple[FloatArray, FloatArray]:
+        vals, dens = _hermite_slope(grid.mu0, grid.mu_step, table_mu, c[:, None, :])
+        return np.einsum("rt,rtp->rp", mix, vals), np.einsum("rt,rtp->rp", mix, dens)
 
     mean_mu = np.sum(mix * grid.mean, axis=-1)
     var_mu = np.maximum(np.sum(mix * grid.second, axis=-1) - mean_mu**2, 0.0)
     sd_mu = np.sqrt(var_mu)
     lo = np.maximum(np.min(lo_all, axis=-1), mean_mu - 40.0 * sd_mu)
     hi = np.minimum(np.max(hi_all, axis=-1), mean_mu + 40.0 * sd_mu)
-    q_mu = _invert(cdf_mu, lo, hi, probs, res)
+    wide_probs = np.array([0.001, 0.999])
+    q_mu = _invert(
+        cdf_mu, lo, hi, np.r_[probs, wide_probs], res, centre=mean_mu, scale=sd_mu + 1e-6
+    )
+    mu_far = q_mu[:, 3:]
     out["mu"] = q_mu[:, 1]
     out["mu_sd"] = sd_mu
     out["proportion"] = special.expit(q_mu[:, 1])
@@ -419,16 +357,15 @@ def _summarise(
 
     # τ²
     v_step = grid.v_step
-    zero = np.zeros(rows)
+    v0 = grid.v0
 
     table_v = _hermite_table(cdf_v, dens_v, v_step)
 
-    def cdf_v_at(c: FloatArray) -> FloatArray:
-        res: FloatArray = _hermite(zero, v_step, table_v, c)
-        return res
+    def cdf_v_at(c: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return _hermite_slope(v0, v_step, table_v, c)
 
-    wide_probs = np.array([0.001, 0.999])
-    q_v = _invert(cdf_v_at, zero, v_step * (n_tau - 1), np.r_[probs, wide_probs[1]], res)
+    v_nodes = v0[:, None] + v_step[:, None] * np.arange(n_tau)
+    q_v = _invert(cdf_v_at, v0, v_nodes[:, -1], np.r_[probs, wide_probs[1]], res, points=v_nodes)
     tau_far = grid.scale * np.sinh(q_v[:, 3])
     q_v = q_v[:, :3]
     q_tau = np.minimum(grid.scale * np.sinh(q_v), grid.tau[:, -1:])
@@ -441,8 +378,11 @@ def _summarise(
     key = f"mean_rate_{res.mean_nodes}"
     if key not in grid.cache:  # the same for every τ prior on this grid
         tau3 = np.broadcast_to(grid.tau[..., None], nodes.shape)
-        m_pos, d_pos = _mean_rate(nodes, tau3, res.mean_nodes)
-        m_neg, _ = _mean_rate(-nodes, tau3, res.mean_nodes)
+        # m(-μ) = 1 - m(μ) and ∂m/∂μ is even in μ: integrate the smaller of the two only
+        small, d_pos = _mean_rate(-np.abs(nodes), tau3, res.mean_nodes)
+        neg = nodes < 0.0
+        m_pos = np.where(neg, small, 1.0 - small)
+        m_neg = np.where(neg, 1.0 - small, small)
         grid.cache[key] = (m_pos, d_pos, m_neg)
     m_pos, d_pos, m_neg = grid.cache[key]
     with np.errstate(divide="ignore"):
@@ -451,7 +391,7 @@ def _summarise(
     y = np.maximum.accumulate(np.nan_to_num(y, nan=-np.inf), axis=-1)
     slope = np.where(dy > 0.0, 1.0 / np.where(dy > 0.0, dy, 1.0), 0.0)
 
-    def cdf_m(c: FloatArray) -> FloatArray:
+    def cdf_m(c: FloatArray) -> tuple[FloatArray, FloatArray]:
         cc = c[:, None, :]
         j = np.sum(y[..., None] <= cc[:, :, None, :], axis=2) - 1
         below = j < 0
@@ -460,7 +400,8 @@ def _summarise(
         y0 = np.take_along_axis(y, jj, axis=-1)
         y1 = np.take_along_axis(y, jj + 1, axis=-1)
         dyy = np.where(np.isfinite(y1 - y0) & (y1 > y0), y1 - y0, 1.0)
-        t = np.clip(np.where(np.isfinite(y0), (cc - y0) / dyy, 1.0), 0.0, 1.0)
+        t_raw = np.where(np.isfinite(y0), (cc - y0) / dyy, 1.0)
+        t = np.clip(t_raw, 0.0, 1.0)
         x0 = np.take_along_axis(nodes, jj, axis=-1)
         x1 = np.take_along_axis(nodes, jj + 1, axis=-1)
         s0 = np.take_along_axis(slope, jj, axis=-1) * dyy
@@ -472,11 +413,16 @@ def _summarise(
             + (3 * t2 - 2 * t3) * x1
             + (t3 - t2) * s1
         )
-        mu_star = np.clip(mu_star, np.minimum(x0, x1), np.maximum(x0, x1))
-        vals = _hermite(grid.mu0, grid.mu_step, table_mu, mu_star)
+        lo_x, hi_x = np.minimum(x0, x1), np.maximum(x0, x1)
+        d_star = (
+            (6 * t2 - 6 * t) * (x0 - x1) + (3 * t2 - 4 * t + 1) * s0 + (3 * t2 - 2 * t) * s1
+        ) / dyy
+        inside = (t_raw > 0.0) & (t_raw < 1.0) & (mu_star > lo_x) & (mu_star < hi_x)
+        mu_star = np.clip(mu_star, lo_x, hi_x)
+        vals, dens = _hermite_slope(grid.mu0, grid.mu_step, table_mu, mu_star)
         vals = np.where(below, 0.0, np.where(above, 1.0, vals))
-        res: FloatArray = np.einsum("rt,rtp->rp", mix, vals)
-        return res
+        dens = np.where(below | above | ~inside, 0.0, dens * d_star)
+        return np.einsum("rt,rtp->rp", mix, vals), np.einsum("rt,rtp->rp", mix, dens)
 
     wq = _rule(grid.cdf.shape[-1], False)[1] * grid.mu_step[..., None] * grid.pdf
     finite_y = np.where(np.isfinite(y), y, 0.0)
@@ -486,7 +432,7 @@ def _summarise(
     )
     ylo = np.maximum(ym - 40.0 * ysd, np.min(np.where(np.isfinite(y), y, np.inf), axis=(1, 2)))
     yhi = np.minimum(ym + 40.0 * ysd, np.max(finite_y, axis=(1, 2)))
-    q_m = _invert(cdf_m, ylo - 1e-9, yhi + 1e-9, probs, res)
+    q_m = _invert(cdf_m, ylo - 1e-9, yhi + 1e-9, probs, res, centre=ym, scale=ysd)
     out["mean_proportion"] = special.expit(q_m[:, 1])
     out["mean_ci_low"] = special.expit(q_m[:, 0])
     out["mean_ci_high"] = special.expit(q_m[:, 2])
@@ -497,22 +443,23 @@ def _summarise(
     narrow = grid.tau < sd_cond  # (R, T)
     wmu = wq  # (R, T, M): quadrature weights of μ | τ
 
-    def cdf_pred(c: FloatArray) -> FloatArray:
-        p = c.shape[1]
+    tau_safe = np.where(narrow, 1.0, grid.tau)
+
+    def cdf_pred(c: FloatArray) -> tuple[FloatArray, FloatArray]:
         shifted = c[:, None, :, None] - grid.tau[:, :, None, None] * tz  # (R, T, P, Z)
-        vals = (
-            _hermite(grid.mu0[..., None], grid.mu_step[..., None], table_mu[:, :, None], shifted)
-            @ wz
+        vals, dens = _hermite_slope(
+            grid.mu0[..., None], grid.mu_step[..., None], table_mu[:, :, None], shifted
         )
-        tau_safe = np.where(narrow, 1.0, grid.tau)
         arg = (c[:, None, None, :] - nodes[..., None]) / tau_safe[..., None, None]
         wide_vals = np.einsum("rtm,rtmp->rtp", wmu, special.ndtr(arg))
-        both = np.where(narrow[..., None], vals.reshape(rows, n_tau, p), wide_vals)
-        res: FloatArray = np.einsum("rt,rtp->rp", mix, both)
-        return res
+        wide_dens = np.einsum("rtm,rtmp->rtp", wmu, np.exp(-0.5 * arg * arg - _LOG_SQRT_2PI))
+        wide_dens /= tau_safe[..., None]
+        nar = narrow[..., None]
+        both = np.where(nar, vals @ wz, wide_vals)
+        both_d = np.where(nar, dens @ wz, wide_dens)
+        return np.einsum("rt,rtp->rp", mix, both), np.einsum("rt,rtp->rp", mix, both_d)
 
     # Search range: P(θ_new < lo) <= P(μ < q_0.001) + P(τ > q_0.999) + Φ(-6) < (1-level)/2.
-    mu_far = _invert(cdf_mu, lo, hi, wide_probs, res)
     reach = 6.0 * tau_far + 1.0
     pq = np.array([probs[0], probs[2]])
     q_pred = _invert(
@@ -532,8 +479,8 @@ def _summarise(
         out["prob_mean_above"] = np.full(rows, np.nan)
     else:
         lt = np.full((rows, 1), special.logit(threshold))
-        out["prob_above"] = np.clip(1.0 - cdf_mu(lt)[:, 0], 0.0, 1.0)
-        out["prob_mean_above"] = np.clip(1.0 - cdf_m(lt)[:, 0], 0.0, 1.0)
+        out["prob_above"] = np.clip(1.0 - cdf_mu(lt)[0][:, 0], 0.0, 1.0)
+        out["prob_mean_above"] = np.clip(1.0 - cdf_m(lt)[0][:, 0], 0.0, 1.0)
     out["tau_max"] = grid.tau[:, -1].copy()
     out["tau_nodes"] = np.full(rows, float(n_tau))
     edge = np.max(mix * grid.edge, axis=-1)
