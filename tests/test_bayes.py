@@ -4,8 +4,8 @@ Accuracy is checked against the same posterior integrated with far more nodes
 (``Resolution.fine()``: 31 instead of 9 quadrature nodes per study, 96 instead of 32 μ nodes,
 a τ step of 0.025 instead of 0.1, a 1000× smaller τ tail tolerance, every μ node
 evaluated instead of interpolated from Chebyshev points, the whole τ range instead of the
-part the posterior occupies), never against the default output itself. Agreement with an independent implementation (Stan) is in
-``test_bayes_stan.py``.
+part the posterior occupies), never against the default output itself. Agreement with an
+independent implementation (Stan) is in ``test_bayes_stan.py``.
 """
 
 from __future__ import annotations
