@@ -50,7 +50,7 @@ def test_a_class_taller_than_a_page_is_cut_into_runs_of_whole_studies() -> None:
 
 
 def test_a_wrapped_label_counts_for_its_lines() -> None:
-    # 14 words of 5 letters wrap at 28 characters into 3 lines (4 words a line)
+    # ten words of 5 letters wrap over 3 lines in the narrowest label column (1.5 in)
     long = " ".join(["abcde"] * 10)
     rows = (study(1, long), study(2, long), study(3), study(4))
     out = paged(ForestData("T", "ORR", (Subgroup("A", rows, POOLED),)), lines=6)
@@ -111,7 +111,8 @@ def test_a_run_past_the_forest_limit_draws_no_forest_plot_and_says_so(
     out = run(project)
     name = "post-cart-orr"
     assert not list((project / "results" / "figures").glob(f"{name}*"))
-    assert (project / "results" / "report.html").is_file()
+    report = (project / "results" / "report.html").read_text(encoding="utf-8")
+    assert f"No forest plot: its {len(SMALL_CORPUS)} studies are more than the" in report
     (note,) = [w for w in out.warnings if "forest plot" in w]
     assert note.startswith(f"{name}: {len(SMALL_CORPUS)} studies, more than the")
     # the note comes again when the analysis is taken from the cache

@@ -64,3 +64,45 @@ def test_pages_are_written_no_taller_than_a_page(tmp_path: Path) -> None:
     # the footnote is drawn once: on the last page only
     svgs = [p.with_suffix(".svg").read_text(encoding="utf-8") for p in pngs]
     assert [("Said once." in s) for s in svgs] == [False] * (len(svgs) - 1) + [True]
+
+
+def test_pages_are_filled_evenly() -> None:
+    """Nine subgroups that need two pages: no page holds a small remainder."""
+    pages = forest_pages(tall(groups=9, studies=4))
+    counts = [len(p.subgroups) for p in pages]
+    assert len(counts) == 2
+    assert max(counts) - min(counts) <= 2
+
+
+def test_a_tall_cumulative_plot_is_split_into_pages_of_whole_steps(tmp_path: Path) -> None:
+    from metaresp.forestdata import CumulativeRow
+
+    rows = [
+        CumulativeRow(
+            f"Author {i} 20{10 + i % 15} · a label long enough to wrap over lines",
+            i + 1,
+            0.4,
+            0.2,
+            0.6,
+        )
+        for i in range(80)
+    ]
+    pngs = forest.save_cumulative(
+        rows, tmp_path / "c.png", tmp_path / "c.svg", dpi=50, title="Cumulative", model_note="M."
+    )
+    assert len(pngs) > 1
+    assert pngs == [p for p, _ in page_paths(tmp_path / "c.png", len(pngs))]
+    svgs = [p.with_suffix(".svg").read_text(encoding="utf-8") for p in pngs]
+    widths = set()
+    for png in pngs:
+        width, height = png_size(png)
+        widths.add(width)
+        assert height <= round(PAGE_HEIGHT_IN * 50)
+    assert widths == {round(forest.FIG_WIDTH_IN * 50)}
+    # every step once, in order, its k on the page that holds its label's first line
+    for i in range(80):
+        holding = [s for s in svgs if f"+ Author {i} 20" in s]
+        assert len(holding) == 1, i
+    assert [("Each row pools" in s) for s in svgs] == [False] * (len(svgs) - 1) + [True]
+    assert "Cumulative (continued)" in svgs[1]
+    assert "(continued)" not in svgs[0]

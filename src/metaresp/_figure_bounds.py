@@ -17,7 +17,6 @@ number of studies; docs/limits.md states them.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -45,10 +44,6 @@ PAGE_LINES = 34
 """Table lines of study rows in one run of a class (a 9 in page holds about 40 lines of
 0.19 in, less its title, headers, axis and footnotes)."""
 
-_WRAP_CHARS = 28
-"""The forest plot wraps a study label longer than this over further lines
-(:data:`metaresp._forest_table.LABEL_WRAP_CHARS`), at most five."""
-
 
 def forest_note(analysis: str, studies: int) -> str | None:
     """Why the forest plot of ``analysis`` is not drawn (``None`` when it is)."""
@@ -61,10 +56,24 @@ def forest_note(analysis: str, studies: int) -> str | None:
     )
 
 
+def missing_forest_sentence(studies: int) -> str:
+    """The report's sentence on an analysis drawn without a forest plot ("" when it has
+    one)."""
+    if studies <= MAX_PLOT_ROWS:
+        return ""
+    return (
+        f"No forest plot: its {studies:,} studies are more than the {MAX_PLOT_ROWS} a "
+        "forest plot draws; every study is listed under Records included."
+    )
+
+
 def _lines(study: StudyRow) -> int:
-    if len(study.label) <= _WRAP_CHARS:
-        return 1
-    return max(1, len(textwrap.wrap(study.label, _WRAP_CHARS, max_lines=5)))
+    """Table lines of a study's label: wrapped to the narrowest label column the forest
+    plot uses (:data:`metaresp._forest_cells.MIN_LABEL_IN`), so never too few."""
+    from metaresp._forest_cells import MIN_LABEL_IN, wrap_to_width
+    from metaresp._forest_table import FONT_SIZE
+
+    return len(wrap_to_width(study.label, MIN_LABEL_IN, FONT_SIZE))
 
 
 def _runs(studies: Sequence[StudyRow], lines: int) -> list[tuple[StudyRow, ...]]:

@@ -1,4 +1,5 @@
-"""A forest plot taller than a page, split into pages with whole subgroups."""
+"""A forest plot taller than a page, split into pages with whole subgroups; a cumulative
+plot taller than a page, split into pages with whole steps."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from typing import Any
 from metaresp._forest_table import _forest_table, _Table, _validate
 from metaresp.forestdata import ForestData
 
-__all__ = ["PAGE_HEIGHT_IN", "page_paths", "page_room", "split_pages"]
+__all__ = [
+    "PAGE_HEIGHT_IN",
+    "cumulative_pages",
+    "page_paths",
+    "page_room",
+    "paginate",
+    "split_pages",
+]
 
 PAGE_HEIGHT_IN = 9.0
 """Tallest figure on one page (a journal page's text height is about 9 in)."""
@@ -35,17 +43,9 @@ def split_pages(data: ForestData, table_height: Callable[[_Table], float]) -> li
             table.footnotes = ()
         return table_height(table)
 
-    whole = height(data.subgroups, True)
-    if whole <= PAGE_HEIGHT_IN or len(data.subgroups) < 2:
+    if len(data.subgroups) < 2:
         return [data]
-    chunks = _fill(data.subgroups, height, PAGE_HEIGHT_IN)
-    # even pages: fill each to the average height of that many pages, when that still
-    # gives no more pages (a first page holding one subgroup of ten reads as a mistake)
-    even = _fill(data.subgroups, height, whole / len(chunks) + 0.5)
-    if len(even) == len(chunks) and all(
-        height(c, i == len(even) - 1) <= PAGE_HEIGHT_IN for i, c in enumerate(even)
-    ):
-        chunks = even
+    chunks = paginate(data.subgroups, height)
     pages: list[ForestData] = []
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
@@ -55,6 +55,51 @@ def split_pages(data: ForestData, table_height: Callable[[_Table], float]) -> li
             page = replace(page, overall=None, subgroup_test=None, footnotes=(), model_note="")
         pages.append(page)
     return pages
+
+
+def paginate(
+    items: Sequence[Any], height: Callable[[Sequence[Any], bool], float]
+) -> list[list[Any]]:
+    """``items`` (subgroups, or a cumulative plot's steps) in order to pages no taller
+    than :data:`PAGE_HEIGHT_IN`; ``height(items, last)`` is the height of a page holding
+    them (the last page also holds the closing rows and the footnotes). One page when
+    everything fits; otherwise as few pages as a greedy fill needs, filled evenly where
+    that still fits (a first page holding one subgroup of ten reads as a mistake). An
+    item taller than a page gets a page of its own."""
+    whole = height(items, True)
+    if whole <= PAGE_HEIGHT_IN or len(items) < 2:
+        return [list(items)]
+    chunks = _fill(items, height, PAGE_HEIGHT_IN)
+    limit = whole / len(chunks)
+    while limit < PAGE_HEIGHT_IN:  # the lowest fill that still needs no more pages
+        even = _fill(items, height, limit)
+        if len(even) == len(chunks) and all(
+            height(c, i == len(even) - 1) <= PAGE_HEIGHT_IN for i, c in enumerate(even)
+        ):
+            return even
+        limit += 0.25
+    return chunks
+
+
+def cumulative_pages(table: _Table, table_height: Callable[[_Table], float]) -> list[_Table]:
+    """A cumulative plot's table split into pages no taller than :data:`PAGE_HEIGHT_IN`,
+    whole steps (a step with the further lines of its label) to a page; pages after the
+    first say "continued" in the title, the footnotes come on the last."""
+    steps: list[list[Any]] = []
+    for row in table.sections[0].rows:
+        if row.kind == "cumulative" or not steps:
+            steps.append([row])
+        else:
+            steps[-1].append(row)
+
+    def page(chunk: Sequence[list[Any]], last: bool, first: bool = False) -> _Table:
+        section = replace(table.sections[0], rows=[r for step in chunk for r in step])
+        title = table.title if first or not table.title else f"{table.title} (continued)"
+        notes = table.footnotes if last else ()
+        return replace(table, sections=[section], title=title, footnotes=notes)
+
+    chunks = paginate(steps, lambda chunk, last: table_height(page(chunk, last)))
+    return [page(chunk, i == len(chunks) - 1, first=i == 0) for i, chunk in enumerate(chunks)]
 
 
 def page_room(data: ForestData) -> float:

@@ -58,6 +58,11 @@ def write_report_files(
             f"{a.outcome}; population {', '.join(a.population)}; setting "
             f"{', '.join(a.setting)}; unit {', '.join(a.unit)}; model {a.model.describe()}."
         )
+        if not figs and not result.empty:
+            from metaresp._figure_bounds import missing_forest_sentence
+
+            studies = sum(len(g.records) for g in result.pooled.groups)
+            description = " ".join(filter(None, (description, missing_forest_sentence(studies))))
         analyses.append(
             ReportAnalysis(
                 title=a.title,

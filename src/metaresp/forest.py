@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metaresp._forest_cells import Columns, columns, draw_cells, whole_plot
-from metaresp._forest_pages import page_paths, split_pages
+from metaresp._forest_pages import cumulative_pages, page_paths, split_pages
 from metaresp._forest_render import RENDER_RC, _contained
 from metaresp._forest_table import (
     FIG_WIDTH_IN,
@@ -499,8 +499,17 @@ def save_cumulative(
     title: str = "",
     outcome: str = "ORR",
     model_note: str = "",
-) -> None:
-    """Draw a cumulative forest plot (:func:`draw_cumulative`) and write PNG (and SVG)."""
-    _save_axes(
-        draw_cumulative(rows, title=title, outcome=outcome, model_note=model_note), png, svg, dpi
-    )
+) -> list[Path]:
+    """Draw a cumulative forest plot (:func:`draw_cumulative`) and write PNG (and SVG);
+    a plot taller than a page is split into pages of whole steps, named as
+    :func:`save_forest` names them, with the columns of the whole plot. Returns the PNG
+    paths, in page order."""
+    table = _cumulative_table(rows, title, outcome, model_note)
+    layout = columns(table)
+    pages = cumulative_pages(table, _height)
+    paths = page_paths(Path(png), len(pages))
+    for i, (page, (page_png, page_svg)) in enumerate(zip(pages, paths, strict=True)):
+        page.layout = layout
+        target = None if svg is None else (Path(svg) if i == 0 else page_svg)
+        _save_axes(_draw_table(page, None), page_png, target, dpi)
+    return [p for p, _ in paths]

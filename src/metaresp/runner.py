@@ -263,12 +263,13 @@ def _run_into(
             results = [item.result for item in planned]
             bar.grow(len(jobs))
             pool.draw(jobs, bar)
-            for item in planned:  # a forest plot taller than a page has further pages
-                item.files.extend(
-                    tmp / f
-                    for f in _more_pages(tmp, f"figures/{item.result.analysis.name}.png")
-                    if tmp / f not in item.files
-                )
+            for item in planned:  # a plot taller than a page has further pages
+                for png in [f for f in item.files if f.suffix == ".png"]:
+                    item.files.extend(
+                        tmp / f
+                        for f in _more_pages(tmp, png.relative_to(tmp).as_posix())
+                        if tmp / f not in item.files
+                    )
             figures = {name: _with_pages(tmp, files) for name, files in figures.items()}
             meta = state_meta(plan_path, plan.title, extractions, corpus, len(records))
             run_fp = prints.of_run([item.fingerprint for item in planned], meta)
@@ -415,8 +416,9 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
 
 
 def _more_pages(folder: Path, png: str) -> list[str]:
-    """The files of a forest plot's further pages (``NAME-p2.png``, ``NAME-p2.svg``, ...;
-    :func:`metaresp.forest.save_forest`) present in ``folder``, as relative names."""
+    """The files of a plot's further pages (``NAME-p2.png``, ``NAME-p2.svg``, ...;
+    :func:`metaresp.forest.save_forest`, :func:`~metaresp.forest.save_cumulative`)
+    present in ``folder``, as relative names."""
     from metaresp._forest_pages import page_paths
 
     first = folder / png
