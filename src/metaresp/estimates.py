@@ -394,9 +394,9 @@ def wide_sentence(low: float, high: float, k: int, ci: str, level: float) -> str
         return ""
     span = f"The interval spans {fmt.interval(low, high)}"
     if ci in ("t", "hksj", "hksj-adhoc") and 2 <= k <= 5:
-        from scipy import stats
+        from scipy import special  # stdtrit is the t quantile (scipy.stats.t.ppf's core)
 
-        crit = float(stats.t.ppf(0.5 + level / 2.0, k - 1))
+        crit = float(special.stdtrit(k - 1, 0.5 + level / 2.0))
         return (
             f"{span}: with {k} studies the interval uses a t distribution with "
             f"{k - 1} degree{'s' if k > 2 else ''} of freedom (critical value "
