@@ -17,6 +17,7 @@ number of studies; docs/limits.md states them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -70,10 +71,15 @@ def missing_forest_sentence(studies: int) -> str:
 def _lines(study: StudyRow) -> int:
     """Table lines of a study's label: wrapped to the narrowest label column the forest
     plot uses (:data:`metaresp._forest_cells.MIN_LABEL_IN`), so never too few."""
+    return _label_lines(study.label)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_lines(label: str) -> int:  # a label recurs in most analyses of a run
     from metaresp._forest_cells import MIN_LABEL_IN, wrap_to_width
     from metaresp._forest_table import FONT_SIZE
 
-    return len(wrap_to_width(study.label, MIN_LABEL_IN, FONT_SIZE))
+    return len(wrap_to_width(label, MIN_LABEL_IN, FONT_SIZE))
 
 
 def _runs(studies: Sequence[StudyRow], lines: int) -> list[tuple[StudyRow, ...]]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from metaresp import _faults
 from metaresp._progress import Progress as _Progress
+from metaresp._report_run import report_context
 from metaresp._report_run import write_report_files as _write_report
 from metaresp._runcache import (
     CACHE_FOLDER,
@@ -249,6 +250,8 @@ def _run_into(
                             previous.bring([*names, *_more_pages(previous.out, names[0])], tmp)
                         else:
                             jobs.append(job)
+                            if len(jobs) == 2:  # start the workers while the rest is fitted
+                                pool.open()
                         item.files.extend((png, svg))
                 if item.reused:
                     _figure_jobs(tmp, item, notes)  # only for the notes: nothing is drawn
@@ -261,8 +264,17 @@ def _run_into(
                 if png in item.files:
                     figures[analysis.name] = (png, png.with_suffix(".svg"))
             results = [item.result for item in planned]
+            meta = state_meta(plan_path, plan.title, extractions, corpus, len(records))
+            run_fp = prints.of_run([item.fingerprint for item in planned], meta)
+            same = previous.run_files(run_fp)
+            state: dict[str, Any] = {}
+
+            def tables() -> None:  # while the workers draw: everything but the report
+                if same is None:
+                    state.update(_write_tables(tmp, plan, results, planned, corpus, meta, bar))
+
             bar.grow(len(jobs))
-            pool.draw(jobs, bar)
+            pool.draw(jobs, bar, meanwhile=tables)
             for item in planned:  # a plot taller than a page has further pages
                 for png in [f for f in item.files if f.suffix == ".png"]:
                     item.files.extend(
@@ -271,14 +283,14 @@ def _run_into(
                         if tmp / f not in item.files
                     )
             figures = {name: _with_pages(tmp, files) for name, files in figures.items()}
-            meta = state_meta(plan_path, plan.title, extractions, corpus, len(records))
-            run_fp = prints.of_run([item.fingerprint for item in planned], meta)
-            same = previous.run_files(run_fp)
             if same is not None:
                 bar.step("reusing the tables and the report")
                 previous.bring(same, tmp)
             else:
-                _write_run_files(tmp, plan, results, planned, corpus, meta, figures, bar, published)
+                bar.step("writing the report")
+                version = str(meta["corpus_version"])
+                context = report_context(plan, results, state, version, published)
+                _write_report(tmp, results, plan.title, version, figures, context)
             for analysis, item in zip(analyses, planned, strict=True):
                 cache.keep(
                     analysis.name,
@@ -326,21 +338,18 @@ def _run_into(
     )
 
 
-def _write_run_files(
+def _write_tables(
     tmp: Path,
     plan: Plan,
     results: Sequence[AnalysisResult],
     planned: Sequence[_Planned],
     corpus: Corpus,
     meta: dict[str, Any],
-    figures: dict[str, tuple[Path, ...]],
     bar: _Progress,
-    published: Path | None,
-) -> None:
-    """What is written from all analyses together: cumulative.csv, the tables, the
-    meta-regressions, summary.json, reproduce.R and the report (which says what changed
-    since the state at ``published``)."""
-    from metaresp._report_run import report_context
+) -> dict[str, Any]:
+    """What is written from all analyses together, but the report (which waits for the
+    figures): cumulative.csv, the tables, the meta-regressions, summary.json and
+    reproduce.R. Returns the state written as summary.json."""
     from metaresp.cumulative import write_csv
     from metaresp.reproduce import REPRODUCE_NAME, reproduce_script
     from metaresp.tables import write_tables
@@ -358,10 +367,7 @@ def _write_run_files(
         state["regressions"] = regression_state(outcomes)
     (tmp / SUMMARY_NAME).write_text(state_text(state), encoding="utf-8")
     (tmp / REPRODUCE_NAME).write_text(reproduce_script(results, outcomes), encoding="utf-8")
-    bar.step("writing the report")
-    version = str(meta["corpus_version"])
-    context = report_context(plan, results, state, version, published)
-    _write_report(tmp, results, plan.title, version, figures, context)
+    return state
 
 
 def _cumulative_data(fig: Any) -> tuple[Any, ...]:
@@ -518,10 +524,21 @@ class _FigurePool:
             return _Steps({g.name: cumulative_class(name, g) for g in classes})
         return _Steps({g.name: pool.submit(cumulative_class, name, g) for g in classes})
 
-    def draw(self, jobs: Sequence[tuple[str, Any, Path, Path]], bar: _Progress) -> None:
-        """Draw every job; in the worker processes when there are several."""
+    def open(self) -> None:
+        """Start the workers now (their start overlaps what this process does next)."""
+        self._open()
+
+    def draw(
+        self,
+        jobs: Sequence[tuple[str, Any, Path, Path]],
+        bar: _Progress,
+        meanwhile: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Draw every job, in the worker processes when there are several, and run
+        ``meanwhile`` in this process while they draw."""
         pool = self._open() if len(jobs) >= 2 else self._pool
         if pool is None:
+            meanwhile()
             for job in jobs:
                 bar.step(f"drawing {job[2].stem}")
                 _save_one(job)
@@ -530,6 +547,7 @@ class _FigurePool:
 
         futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
         try:
+            meanwhile()
             _faults.at("figures-drawing")
             for future in as_completed(futures):
                 _worker_result(future, f"drawing {futures[future]}")
