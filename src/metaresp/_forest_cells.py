@@ -7,17 +7,18 @@ string per row with spaces, which a browser collapses in SVG and which spends th
 of the widest monospace glyph on every character. Here the cells are placed instead:
 
 - widths are the sum of the DejaVu Sans advance widths of the characters
-  (:func:`text_width_in`; unhinted, as drawn at 300 dpi and in SVG). Kerning, which this
-  sum leaves out, only ever narrows DejaVu Sans text, so a width is never too small;
+  (:func:`text_width_in`; unhinted, as drawn at 300 dpi and in SVG). The sum leaves out
+  kerning, which narrows the labels and numbers drawn here (a typical label: 145.9 pt
+  summed, 144.4 pt as laid out), so a width errs on the wide side;
 - a label is drawn by its left edge, every number and its header by its right edge
   (``text-anchor: end`` in SVG), so columns stay aligned in a viewer that substitutes
   another font;
 - columns are :data:`COL_GAP_IN` apart; the plot takes the width left between the label
   and number columns on the left and the number columns on the right, at least
-  :data:`~metaresp._forest_table.MIN_PLOT_WIDTH_IN` (only then is the figure wider than
-  :data:`~metaresp._forest_table.FIG_WIDTH_IN`);
+  :data:`MIN_PLOT_WIDTH_IN` (only then is the figure wider than :data:`FIG_WIDTH_IN`);
 - labels are wrapped to the width left when the plot has :data:`PLOT_WIDTH_IN`
-  (:func:`label_room_in`), over balanced lines (:func:`wrap_to_width`).
+  (:func:`label_room_in`), over lines as even as possible, "Author year ·" ending its
+  line when that costs no extra line (:func:`wrap_to_width`).
 """
 
 from __future__ import annotations
