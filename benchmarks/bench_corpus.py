@@ -23,29 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PLAN = """\
-version: 1
-title: Scale plan
-thresholds:
-  ORR: 50
-groupings:
-  modality:
-    title: Treatment modality
-    classes:
-      Bispecific antibody:
-        modality: {any: [bispecific]}
-      CAR T:
-        modality: {any: [CAR-T]}
-    other: Other
-analyses:
-  - name: post-cart-orr
-    title: "First salvage after BCMA CAR T: {outcome}"
-    selection:
-      population: post-bcma-cart
-      setting: first-salvage
-      outcome: ORR
-    grouping: modality
-"""
+sys.path.insert(0, str(ROOT / "tests"))
+from factories import SMALL_PLAN as PLAN  # noqa: E402  (the tests' small plan, one copy)
 
 STUDY = """\
 id: {sid}

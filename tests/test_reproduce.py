@@ -24,48 +24,42 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from factories import CliResult, Repo, study_text
+from factories import SMALL_PLAN, CliResult, Repo, study_text
 
 pytestmark = pytest.mark.usefixtures("quick_figures")
 
-PLAN = """\
-version: 1
-title: Test plan
-thresholds:
-  ORR: 50
-other_family:
-  suffix: bayes
-  description: Bayesian binomial-normal model
-  model: {estimator: BAYES, tau_prior: "half-normal(1)", mu_prior: "normal(0, 2)"}
-groupings:
-  modality:
-    title: Treatment modality
-    classes:
-      Bispecific antibody:
-        modality: {any: [bispecific]}
-      CAR T:
-        modality: {any: [CAR-T]}
-    other: Other
-analyses:
-  - name: post-cart-orr
-    title: "First salvage after BCMA CAR T: {outcome}"
-    selection:
-      population: post-bcma-cart
-      setting: first-salvage
-      outcome: ORR
-    grouping: modality
-    sensitivity:
-      - name: post-cart-orr-reml
-        description: REML, HKSJ
-        model: {transform: logit, estimator: REML, ci: hksj}
-      - name: post-cart-orr-ft
-        description: Freeman-Tukey, DL, z
-        model: {transform: freeman-tukey, estimator: DL, ci: z}
-      - name: post-cart-orr-adhoc
-        description: arcsine, PM, ad hoc HKSJ
-        model: {transform: arcsine, estimator: PM, ci: hksj-adhoc}
-"""
+
+def _plan() -> str:
+    """The tests' small plan with a Bayesian other family and three sensitivity models."""
+    plan = yaml.safe_load(SMALL_PLAN)
+    plan["other_family"] = {
+        "suffix": "bayes",
+        "description": "Bayesian binomial-normal model",
+        "model": {"estimator": "BAYES", "tau_prior": "half-normal(1)", "mu_prior": "normal(0, 2)"},
+    }
+    plan["analyses"][0]["sensitivity"] = [
+        {
+            "name": "post-cart-orr-reml",
+            "description": "REML, HKSJ",
+            "model": {"transform": "logit", "estimator": "REML", "ci": "hksj"},
+        },
+        {
+            "name": "post-cart-orr-ft",
+            "description": "Freeman-Tukey, DL, z",
+            "model": {"transform": "freeman-tukey", "estimator": "DL", "ci": "z"},
+        },
+        {
+            "name": "post-cart-orr-adhoc",
+            "description": "arcsine, PM, ad hoc HKSJ",
+            "model": {"transform": "arcsine", "estimator": "PM", "ci": "hksj-adhoc"},
+        },
+    ]
+    return str(yaml.safe_dump(plan, sort_keys=False, allow_unicode=True))
+
+
+PLAN = _plan()
 
 
 def _run(repo: Repo, cli: Callable[..., CliResult]) -> tuple[str, dict[str, Any]]:
