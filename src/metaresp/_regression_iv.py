@@ -36,13 +36,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from metaresp._roots import METAFOR_TOL, brent_roots
+from metaresp.estimators import METAFOR_THRESHOLD as THRESHOLD
+from metaresp.estimators import scoring_step
 
 __all__ = ["IvTau2", "fit_tau2", "inv_xwx", "projection", "r2_fe", "r2_re"]
 
 FloatArray = NDArray[np.float64]
 
-#: metafor's Fisher-scoring threshold and iteration limit (``control``: threshold, maxiter).
-THRESHOLD: Final[float] = 1e-5
+#: metafor's Fisher-scoring iteration limit (``control``: maxiter; its threshold is
+#: ``estimators.METAFOR_THRESHOLD``).
 METAFOR_MAXITER: Final[int] = 100
 #: We go on iterating up to this many steps where metafor gives up, and say so.
 MAXITER: Final[int] = 1000
@@ -120,12 +122,7 @@ def _scoring(
                 adj = (ypp - float(w.sum())) / float(np.sum(w * w))
             else:
                 adj = (ypp - float(np.trace(pm))) / float(np.sum(pm * pm))
-        if not math.isfinite(adj) or (tau2 == 0.0 and adj < 0.0):
-            adj = 0.0
-        while tau2 + adj < 0.0:
-            adj /= 2.0
-        old = tau2
-        tau2 = tau2 + adj
+        old, tau2 = tau2, scoring_step(tau2, adj)
         if abs(old - tau2) <= THRESHOLD:
             return tau2, True, it
     return tau2, False, MAXITER

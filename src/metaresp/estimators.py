@@ -243,15 +243,21 @@ def _scoring_one(
             adj = float(_scoring_adj(method, k, sums))
         except ZeroDivisionError:
             adj = 0.0
-        if not math.isfinite(adj) or (tau2 == 0.0 and adj < 0.0):
-            adj = 0.0
-        while tau2 + adj < 0.0:
-            adj /= 2.0
-        old = tau2
-        tau2 = tau2 + adj
+        old, tau2 = tau2, scoring_step(tau2, adj)
         if abs(old - tau2) <= METAFOR_THRESHOLD:
             return tau2, True, it
     return tau2, False, it
+
+
+def scoring_step(tau2: float, adj: float) -> float:
+    """τ² after one Fisher-scoring step ``adj``, as metafor takes it: a step that is not
+    finite, or a step below 0 from τ² = 0, is no step; a step that would make τ² negative
+    is halved until it does not."""
+    if not math.isfinite(adj) or (tau2 == 0.0 and adj < 0.0):
+        adj = 0.0
+    while tau2 + adj < 0.0:
+        adj /= 2.0
+    return tau2 + adj
 
 
 def _scoring_rows(
