@@ -127,20 +127,16 @@ args <- commandArgs(trailingOnly = TRUE)
 target <- if (length(args) >= 1) args[[1]] else "reproduce-estimates.csv"
 write.csv(out, target, row.names = FALSE)
 cat("wrote", target, "\\n")
-if (length(tests) > 0) {
-  between_tests <- do.call(rbind, tests)
-  print(between_tests, row.names = FALSE, digits = 6)
-  target_tests <- sub("(\\\\.csv)?$", "-subgroup-tests.csv", target)
-  write.csv(between_tests, target_tests, row.names = FALSE)
-  cat("wrote", target_tests, "\\n")
+write_beside <- function(parts, suffix) {  # the subgroup tests, the meta-regressions
+  if (length(parts) == 0) return(invisible(NULL))
+  table <- do.call(rbind, parts)
+  print(table, row.names = FALSE, digits = 6)
+  path <- sub("(\\\\.csv)?$", suffix, target)
+  write.csv(table, path, row.names = FALSE)
+  cat("wrote", path, "\\n")
 }
-if (length(regressions) > 0) {
-  regression_table <- do.call(rbind, regressions)
-  print(regression_table, row.names = FALSE, digits = 6)
-  target_regressions <- sub("(\\\\.csv)?$", "-regressions.csv", target)
-  write.csv(regression_table, target_regressions, row.names = FALSE)
-  cat("wrote", target_regressions, "\\n")
-}
+write_beside(tests, "-subgroup-tests.csv")
+write_beside(regressions, "-regressions.csv")
 """
 
 
