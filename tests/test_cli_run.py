@@ -226,3 +226,35 @@ def test_failure_leaves_previous_results(
     assert "disk full" in err
     assert (out / "summary.json").read_text(encoding="utf-8") == '{"old": true}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["extractions", "plan.yaml", "results"]
+
+
+@shipped
+def test_pooled_md_says_once_why_an_interval_spans_almost_everything(
+    shipped_run: ShippedRun,
+) -> None:
+    """Read as a clinician: every pooled interval wider than 90 points in pooled.md has,
+    in its analysis's section, a sentence that says why and names its subgroup; no
+    sentence is repeated in a section."""
+    import re
+
+    text = (shipped_run.out / "pooled.md").read_text(encoding="utf-8")
+    checked = 0
+    for section in text.split("\n## ")[1:]:
+        lines = section.splitlines()
+        notes = [line for line in lines if line and not line.startswith(("|", "#", "-", "†"))]
+        assert len(notes) == len(set(notes)), section.splitlines()[0]
+        for line in lines:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) < 4 or "not pooled" in line:
+                continue
+            found = re.fullmatch(r"[\d.]+% \(([\d.]+) to ([\d.]+)\)", cells[3])
+            if found is None or float(found[2]) - float(found[1]) <= 90:
+                continue
+            why = [
+                n
+                for n in notes
+                if ("instead of 1.96" in n or "interval is wide" in n) and cells[0] in n
+            ]
+            assert why, (lines[0], cells[0])
+            checked += 1
+    assert checked > 10  # the shipped corpus has many classes of two studies

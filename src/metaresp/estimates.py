@@ -15,7 +15,7 @@ All proportions are on the 0-1 scale; I² is in percent; τ² on the model's sca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,9 +46,10 @@ __all__ = [
     "plain_notes",
     "plain_words",
     "q_kind",
+    "row_sentences",
+    "said_once",
     "summary_dict",
     "text_lines",
-    "wide_note",
     "wide_sentence",
 ]
 
@@ -355,56 +356,40 @@ def fallback_note(row: EstimateRow) -> str:
 def plain_notes(rows: Sequence[EstimateRow]) -> list[str]:
     """Each distinct note of ``rows`` once, in plain words, naming the estimates it
     concerns: "With two studies, ... (Bispecific antibodies; Other)" (in square brackets
-    when a name has parentheses of its own). Besides the engine's warnings and fallbacks:
-    an interval wider than 90 points (:func:`wide_sentence`, without the interval, which
-    the figure shows), a pool in which no patient or every patient responded
-    (:func:`extreme_sentence`) and a mean rate far from the pooled one (:func:`mean_note`).
-    """
+    when a name has parentheses of its own): the engine's warnings and fallbacks and
+    :func:`row_sentences`."""
     where: dict[str, list[str]] = {}
     for row in rows:
         texts = [fallback_note(row)] if row.fallback else []
         reason = row.fallback_reason if row.fallback else None
         texts.extend(plain_words(w) for w in row.warnings if not (reason and reason in w))
-        if not row.single:
-            texts.append(wide_note(row).partition(": ")[2])
-            texts.append(extreme_sentence(row.events, row.total, row.proportion))
-            texts.append(mean_note(row))
+        texts.extend(row_sentences(row))
         for text in texts:
             if text:
                 names = where.setdefault(text[0].upper() + text[1:], [])
                 if row.subgroup not in names:
                     names.append(row.subgroup)
-    out = []
-    for text, names in where.items():
-        named = "; ".join(n for n in names if n)
-        if not named:
-            out.append(f"{text}.")
-        elif "(" in named:
-            out.append(f"{text} [{named}].")
-        else:
-            out.append(f"{text} ({named}).")
-    return out
+    return said_once(where)
 
 
 def wide_sentence(low: float, high: float, k: int, ci: str, level: float) -> str:
-    """One plain sentence on a pooled interval wider than :data:`WIDE_INTERVAL` (for a
-    t-based interval from few studies: its degrees of freedom and critical value); ""
-    for a narrower one."""
+    """One plain sentence on a pooled interval wider than :data:`WIDE_INTERVAL`, to stand
+    beside the interval (for a t-based interval from few studies: its degrees of freedom
+    and critical value); "" for a narrower one."""
     if high - low <= WIDE_INTERVAL:
         return ""
-    span = f"The interval spans {fmt.interval(low, high)}"
     if ci in ("t", "hksj", "hksj-adhoc") and 2 <= k <= 5:
         from scipy import special  # stdtrit is the t quantile (scipy.stats.t.ppf's core)
 
         crit = float(special.stdtrit(k - 1, 0.5 + level / 2.0))
         return (
-            f"{span}: with {k} studies the interval uses a t distribution with "
+            f"With {k} studies the interval uses a t distribution with "
             f"{k - 1} degree{'s' if k > 2 else ''} of freedom (critical value "
             f"{crit:.1f} instead of 1.96), so it says little about the response rate; a "
             "Bayesian model (the plan's sensitivity line, or estimator BAYES) gives a "
             "narrower interval under a stated prior"
         )
-    return f"{span}: the studies are too few or too small to say more"
+    return "The interval is wide: the studies are too few or too small to say more"
 
 
 def extreme_sentence(events: int, total: int, proportion: float) -> str:
@@ -420,11 +405,35 @@ def extreme_sentence(events: int, total: int, proportion: float) -> str:
     )
 
 
-def wide_note(row: EstimateRow) -> str:
-    """:func:`wide_sentence` for a pooled row; "" for a single study."""
-    if row.single or row.fitted is None:
-        return ""
-    return wide_sentence(row.ci_low, row.ci_high, row.k, row.fitted.ci, row.level)
+def row_sentences(row: EstimateRow) -> list[str]:
+    """The plain sentences a pooled estimate needs beside its numbers (none for a single
+    study): no patient or every patient responded (:func:`extreme_sentence`), an interval
+    wider than 90 points (:func:`wide_sentence`), a mean rate far from the pooled one
+    (:func:`mean_note`). Tables, figures and the CLI all say these."""
+    if row.single:
+        return []
+    wide = (
+        ""
+        if row.fitted is None
+        else wide_sentence(row.ci_low, row.ci_high, row.k, row.fitted.ci, row.level)
+    )
+    notes = (extreme_sentence(row.events, row.total, row.proportion), wide, mean_note(row))
+    return [n for n in notes if n]
+
+
+def said_once(where: Mapping[str, Sequence[str]]) -> list[str]:
+    """Each note once, naming the estimates it concerns: "Text (A; B)." (in square
+    brackets when a name has parentheses of its own), "Text." when it names none."""
+    out = []
+    for text, names in where.items():
+        named = "; ".join(n for n in names if n)
+        if not named:
+            out.append(f"{text}.")
+        elif "(" in named:
+            out.append(f"{text} [{named}].")
+        else:
+            out.append(f"{text} ({named}).")
+    return out
 
 
 def mean_note(row: EstimateRow) -> str:
@@ -526,11 +535,7 @@ def text_lines(row: EstimateRow, name: str = "pooled") -> list[str]:
     ]
     if row.pi_low is not None:
         lines.append(f"prediction interval: {fmt.interval(row.pi_low, row.pi_high)}")
-    for note in (extreme_sentence(row.events, row.total, row.proportion), wide_note(row)):
-        if note:
-            lines.append(note + ".")
-    if row.mean_differs:
-        lines.append(mean_note(row) + ".")
+    lines.extend(note + "." for note in row_sentences(row))
     if row.threshold is not None and not fmt.is_missing(row.prob_above):
         lines.append(
             f"probability that the response rate exceeds {fmt.percent(row.threshold)}: "

@@ -23,10 +23,9 @@ from metaresp.estimates import (
     EstimateRow,
     RowKind,
     estimate_row,
-    extreme_sentence,
     few_studies_note,
-    mean_note,
-    wide_note,
+    row_sentences,
+    said_once,
 )
 from metaresp.files import atomic_write
 
@@ -338,17 +337,19 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
                     + " |"
                 )
             lines.append("")
+            where: dict[str, list[str]] = {}
             for r in rows:
-                extreme = "" if r.single else extreme_sentence(r.events, r.total, r.proportion)
-                notes = (extreme, wide_note(r), mean_note(r) if r.mean_differs else "")
-                said = [n for n in notes if n]
+                for note in row_sentences(r):
+                    where.setdefault(note, []).append(_md_cell(r.subgroup))
+            for note in said_once(where):
+                lines += [note, ""]
+            for r in rows:
                 if r.threshold is not None and not fmt.is_missing(r.prob_above):
-                    said.append(
-                        f"probability that the response rate exceeds "
-                        f"{fmt.percent(r.threshold)}: {fmt.percent(r.prob_above)}"
-                    )
-                if said:
-                    lines += [f"{_md_cell(r.subgroup)}: " + "; ".join(said) + ".", ""]
+                    lines += [
+                        f"{_md_cell(r.subgroup)}: probability that the response rate exceeds "
+                        f"{fmt.percent(r.threshold)}: {fmt.percent(r.prob_above)}.",
+                        "",
+                    ]
             if any(r.few_studies for r in rows):
                 lines += [
                     f"† Pooled from {FEW_STUDIES} or fewer studies: with so few studies "
