@@ -482,7 +482,11 @@ def _pool_frequentist(
     elif rows.tau2_fit is not None:
         notes.extend(rows.tau2_fit.notes(0, fitted.estimator))
         if fitted.ci == "hksj" and k >= 2 and rows.se[0] == 0.0:
-            notes.append("HKSJ scale factor is 0 (identical estimates): the CI has zero width")
+            notes.append(
+                "HKSJ scale factor is 0: the studies' estimates agree exactly, so the "
+                "Hartung-Knapp CI has zero width; that is not certainty (the ad hoc "
+                "Hartung-Knapp variant never falls below the z interval)"
+            )
     what = (
         "pooled estimate",
         "CI lower bound",
