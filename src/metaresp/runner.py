@@ -240,7 +240,7 @@ def _run_into(
                     )
                 else:
                     item = _Planned(done, steps.result(), fp, [], reused=False)
-                    for job in _figure_jobs(tmp, item, notes):
+                    for job in _figure_jobs(tmp, item):
                         kind, data, png, svg = job
                         names = [png.relative_to(tmp).as_posix(), svg.relative_to(tmp).as_posix()]
                         drawn = data if kind == "forest" else _cumulative_data(data)
@@ -253,8 +253,8 @@ def _run_into(
                             if len(jobs) == 2:  # start the workers while the rest is fitted
                                 pool.open()
                         item.files.extend((png, svg))
+                notes.extend(_figure_notes(tmp, item))
                 if item.reused:
-                    _figure_jobs(tmp, item, notes)  # only for the notes: nothing is drawn
                     for f in item.files:
                         name = f.relative_to(tmp).as_posix()
                         if name in previous.figures:
@@ -375,32 +375,48 @@ def _cumulative_data(fig: Any) -> tuple[Any, ...]:
     return (fig.rows, fig.title, fig.outcome, fig.model_note)
 
 
-def _figure_jobs(
-    folder: Path, item: _Planned, notes: list[str]
-) -> list[tuple[str, Any, Path, Path]]:
+def _figure_jobs(folder: Path, item: _Planned) -> list[tuple[str, Any, Path, Path]]:
     """The figures of one analysis to draw: its forest plot (cut into pages, or none past
     :data:`~metaresp.limits.MAX_PLOT_ROWS` studies) and its cumulative plots (at most
-    :data:`~metaresp._figure_bounds.MAX_CUMULATIVE_PLOT_ROWS` steps each); what was left
-    out is said in ``notes`` (:mod:`metaresp._figure_bounds`)."""
+    :data:`~metaresp._figure_bounds.MAX_CUMULATIVE_PLOT_ROWS` steps each); what is left
+    out is said by :func:`_figure_notes` (:mod:`metaresp._figure_bounds`)."""
     from metaresp._figure_bounds import bounded_cumulative, forest_note, paged
     from metaresp.cumulative import figures_of
 
     result = item.result
     jobs: list[tuple[str, Any, Path, Path]] = []
-    if not result.empty:
-        data = result.forest_data()
-        note = forest_note(result.analysis.name, sum(len(s.studies) for s in data.subgroups))
-        if note is None:
-            png = folder / "figures" / f"{result.analysis.name}.png"
-            jobs.append(("forest", paged(data), png, png.with_suffix(".svg")))
-        else:
-            notes.append(note)
+    if not result.empty and forest_note(result.analysis.name, _studies(result)) is None:
+        png = folder / "figures" / f"{result.analysis.name}.png"
+        jobs.append(("forest", paged(result.forest_data()), png, png.with_suffix(".svg")))
     for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K):
-        fig, note = bounded_cumulative(fig)
-        if note is not None:
-            notes.append(note)
+        fig = bounded_cumulative(fig)[0]
         jobs.append(("cumulative", fig, fig.png, fig.png.with_suffix(".svg")))
     return jobs
+
+
+def _studies(result: AnalysisResult) -> int:
+    """The rows of studies in a forest plot of ``result`` (one per record of each group,
+    as :func:`metaresp.forestdata.build` draws them)."""
+    return sum(len(g.records) for g in result.pooled.groups)
+
+
+def _figure_notes(folder: Path, item: _Planned) -> list[str]:
+    """What :func:`_figure_jobs` leaves out of an analysis's figures, in one line each;
+    from counts alone, so that an analysis taken from the cache is not built again."""
+    from metaresp._figure_bounds import bounded_cumulative, forest_note
+    from metaresp.cumulative import figures_of
+
+    result = item.result
+    notes = []
+    if not result.empty:
+        note = forest_note(result.analysis.name, _studies(result))
+        if note is not None:
+            notes.append(note)
+    for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K):
+        note = bounded_cumulative(fig)[1]
+        if note is not None:
+            notes.append(note)
+    return notes
 
 
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
