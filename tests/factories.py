@@ -219,3 +219,26 @@ def git(repo: Path, *args: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def run_reproduce_script(script: Path, target: Path) -> None:
+    """Run ``reproduce.R`` in R, writing its tables beside ``target`` (the estimates
+    there); skip the test, saying why, where R or metafor is missing."""
+    import pytest
+
+    if shutil.which("Rscript") is None:
+        pytest.skip("Rscript not found: reproduce.R not run against metafor")
+    probe = subprocess.run(
+        ["Rscript", "-e", "library(metafor)"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip("R package metafor not installed")
+    ran = subprocess.run(
+        ["Rscript", str(script), str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=target.parent,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr

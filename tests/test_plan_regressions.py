@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import metaresp
-from factories import SHIPPED_EXTRACTIONS, SHIPPED_PLAN
+from factories import SHIPPED_EXTRACTIONS, SHIPPED_PLAN, run_reproduce_script
 from metaresp.errors import InputError, StatisticalWarning
 from metaresp.plan import parse_plan
 from metaresp.records import records_from_corpus
@@ -177,16 +177,6 @@ def test_reproduce_script_refits_the_regressions_with_metafor(tmp_path: Path) ->
     ``rma.glmm(mods=)``, the moderators inline) and writes the coefficients; they agree
     with summary.json (1e-4 for inverse-variance models; 2e-3 for the GLMM, whose optimum
     lme4 reaches less exactly). Skipped where R with metafor is absent."""
-    import shutil
-    import subprocess
-
-    if shutil.which("Rscript") is None:
-        pytest.skip("Rscript not found: reproduce.R not run against metafor")
-    probe = subprocess.run(
-        ["Rscript", "-e", "library(metafor)"], capture_output=True, text=True, check=False
-    )
-    if probe.returncode != 0:
-        pytest.skip("R package metafor not installed")
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(SMALL_PLAN, encoding="utf-8")
     out = tmp_path / "results"
@@ -194,15 +184,7 @@ def test_reproduce_script_refits_the_regressions_with_metafor(tmp_path: Path) ->
     script = (out / "reproduce.R").read_text(encoding="utf-8")
     assert "mods = ~ year + setting" in script
     target = tmp_path / "estimates.csv"
-    ran = subprocess.run(
-        ["Rscript", str(out / "reproduce.R"), str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert ran.returncode == 0, ran.stderr
+    run_reproduce_script(out / "reproduce.R", target)
     with (tmp_path / "estimates-regressions.csv").open(encoding="utf-8") as f:
         refit = {(r["regression"], r["coefficient"]): r for r in csv.DictReader(f)}
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))

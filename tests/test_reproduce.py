@@ -16,8 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from factories import SMALL_PLAN, CliResult, Repo, study_text
+from factories import SMALL_PLAN, CliResult, Repo, run_reproduce_script, study_text
 
 pytestmark = pytest.mark.usefixtures("quick_figures")
 
@@ -138,15 +136,6 @@ def test_script_has_one_block_per_estimate_with_the_data_inline(
     assert str(Path(tempfile.gettempdir())) not in script
 
 
-def _has_metafor() -> str:
-    if shutil.which("Rscript") is None:
-        return "Rscript not found: reproduce.R not run against metafor"
-    probe = subprocess.run(
-        ["Rscript", "-e", "library(metafor)"], capture_output=True, text=True, check=False
-    )
-    return "" if probe.returncode == 0 else "R package metafor not installed"
-
-
 def _close(ours: float | None, theirs: str, rtol: float) -> bool:
     if ours is None:
         return theirs in ("NA", "")
@@ -157,20 +146,9 @@ def _close(ours: float | None, theirs: str, rtol: float) -> bool:
 def test_script_reproduces_summary_json_with_metafor(
     reproduce_repo: Repo, cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
-    reason = _has_metafor()
-    if reason:
-        pytest.skip(reason)
     _, summary = _run(reproduce_repo, cli)
     target = tmp_path / "estimates.csv"
-    ran = subprocess.run(
-        ["Rscript", str(reproduce_repo.results / "reproduce.R"), str(target)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert ran.returncode == 0, ran.stderr
+    run_reproduce_script(reproduce_repo.results / "reproduce.R", target)
     with target.open(encoding="utf-8") as f:
         rows = {row["id"]: row for row in csv.DictReader(f)}
     estimates = _estimates(summary)
