@@ -138,33 +138,46 @@ def _width(words: Sequence[str], size: float, bold: bool) -> float:
     return text_width_in(" ".join(words), size, bold)
 
 
+def _greedy(widths: Sequence[float], space: float, limit: float) -> list[list[int]]:
+    """Word indices to lines, each filled while the next word fits ``limit``."""
+    lines: list[list[int]] = [[]]
+    used = 0.0
+    for i, w in enumerate(widths):
+        extra = w if not lines[-1] else space + w
+        if lines[-1] and used + extra > limit:
+            lines.append([i])
+            used = w
+        else:
+            lines[-1].append(i)
+            used += extra
+    return lines
+
+
+def fill_to_width(text: str, width_in: float, size: float, bold: bool = False) -> list[str]:
+    """``text`` filled line by line to ``width_in`` (titles, footnotes): as many words on
+    each line as fit, as many lines as that needs."""
+    words = text.split()
+    if not words:
+        return [""]
+    widths = [text_width_in(w, size, bold) for w in words]
+    lines = _greedy(widths, text_width_in(" ", size, bold), width_in)
+    return [" ".join(words[i] for i in line) for line in lines]
+
+
 def _even_lines(words: Sequence[str], width_in: float, size: float, bold: bool) -> list[str]:
     space = text_width_in(" ", size, bold)
     widths = [text_width_in(w, size, bold) for w in words]
-
-    def greedy(limit: float) -> list[list[int]]:
-        lines: list[list[int]] = [[]]
-        used = 0.0
-        for i, w in enumerate(widths):
-            extra = w if not lines[-1] else space + w
-            if lines[-1] and used + extra > limit:
-                lines.append([i])
-                used = w
-            else:
-                lines[-1].append(i)
-                used += extra
-        return lines
-
-    n = len(greedy(width_in))
+    n = len(_greedy(widths, space, width_in))
     lo, hi = max(widths), width_in
     if lo < hi:
         for _ in range(30):  # the narrowest limit that still needs n lines: even lines
             mid = (lo + hi) / 2
-            if len(greedy(mid)) <= n:
+            if len(_greedy(widths, space, mid)) <= n:
                 hi = mid
             else:
                 lo = mid
-    return [" ".join(words[i] for i in line) for line in greedy(max(hi, max(widths)))]
+    limit = max(hi, max(widths))
+    return [" ".join(words[i] for i in line) for line in _greedy(widths, space, limit)]
 
 
 def _cut(lines: list[str], width_in: float, size: float, bold: bool, max_lines: int) -> list[str]:
@@ -344,6 +357,7 @@ __all__ = [
     "Columns",
     "columns",
     "draw_cells",
+    "fill_to_width",
     "label_room_in",
     "text_width_in",
     "whole_plot",

@@ -35,12 +35,11 @@ than a page is split into pages (:mod:`metaresp._forest_pages`) whose columns st
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metaresp._forest_cells import Columns, columns, draw_cells, whole_plot
+from metaresp._forest_cells import Columns, columns, draw_cells, fill_to_width, whole_plot
 from metaresp._forest_pages import cumulative_pages, page_paths, split_pages
 from metaresp._forest_render import RENDER_RC, _contained
 from metaresp._forest_table import (
@@ -152,12 +151,11 @@ TITLE_LINE_IN = 0.17
 
 
 def _title_lines(table: _Table) -> list[str]:
-    """The title wrapped to the page width (bold DejaVu Sans averages about 0.63 em)."""
+    """The title (bold, 1.5 pt above the table text) filled to the page width."""
     if not table.title:
         return []
-    size = table.fontsize + 1.5
-    chars = max(20, int((FIG_WIDTH_IN - 2 * MARGIN_IN) * 72 / (0.63 * size)))
-    return textwrap.wrap(table.title, chars) or [table.title]
+    width = FIG_WIDTH_IN - 2 * MARGIN_IN
+    return fill_to_width(table.title, width, table.fontsize + 1.5, bold=True)
 
 
 def _top(table: _Table) -> float:
@@ -167,9 +165,8 @@ def _top(table: _Table) -> float:
 
 
 def _wrap(text: str, width_in: float = FIG_WIDTH_IN - 2 * MARGIN_IN) -> list[str]:
-    # DejaVu Sans averages about 0.55 em per character.
-    chars = max(20, int(width_in * 72 / (0.58 * FONT_SIZE)))
-    return textwrap.wrap(text, chars) or [""]
+    """A footnote filled to ``width_in`` (footnotes are set at the table's 8 pt)."""
+    return fill_to_width(text, width_in, FONT_SIZE)
 
 
 def _draw_table(table: _Table, ax: Axes | None) -> Axes:
