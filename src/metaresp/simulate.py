@@ -65,16 +65,20 @@ FREQUENTIST: Final[dict[str, ModelSpec]] = {
     "FE-logit-z": ModelSpec("logit", "FE", "z"),
     "FT-REML-HKSJ": ModelSpec("freeman-tukey", "REML", "hksj"),
 }
-#: The Bayesian binomial-normal model under three heterogeneity priors (half-normal with
-#: scale 0.5 and 1, half-Cauchy with scale 0.5: the weakly informative priors of Friede et
-#: al. 2017 and Röver et al. 2021 on the logit scale) and a normal(0, 2) prior on μ. All
-#: three are fitted from one likelihood grid per replicate (prior reweighting).
+#: The Bayesian binomial-normal model under five heterogeneity priors and a normal(0, 2)
+#: prior on μ: half-normal with scale 0.5 and 1 and half-Cauchy with scale 0.5 (the weakly
+#: informative priors of Friede et al. 2017 and Röver et al. 2021 for log odds ratios), and
+#: the wider half-normal(2) and half-Cauchy(1), since single proportions on the logit scale
+#: vary more between studies than odds ratios do (τ of 1-1.5 is common). All are fitted
+#: from one likelihood grid per replicate (prior reweighting).
 BAYESIAN: Final[dict[str, ModelSpec]] = {
     f"BAYES-{short}": ModelSpec("logit", "BAYES", "t", tau_prior=prior, mu_prior="normal(0, 2)")
     for short, prior in (
         ("HN0.5", "half-normal(0.5)"),
         ("HN1", "half-normal(1)"),
+        ("HN2", "half-normal(2)"),
         ("HC0.5", "half-cauchy(0.5)"),
+        ("HC1", "half-cauchy(1)"),
     )
 }
 METHODS: Final[dict[str, ModelSpec]] = {**FREQUENTIST, **BAYESIAN}

@@ -59,7 +59,7 @@ def simulate(
         bool,
         typer.Option(
             "--bayes/--no-bayes",
-            help="Also fit the Bayesian model under its three priors (slower).",
+            help="Also fit the Bayesian model under its five priors (slower).",
         ),
     ] = False,
     ks: Annotated[
@@ -76,7 +76,7 @@ def simulate(
     Data are drawn from the binomial-normal model over a grid of k (2, 3, 5, 10 studies),
     true median-study proportion p (0.05 to 0.95) and tau (0, 0.5, 1, 1.5 on the logit
     scale); each method (GLMM z/t, REML-logit z/HKSJ/HKSJ ad hoc, DL-logit z, FE-logit z,
-    Freeman-Tukey REML HKSJ and, with --bayes, the Bayesian model under three priors) is
+    Freeman-Tukey REML HKSJ and, with --bayes, the Bayesian model under five priors) is
     fitted to every replicate. Writes a CSV of the grid, a heatmap of CI coverage and a
     Markdown summary with the rule's choice of default.
     """
