@@ -12,9 +12,10 @@ written inline and the metafor call of the model metaresp actually fitted:
   mean of the totals, ``transf.ipft.hm``) and clipped to [0, 1];
 * after a GLMM fallback, the fallback model, with the reason in a comment;
 * a single study shown, not pooled: its exact (Clopper-Pearson) interval, ``binom.test``;
-* the Bayesian model has no metafor equivalent: the block says so, shows how the same
-  model is written in brms (in a comment), and refits the GLMM as the other-family check;
-  its row is marked ``check = "other-family"`` and is not expected to equal summary.json.
+* the Bayesian model has no metafor equivalent: the script carries a base-R function that
+  computes the same posterior by numerical integration on a fixed grid (independently of
+  metaresp's quadrature; :mod:`metaresp._reproduce_bayes`), and the block shows how the
+  same model is written in brms (in a comment).
 
 At the end the script prints the estimates and writes them to a CSV file (the first
 command-line argument, default ``reproduce-estimates.csv``) with the columns ``id,
@@ -25,7 +26,7 @@ on the subgroup fits, as ``meta::metaprop`` reports it) go to a second file,
 ``rma.glmm(mods=)`` with the moderators inline, text as factors with metaresp's reference
 level) to ``*-regressions.csv``. A fit metafor refuses is reported and recorded with
 ``check = "metafor-error"`` (the script goes on). R needs only metafor (base R for the
-rest).
+rest, including the Bayesian model).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from metaresp import models
+from metaresp._reproduce_bayes import BAYES_FUNCTION, bayes_call
+from metaresp.priors import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import AnalysisResult, GroupResult
@@ -62,8 +65,8 @@ _HEADER = """\
 # with the metafor call of the model metaresp fitted. At the end the estimates are printed
 # and written to a CSV file (default reproduce-estimates.csv) to compare with
 # summary.json: estimate, ci_low and ci_high are proportions (0-1), tau2 on the model's
-# scale. Rows marked check = "other-family" (Bayesian analyses) refit the GLMM instead:
-# metafor has no Bayesian binomial-normal model.
+# scale. metafor has no Bayesian binomial-normal model: Bayesian estimates are recomputed
+# by bayes_binorm() below, a numerical integration of the same posterior in base R.
 
 suppressPackageStartupMessages(library(metafor))
 
@@ -218,23 +221,23 @@ def _block(analysis: str, outcome: str, g: GroupResult, kind: str, level: float)
     fitted = res.fitted
     check = "reproduces"
     if fitted.family == "bayes":
-        check = "other-family"
         lines.extend(
             [
-                "# Bayesian binomial-normal model (metaresp: exact posterior by numerical",
-                f"# integration; priors tau ~ {fitted.tau_prior}, mu ~ {fitted.mu_prior}, logit "
-                "scale).",
-                "# metafor has no Bayesian model. The same model in brms, for reference:",
+                "# Bayesian binomial-normal model (priors tau ~ "
+                f"{fitted.tau_prior or DEFAULT_TAU_PRIOR}, mu ~ "
+                f"{fitted.mu_prior or DEFAULT_MU_PRIOR}, logit scale),",
+                "# recomputed by numerical integration (bayes_binorm, above). The same model in",
+                "# brms, for a check by MCMC:",
                 "#   library(brms)",
                 "#   d <- data.frame(xi = xi, ni = ni, study = seq_along(xi))",
                 "#   fit <- brm(xi | trials(ni) ~ 1 + (1 | study), family = binomial, data = d,",
                 '#              prior = c(set_prior("<mu prior>", class = "Intercept"),',
                 '#                        set_prior("<tau prior>", class = "sd")))',
-                "# Below: the GLMM refitted as the other-family check (not expected to equal",
-                "# the Bayesian estimate of summary.json).",
+                bayes_call(fitted.tau_prior, fitted.mu_prior, fitted.level),
+                f'add({args}, "{check}", fit$estimate, fit$ci_low, fit$ci_high, fit$tau2)',
             ]
         )
-        fit_lines, back = _glmm_lines(models.DEFAULT_NAGQ, "t", fitted.level)
+        return lines
     else:
         if res.fallback:
             lines.append(
@@ -307,6 +310,13 @@ def reproduce_script(
     from metaresp import __version__
 
     parts = [_HEADER.format(version=__version__)]
+    if any(
+        g.result is not None and g.result.fitted.family == "bayes"
+        for result in results
+        for g in (*result.pooled.groups, result.pooled.overall)
+        if g is not None
+    ):
+        parts.append(BAYES_FUNCTION)
     for result in results:
         a = result.analysis
         blocks: list[list[str]] = [
