@@ -100,7 +100,7 @@ bayes_binorm <- function(xi, ni, tau_family, tau_scale, mu_mean, mu_sd, level = 
                dens[last] - dens[last - 1]) / step
     cdf <- c(0, cumsum((dens[-1] + dens[-last]) / 2)) * step - step^2 / 12 * (slope - slope[1])
     dens <- dens / cdf[last]
-    cdf <- cdf / cdf[last]
+    cdf <- cummax(cdf / cdf[last])  # rounding can leave the flat tail a hair below 1
     vapply(probs, function(p) {
       k <- max(1, min(last - 1, findInterval(p, cdf)))
       hermite <- function(u) {
