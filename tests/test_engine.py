@@ -63,7 +63,7 @@ def test_one_row_of_many_is_the_single_fit() -> None:
 
 def test_result_records_requested_and_fitted_model_and_fallback() -> None:
     with pytest.warns(StatisticalWarning, match="fell back"):
-        res = pool([0, 0], [2, 2])
+        res = pool([0, 0], [2, 2], estimator="GLMM")
     assert res.requested.estimator == "GLMM"
     assert res.fitted.estimator == "REML"
     assert res.fitted.ci == "hksj-adhoc"
@@ -71,7 +71,7 @@ def test_result_records_requested_and_fitted_model_and_fallback() -> None:
     assert res.fallback_reason is not None
     assert "0 or all events" in res.fallback_reason
     assert res.q_kind == "cochran"
-    ok = pool([3, 10, 4], [10, 12, 9])
+    ok = pool([3, 10, 4], [10, 12, 9], estimator="GLMM")
     assert not ok.fallback
     assert ok.fallback_reason is None
     assert ok.requested == ok.fitted
@@ -82,20 +82,20 @@ def test_result_records_requested_and_fitted_model_and_fallback() -> None:
 
 def test_nagq_is_used_and_recorded() -> None:
     xi, ni = [0, 5, 12, 0, 9], [6, 5, 14, 8, 9]
-    a = pool(xi, ni, nagq=7)
-    b = pool(xi, ni, nagq=21)
+    a = pool(xi, ni, estimator="GLMM", nagq=7)
+    b = pool(xi, ni, estimator="GLMM", nagq=21)
     assert a.nagq == 7
     assert b.nagq == 21
     assert b.requested.nagq == 21
     assert a.tau2 != b.tau2
     with pytest.raises(ValueError, match="nagq"):
-        pool(xi, ni, nagq=0)
+        pool(xi, ni, estimator="GLMM", nagq=0)
 
 
 def test_warnings_are_issued_and_recorded() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = pool([1, 5], [2, 9])
+        res = pool([1, 5], [2, 9], estimator="GLMM")
     issued = [str(w.message) for w in caught if issubclass(w.category, StatisticalWarning)]
     assert issued
     assert set(issued) == set(res.warnings)
@@ -122,7 +122,7 @@ def test_glmm_likelihood_ratio_test_of_tau2_against_lme4(row: dict[str, Any]) ->
     sat = special.xlogy(x, x / n) + special.xlogy(n - x, (n - x) / n)
     fe = special.xlogy(x, p) + special.xlogy(n - x, 1 - p)
     expected = 2.0 * (row["logLik_lme4"] + float(np.sum(sat)) - float(np.sum(fe)))
-    res = pool(row["xi"], row["ni"])
+    res = pool(row["xi"], row["ni"], estimator="GLMM")
     if res.fallback:
         pytest.skip("GLMM fell back for this dataset")
     assert res.tau2_lrt is not None
@@ -144,20 +144,20 @@ def test_mean_rate_against_an_independent_integrator() -> None:
 
 def test_glmm_mean_rate_and_its_interval() -> None:
     # large heterogeneity: the median study (expit mu) and the mean rate differ
-    res = pool([8, 2, 9, 0, 3], [8, 20, 9, 10, 5])
+    res = pool([8, 2, 9, 0, 3], [8, 20, 9, 10, 5], estimator="GLMM")
     assert res.mean_proportion is not None
     assert res.mean_ci_low is not None
     assert res.mean_ci_low < res.mean_proportion < res.mean_ci_high  # type: ignore[operator]
     assert not math.isclose(res.mean_proportion, res.proportion, abs_tol=0.02)
     # no heterogeneity: the mean is the median and its interval the CI
-    flat = pool([5, 5, 5], [10, 10, 10])
+    flat = pool([5, 5, 5], [10, 10, 10], estimator="GLMM")
     assert flat.tau2 == 0.0
     assert flat.mean_proportion == pytest.approx(flat.proportion)
     assert flat.mean_ci_low == pytest.approx(flat.ci_low)
 
 
 def test_spec_describes_itself_and_reports_problems() -> None:
-    spec = ModelSpec()
+    spec = ModelSpec(estimator="GLMM")
     assert spec.problems() == []
     assert "GLMM" in spec.describe()
     assert "95%" in spec.describe()

@@ -92,7 +92,7 @@ def test_pooled_row_carries_the_fit_unchanged() -> None:
 
 
 def test_glmm_row_reports_a_wald_q_and_few_studies() -> None:
-    g, model = group(COUNTS[:3])
+    g, model = group(COUNTS[:3], estimator="GLMM")
     row = estimate_row(g, level=0.95, requested=model)
     assert row.q_kind == "wald"
     assert row.few_studies  # k = 3
@@ -125,7 +125,8 @@ def test_single_study_row_has_the_exact_interval() -> None:
 
 
 def test_glmm_fallback_is_recorded_with_the_model_fitted() -> None:
-    g, model = group([(0, 5), (0, 7), (0, 9)])  # every study at 0%: no GLMM maximum
+    # every study at 0%: no GLMM maximum
+    g, model = group([(0, 5), (0, 7), (0, 9)], estimator="GLMM")
     assert g.result is not None
     row = estimate_row(g, level=0.95, requested=model)
     assert row.fallback
@@ -206,7 +207,17 @@ def test_summary_keys_are_those_of_summary_json() -> None:
         "combined",
     }
     assert set(summary_dict(estimate_row(g, level=0.95))) == keys
+    # the default model is the Bayesian one, its priors written out
     assert summary_dict(estimate_row(g, level=0.95))["model"] == {
+        "transform": "logit",
+        "estimator": "BAYES",
+        "ci": "t",
+        "level": 0.95,
+        "tau_prior": "half-normal(2)",
+        "mu_prior": "normal(0, 2)",
+    }
+    glmm, _ = group(COUNTS, estimator="GLMM")
+    assert summary_dict(estimate_row(glmm, level=0.95))["model"] == {
         "transform": "logit",
         "estimator": "GLMM",
         "ci": "t",

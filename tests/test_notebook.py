@@ -37,7 +37,7 @@ def test_getting_started_notebook_executes() -> None:
         if cell.cell_type == "code"
         for o in cell.get("outputs", [])
     )
-    assert "Pooled proportion: Random effects, binomial-normal GLMM" in text
+    assert "Pooled proportion: Random effects, Bayesian binomial-normal model" in text
     assert "BCMA: k = " in text
 
 

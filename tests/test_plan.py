@@ -48,15 +48,34 @@ def test_shipped_plan_loads_and_covers_the_issue() -> None:
     assert list(plan.groupings["bispecific-target"].classes) == ["BCMA", "GPRC5D", "FcRH5"]
     assert list(plan.groupings["cart-target"].classes) == ["BCMA", "GPRC5D", "Dual target"]
     first = next(a for a in plan.expanded() if a.name == "class-first-salvage-orr")
-    assert first.model.describe().startswith("Random effects, binomial-normal GLMM (logit)")
+    # the primary model is the simulation's winner (docs/simulation/few-studies), the GLMM
+    # its other-family sensitivity line
+    assert first.model.describe().startswith(
+        "Random effects, Bayesian binomial-normal model (logit; priors half-normal(2) on the "
+        "between-study SD τ, normal(0, 2) on the pooled logit)"
+    )
+    other = next(a for a in plan.expanded() if a.name == "class-first-salvage-glmm-orr")
+    assert (other.model.estimator, other.model.ci, other.model.tau_prior) == ("GLMM", "t", None)
+    assert other.sensitivity_of == "class-first-salvage-orr"
     assert first.threshold == 50
     assert first.unit == ("patients",)
 
 
 def test_model_defaults_follow_methods() -> None:
-    assert resolve_model() == resolve_model(ModelSettings(estimator="GLMM"))
-    glmm = resolve_model()
+    assert resolve_model() == resolve_model(ModelSettings(estimator="BAYES"))
+    bayes = resolve_model()
+    assert (bayes.transform, bayes.estimator, bayes.ci, bayes.level) == (
+        "logit",
+        "BAYES",
+        "t",
+        0.95,
+    )
+    glmm = resolve_model(ModelSettings(estimator="GLMM"))
     assert (glmm.transform, glmm.estimator, glmm.ci, glmm.level) == ("logit", "GLMM", "t", 0.95)
+    # the plan's priors do not follow an analysis that switches to another estimator
+    priors = ModelSettings(tau_prior="half-normal(1)", mu_prior="normal(0, 1)")
+    assert resolve_model(priors).tau_prior == "half-normal(1)"
+    assert resolve_model(priors, ModelSettings(estimator="GLMM")).tau_prior is None
     iv = resolve_model(ModelSettings(estimator="DL"))
     assert (iv.transform, iv.ci) == ("logit", "hksj")
     ft = resolve_model(ModelSettings(transform="freeman-tukey"))

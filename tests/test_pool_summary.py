@@ -210,7 +210,7 @@ def test_summary_prints_what_metaprop_prints_for_iv() -> None:
 
 
 def test_summary_glmm_names_wald_and_lrt_and_has_no_weights() -> None:
-    res = pool(EVENTS, TOTALS)
+    res = pool(EVENTS, TOTALS, estimator="GLMM")
     text = res.summary()
     assert "common effect (GLMM):" in text
     assert "Wald Q = 11.11, df = 4, p = 0.03; LRT = 12.17, df = 4, p = 0.02" in text
@@ -240,7 +240,7 @@ def test_summary_bayes_says_credible_interval() -> None:
 
 
 def test_summary_after_fallback_names_the_model_fitted_and_advice() -> None:
-    text = pool([0, 3, 0], [5, 3, 4]).summary()
+    text = pool([0, 3, 0], [5, 3, 4], estimator="GLMM").summary()
     first = text.splitlines()[0]
     assert "REML" in first
     assert "GLMM" not in first

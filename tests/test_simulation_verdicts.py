@@ -104,3 +104,64 @@ def test_readme_verdicts_follow_from_the_csv(frame: pd.DataFrame) -> None:
         winner = named[0]
         sub = frame[(frame["method"] == winner) & (frame["k"] == 2)]
         assert int(width.group(1)) == round(100 * sub["ci_width_median"].median())
+
+
+FEW = ROOT / "docs" / "simulation" / "few-studies" / "coverage.csv"
+
+
+def test_defaults_are_the_rules_winner_on_the_few_studies_run() -> None:
+    """methods.md: the default is the method the written rule picks from the simulation on
+    data drawn like the corpus (``docs/simulation/few-studies``); pool(), the plan and the
+    shipped analysis plan all use it."""
+    from metaresp import models, priors
+    from metaresp import simulate as sim
+    from metaresp.plan import load_plan
+
+    few = pd.read_csv(FEW)
+    winner = simreport.chosen_default(few)
+    assert winner is not None
+    spec = sim.METHODS[winner]
+    assert spec.estimator == models.DEFAULT_ESTIMATOR
+    if spec.estimator == "BAYES":
+        assert spec.tau_prior == priors.DEFAULT_TAU_PRIOR
+        assert spec.mu_prior == priors.DEFAULT_MU_PRIOR
+    shipped = load_plan(ROOT / "analysis-plan.yaml").expanded()
+    primary = next(a for a in shipped if a.role == "primary")
+    assert (primary.model.estimator, primary.model.tau_prior, primary.model.mu_prior) == (
+        spec.estimator,
+        spec.tau_prior,
+        spec.mu_prior,
+    )
+
+
+def _readme_few_rows() -> dict[str, list[str]]:
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- few-studies-table -->")[1].split("<!-- /few-studies-table -->")[0]
+    rows: dict[str, list[str]] = {}
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0].startswith("`"):
+            rows[cells[0].split("`")[1]] = cells[1:]
+    return rows
+
+
+def test_readme_few_studies_table_is_the_csv() -> None:
+    """The README's few-studies table (corpus-sized studies): coverage mean [worst] at
+    k = 2 / 3 / 5 and the median width at k = 2 / 3, as the committed CSV has them."""
+    few = pd.read_csv(FEW)
+    corpus = few[few["design"] == "corpus"]
+    rows = _readme_few_rows()
+    assert len(rows) >= 4
+    for method, (coverage, width) in ((m, (c[0], c[1])) for m, c in rows.items()):
+        sub = corpus[corpus["method"] == method]
+        assert not sub.empty, method
+        pairs = re.findall(r"([\d.]+) \[([\d.]+)\]", coverage)
+        assert len(pairs) == 3
+        for k, (mean, worst) in zip((2, 3, 5), pairs, strict=True):
+            cov = sub[sub["k"] == k]["coverage"]
+            assert float(mean) == pytest.approx(100 * cov.mean(), abs=0.11), (method, k)
+            assert float(worst) == pytest.approx(100 * cov.min(), abs=0.11), (method, k)
+        widths = [float(w) for w in re.findall(r"[\d.]+", width)]
+        for k, w in zip((2, 3), widths, strict=True):
+            made = 100 * sub[sub["k"] == k]["ci_width_median"].median()
+            assert w == pytest.approx(made, abs=0.11), (method, k)

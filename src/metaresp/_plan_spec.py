@@ -70,8 +70,9 @@ class ModelSettings(_Strict):
     quadrature nodes; for BAYES, the priors).
 
     Missing fields are filled by :meth:`Plan.model_for` from the plan's default model and,
-    failing that, from the project's defaults: GLMM, logit, t interval; an inverse-variance
-    estimator gets ``hksj`` (``z`` for FE).
+    failing that, from the project's defaults (:mod:`metaresp.models`: the Bayesian
+    binomial-normal model on the logit scale with the priors of :mod:`metaresp.priors`); an
+    inverse-variance estimator gets ``hksj`` (``z`` for FE), the GLMM a t interval.
     """
 
     transform: Annotated[str, _choice("transform")] | None = None
@@ -117,8 +118,10 @@ def resolve_model(*layers: ModelSettings | None) -> Model:
         ci=ci,
         level=float(merged.get("level", models.DEFAULT_LEVEL)),
         nagq=int(merged.get("nagq", models.DEFAULT_NAGQ)),
-        tau_prior=merged.get("tau_prior"),
-        mu_prior=merged.get("mu_prior"),
+        # the priors belong to the Bayesian model: an analysis that switches to another
+        # estimator does not carry the plan's priors into its result
+        tau_prior=merged.get("tau_prior") if estimator == "BAYES" else None,
+        mu_prior=merged.get("mu_prior") if estimator == "BAYES" else None,
     )
     problems = spec.problems()
     if problems:

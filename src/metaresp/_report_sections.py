@@ -54,6 +54,8 @@ REFERENCES: tuple[str, ...] = (
     "Schwarzer G, Chemaitelly H, Abu-Raddad LJ, Rücker G. Seriously misleading results "
     "using inverse of Freeman-Tukey double arcsine transformation in meta-analysis of "
     "single proportions. Res Synth Methods. 2019;10(3):476–483. doi:10.1002/jrsm.1348",
+    "Günhan BK, Röver C, Friede T. Random-effects meta-analysis of few studies involving "
+    "rare events. Res Synth Methods. 2020;11(1):74–90. doi:10.1002/jrsm.1370",
     "Stijnen T, Hamza TH, Özdemir P. Random effects meta-analysis of event outcome in the "
     "framework of the generalized linear mixed model with applications in sparse data. "
     "Stat Med. 2010;29(29):3046–3067. doi:10.1002/sim.4040",
@@ -222,10 +224,26 @@ def methods_paragraph(
             "quadrature (Stijnen et al. 2010), so studies with 0% or 100% response need no "
             "continuity correction. "
         )
-    if any(m.estimator == "BAYES" for m in [*firsts, *others]):
+    bayesian = [m for m in dict.fromkeys([*firsts, *others]) if m.estimator == "BAYES"]
+    if bayesian:
+        from metaresp.priors import (
+            DEFAULT_MU_PRIOR,
+            DEFAULT_TAU_PRIOR,
+            parse_mu_prior,
+            parse_tau_prior,
+        )
+
         text.append(
-            "The Bayesian model's posterior was computed by numerical integration, not by "
-            "sampling; its pooled rate is the posterior median. "
+            "The Bayesian binomial-normal model (Günhan, Röver & Friede 2020) uses the exact "
+            "binomial likelihood of each study, so it needs no continuity correction; its "
+            "posterior was computed by numerical integration, not by sampling, and its pooled "
+            "rate is the posterior median. Its priors, in plain words: "
+            + "; ".join(
+                f"{parse_tau_prior(m.tau_prior or DEFAULT_TAU_PRIOR).describe()}, and a "
+                f"{parse_mu_prior(m.mu_prior or DEFAULT_MU_PRIOR).describe()}"
+                for m in bayesian
+            )
+            + ". "
         )
     if others:
         text.append(
@@ -239,9 +257,9 @@ def methods_paragraph(
     text.append(_fallback_sentence(fallbacks))
     text.append(
         "Prediction intervals (t distribution, k − 2 degrees of freedom; for the Bayesian "
-        "model the posterior predictive interval) are reported where k ≥ 3 (Higgins et al. "
-        "2009). Heterogeneity is described by τ², I² (Higgins & Thompson 2002) and a Q "
-        "test; differences between subgroups were tested with the between-subgroup Q "
+        "model the posterior predictive interval, also for k = 2) are reported where k ≥ 3 "
+        "(Higgins et al. 2009). Heterogeneity is described by τ², I² (Higgins & Thompson "
+        "2002) and a Q test; differences between subgroups were tested with the between-subgroup Q "
         "statistic, only for groupings whose subgroups share no patient cohort. Every "
         "interval of a single study, in the forest plots, the cumulative plots and the "
         "tables, is the exact Clopper-Pearson interval (Clopper & Pearson 1934). Each "
@@ -252,9 +270,12 @@ def methods_paragraph(
         "denominator were not pooled. Subgroups with a single study are shown but not pooled. The "
         "estimation routines were checked against the R package metafor (Viechtbauer "
         "2010). In the project's coverage simulation no interval method kept between 93% "
-        "and 97% coverage in every scenario with 3 or fewer studies: such estimates are "
-        "flagged and are summaries of those studies rather than estimates of a class "
-        "effect. "
+        "and 97% coverage in every scenario with 3 or fewer studies; the Bayesian model "
+        "with a half-normal(2) prior on the between-study SD was the only one to stay at "
+        "or above 93% (within Monte-Carlo error) in every scenario, with the narrowest "
+        "such intervals for 2 and 3 studies, and is therefore the default. Estimates from "
+        "3 or fewer studies are flagged and are summaries of those studies rather than "
+        "estimates of a class effect. "
     )
     text.append(certainty_rules)
     return "".join(text).strip()

@@ -134,7 +134,7 @@ CIS: Final[tuple[str, ...]] = tuple(INTERVALS)
 
 #: Project defaults (methods.md; the coverage simulation's verdict in docs/simulation).
 DEFAULT_TRANSFORM: Final[str] = "logit"
-DEFAULT_ESTIMATOR: Final[str] = "GLMM"
+DEFAULT_ESTIMATOR: Final[str] = "BAYES"
 #: Estimator when a non-logit transform is named without one (Veroniki et al. 2016).
 DEFAULT_IV_ESTIMATOR: Final[str] = "REML"
 DEFAULT_LEVEL: Final[float] = 0.95
@@ -272,8 +272,12 @@ class ModelSpec:
         if self.estimator == "GLMM":
             return f"Random effects, binomial-normal GLMM ({self.transform}), {level} {ci}"
         if self.estimator == "BAYES":
+            from metaresp.priors import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
+
             return (
-                f"Random effects, Bayesian binomial-normal model ({self.transform}), "
+                f"Random effects, Bayesian binomial-normal model ({self.transform}; priors "
+                f"{self.tau_prior or DEFAULT_TAU_PRIOR} on the between-study SD τ, "
+                f"{self.mu_prior or DEFAULT_MU_PRIOR} on the pooled logit), "
                 f"{level} equal-tailed credible interval"
             )
         if self.estimator == "FE":

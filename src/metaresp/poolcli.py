@@ -449,13 +449,7 @@ def _clean(value: Any) -> Any:
 
 
 def pooled_json(pooled: GroupedPool, by: str | None) -> dict[str, Any]:
-    level = pooled.model.level
-    model = {
-        "transform": pooled.model.transform,
-        "estimator": pooled.model.estimator,
-        "ci": pooled.model.ci,
-        "level": level,
-    }
+    model = model_dict(pooled.model)
     if by is None:
         return {"model": model, **_group_json(pooled.groups[0], pooled.model)}
     return {

@@ -369,15 +369,12 @@ class PoolResult:
             f"{sum(self.events)} events / {sum(self.totals)} total",
             *(f"  {line}" for line in resulttext.fallback_lines(self, style="python")),
         ]
-        if self.fitted.family == "bayes":
+        # the Bayesian model's priors are named in the first line
+        bayes = self.fitted.family == "bayes"
+        if bayes and self.threshold is not None and self.prob_above is not None:
             lines.append(
-                f"  priors: tau ~ {self.fitted.tau_prior}, mu ~ {self.fitted.mu_prior} "
-                "(logit scale)"
+                f"  P(response rate > {fmt_percent(self.threshold)}) = {self.prob_above:.3f}"
             )
-            if self.threshold is not None and self.prob_above is not None:
-                lines.append(
-                    f"  P(response rate > {fmt_percent(self.threshold)}) = {self.prob_above:.3f}"
-                )
         lines.extend(f"  {line}" for line in resulttext.result_lines(self))
         lines.append(
             f"  estimate {self.estimate:.4f} (se {self.se:.4f}) on the {self.transform} scale"

@@ -310,9 +310,10 @@ def _summary_lines(
     lines = list(dict.fromkeys(warnings))
     lines.append(
         f"{few} of {pooled} pooled estimates rest on {FEW_STUDIES} or fewer studies. With so "
-        "few studies no interval method keeps its 95% promise in every scenario of the "
-        "coverage simulation (see Methods): read them as summaries of those studies, not as "
-        "estimates of a class effect."
+        "few studies no interval keeps exactly its 95% promise in every scenario of the "
+        "coverage simulation (see Methods; the Bayesian interval errs on the wide side and "
+        "rests on its prior): read them as summaries of those studies, not as estimates of "
+        "a class effect."
     )
     if single:
         lines.append(f"{single} subgroup(s) hold a single study: shown, not pooled.")

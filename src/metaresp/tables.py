@@ -353,8 +353,9 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
             if any(r.few_studies for r in rows):
                 lines += [
                     f"† Pooled from {FEW_STUDIES} or fewer studies: with so few studies "
-                    "no interval method keeps its 95% promise in every scenario of the "
-                    "coverage simulation (docs/simulation); interpret with caution.",
+                    "no interval keeps exactly its 95% promise in every scenario of the "
+                    "coverage simulation (docs/simulation; the Bayesian interval errs on "
+                    "the wide side and rests on its prior); interpret with caution.",
                     "",
                 ]
         else:
