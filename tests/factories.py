@@ -49,6 +49,17 @@ analyses:
 """
 SMALL_ANALYSIS = "post-cart-orr"
 
+#: The model of summary.json and ``pool --json`` under the project's defaults: the
+#: Bayesian model, its priors written out.
+DEFAULT_MODEL_JSON = {
+    "transform": "logit",
+    "estimator": "BAYES",
+    "ci": "t",
+    "level": 0.95,
+    "tau_prior": "half-normal(2)",
+    "mu_prior": "normal(0, 2)",
+}
+
 _STUDY = """\
 # a report that is not in the corpus (made up for the test)
 id: {sid}

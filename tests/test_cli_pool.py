@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import metaresp
+from factories import DEFAULT_MODEL_JSON
 from metaresp.cli import main
 
 ROWS = [
@@ -57,14 +58,7 @@ def test_json_matches_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["pooled"]["ci_low"] == direct.ci_low
     assert [s["label"] for s in data["studies"]] == [r[0] for r in ROWS]
     # the default model is the Bayesian one, its priors written out
-    assert data["model"] == {
-        "transform": "logit",
-        "estimator": "BAYES",
-        "ci": "t",
-        "level": 0.95,
-        "tau_prior": "half-normal(2)",
-        "mu_prior": "normal(0, 2)",
-    }
+    assert data["model"] == DEFAULT_MODEL_JSON
 
 
 def test_text_by_subgroup_and_model_options(
