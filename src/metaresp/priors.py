@@ -22,7 +22,9 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special
+
+# the default priors are declared with the other model defaults (with the reason there)
+from metaresp.models import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
 
 __all__ = [
     "DEFAULT_MU_PRIOR",
@@ -35,16 +37,6 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 TauFamily = Literal["half-normal", "half-cauchy", "uniform"]
-
-#: The defaults, chosen by the project's written rule from its coverage simulation on data
-#: drawn like the corpus (docs/simulation/few-studies; README "Few studies"): among the
-#: methods whose coverage stayed at or above 93% in every cell, the narrowest interval at
-#: k = 2-3. half-normal(2) on τ puts 95% prior probability on τ < 3.9 on the logit scale,
-#: wide enough for the between-study variation of single-arm response rates (τ of 1-1.5 is
-#: common; the narrower half-normal(0.5) and (1) and half-Cauchy(0.5) lost coverage there);
-#: normal(0, 2) on μ spreads 95% of its mass over response rates of about 2% to 98%.
-DEFAULT_TAU_PRIOR = "half-normal(2)"
-DEFAULT_MU_PRIOR = "normal(0, 2)"
 
 _NUMBER = r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
 _TAU_PATTERNS: dict[TauFamily, re.Pattern[str]] = {
@@ -97,6 +89,8 @@ class TauPrior:
 
     def quantile(self, prob: float) -> float:
         """Prior quantile of τ at ``prob`` (0 < prob < 1)."""
+        from scipy import special  # here, not at import: the CLI reads the defaults
+
         if self.family == "half-normal":
             return self.scale * float(special.ndtri(0.5 + 0.5 * prob))
         if self.family == "half-cauchy":
@@ -132,6 +126,8 @@ class MuPrior:
 
     def describe(self) -> str:
         """One sentence a clinician reads."""
+        from scipy import special
+
         half = 1.959963984540054 * self.sd
         lo = float(special.expit(self.mean - half))
         hi = float(special.expit(self.mean + half))

@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-from metaresp.models import allowed
+from metaresp.models import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_IV_ESTIMATOR,
+    DEFAULT_MU_PRIOR,
+    DEFAULT_TAU_PRIOR,
+    allowed,
+)
 
 TRANSFORMS = allowed("transform")
 ESTIMATORS = allowed("estimator")
@@ -35,7 +41,8 @@ def pool(
         str | None,
         typer.Option(
             "--estimator",
-            help=f"One of {', '.join(ESTIMATORS)} (default GLMM with logit, REML otherwise).",
+            help=f"One of {', '.join(ESTIMATORS)} (default {DEFAULT_ESTIMATOR} with logit, "
+            f"{DEFAULT_IV_ESTIMATOR} otherwise).",
         ),
     ] = None,
     nagq: Annotated[
@@ -48,12 +55,16 @@ def pool(
         str | None,
         typer.Option(
             "--tau-prior",
-            help='BAYES: prior of tau, "half-normal(S)", "half-cauchy(S)" or "uniform(0, U)".',
+            help='BAYES: prior of tau, "half-normal(S)", "half-cauchy(S)" or "uniform(0, U)" '
+            f"[default: {DEFAULT_TAU_PRIOR}].",
         ),
     ] = None,
     mu_prior: Annotated[
         str | None,
-        typer.Option("--mu-prior", help='BAYES: prior of mu, "normal(M, S)" (logit scale).'),
+        typer.Option(
+            "--mu-prior",
+            help=f'BAYES: prior of mu, "normal(M, S)" (logit scale) [default: {DEFAULT_MU_PRIOR}].',
+        ),
     ] = None,
     ci: Annotated[
         str | None,
