@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 # the default priors are declared with the other model defaults (with the reason there)
 from metaresp.models import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
@@ -89,8 +90,6 @@ class TauPrior:
 
     def quantile(self, prob: float) -> float:
         """Prior quantile of τ at ``prob`` (0 < prob < 1)."""
-        from scipy import special  # here, not at import: the CLI reads the defaults
-
         if self.family == "half-normal":
             return self.scale * float(special.ndtri(0.5 + 0.5 * prob))
         if self.family == "half-cauchy":
@@ -126,8 +125,6 @@ class MuPrior:
 
     def describe(self) -> str:
         """One sentence a clinician reads."""
-        from scipy import special
-
         half = 1.959963984540054 * self.sd
         lo = float(special.expit(self.mean - half))
         hi = float(special.expit(self.mean + half))
