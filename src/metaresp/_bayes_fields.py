@@ -30,8 +30,7 @@ def bayes_fields(
     from metaresp.transforms import effect_sizes
 
     problems: list[str] = []
-    tau_text = spec.tau_prior or bayes.DEFAULT_TAU_PRIOR
-    mu_text = spec.mu_prior or bayes.DEFAULT_MU_PRIOR
+    tau_text, mu_text = spec.priors
     for parse, text in ((parse_tau_prior, tau_text), (parse_mu_prior, mu_text)):
         try:
             parse(text)

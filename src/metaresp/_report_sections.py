@@ -132,15 +132,10 @@ def model_words(spec: ModelSpec) -> str:
     level = fmt.level_text(spec.level)
     scale = _TRANSFORM_WORDS.get(spec.transform, spec.transform)
     if spec.estimator == "BAYES":
-        from metaresp.priors import (
-            DEFAULT_MU_PRIOR,
-            DEFAULT_TAU_PRIOR,
-            parse_mu_prior,
-            parse_tau_prior,
-        )
+        from metaresp.priors import parse_mu_prior, parse_tau_prior
 
-        tau = parse_tau_prior(spec.tau_prior or DEFAULT_TAU_PRIOR)
-        mu = parse_mu_prior(spec.mu_prior or DEFAULT_MU_PRIOR)
+        tau = parse_tau_prior(spec.priors[0])
+        mu = parse_mu_prior(spec.priors[1])
         tau_text = (
             f"uniform prior from 0 to {tau.scale:g}"
             if tau.family == "uniform"
@@ -226,12 +221,7 @@ def methods_paragraph(
         )
     bayesian = [m for m in dict.fromkeys([*firsts, *others]) if m.estimator == "BAYES"]
     if bayesian:
-        from metaresp.priors import (
-            DEFAULT_MU_PRIOR,
-            DEFAULT_TAU_PRIOR,
-            parse_mu_prior,
-            parse_tau_prior,
-        )
+        from metaresp.priors import parse_mu_prior, parse_tau_prior
 
         text.append(
             "The Bayesian binomial-normal model (Günhan, Röver & Friede 2020) uses the exact "
@@ -239,8 +229,8 @@ def methods_paragraph(
             "posterior was computed by numerical integration, not by sampling, and its pooled "
             "rate is the posterior median. Its priors, in plain words: "
             + "; ".join(
-                f"{parse_tau_prior(m.tau_prior or DEFAULT_TAU_PRIOR).describe()}, and a "
-                f"{parse_mu_prior(m.mu_prior or DEFAULT_MU_PRIOR).describe()}"
+                f"{parse_tau_prior(m.priors[0]).describe()}, and a "
+                f"{parse_mu_prior(m.priors[1]).describe()}"
                 for m in bayesian
             )
             + ". "

@@ -22,7 +22,7 @@ proportion scale (metaresp's default resolution is accurate to 1e-3); a fit take
 
 from __future__ import annotations
 
-from metaresp.priors import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR, parse_mu_prior, parse_tau_prior
+from metaresp.priors import parse_mu_prior, parse_tau_prior
 
 __all__ = ["BAYES_FUNCTION", "bayes_call"]
 
@@ -120,10 +120,10 @@ bayes_binorm <- function(xi, ni, tau_family, tau_scale, mu_mean, mu_sd, level = 
 """
 
 
-def bayes_call(tau_prior: str | None, mu_prior: str | None, level: float) -> str:
+def bayes_call(tau_prior: str, mu_prior: str, level: float) -> str:
     """The R call of :data:`BAYES_FUNCTION` for one block (``xi``/``ni`` set before it)."""
-    tau = parse_tau_prior(tau_prior or DEFAULT_TAU_PRIOR)
-    mu = parse_mu_prior(mu_prior or DEFAULT_MU_PRIOR)
+    tau = parse_tau_prior(tau_prior)
+    mu = parse_mu_prior(mu_prior)
     return (
         f'fit <- bayes_binorm(xi, ni, "{tau.family}", {tau.scale!r}, {mu.mean!r}, '
         f"{mu.sd!r}, level = {level:g})"

@@ -443,13 +443,12 @@ def mean_note(row: EstimateRow) -> str:
     the pooled rate by more than 5 points; "" otherwise."""
     if not row.mean_differs or row.mean_proportion is None:
         return ""
-    bayes = row.fitted is not None and row.fitted.estimator == "BAYES"
     mean = fmt.estimate_interval(
         row.mean_proportion,
         row.mean_ci_low,
         row.mean_ci_high,
         level=row.level,
-        what="CrI" if bayes else "CI",
+        what=row.fitted.interval_abbrev if row.fitted is not None else "CI",
     )
     return (
         f"The mean response rate across studies is {mean}, against a pooled rate of "
@@ -476,10 +475,7 @@ def model_dict(spec: ModelSpec) -> dict[str, Any]:
         "level": spec.level,
     }
     if spec.estimator == "BAYES":
-        from metaresp.priors import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
-
-        out["tau_prior"] = spec.tau_prior or DEFAULT_TAU_PRIOR
-        out["mu_prior"] = spec.mu_prior or DEFAULT_MU_PRIOR
+        out["tau_prior"], out["mu_prior"] = spec.priors
     return out
 
 

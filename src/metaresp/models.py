@@ -259,6 +259,17 @@ class ModelSpec:
         """ "iv", "glmm" or "bayes" (see :class:`EstimatorInfo`)."""
         return ESTIMATORS[self.estimator].family
 
+    @property
+    def priors(self) -> tuple[str, str]:
+        """The Bayesian model's τ and μ priors as given, the defaults filled in where
+        ``None`` (meaningful for ``"BAYES"`` only)."""
+        return (self.tau_prior or DEFAULT_TAU_PRIOR, self.mu_prior or DEFAULT_MU_PRIOR)
+
+    @property
+    def interval_abbrev(self) -> str:
+        """ "CrI" for the Bayesian model's credible interval, "CI" otherwise."""
+        return "CrI" if self.family == "bayes" else "CI"
+
     def problems(self) -> list[str]:
         """Every problem with this specification (empty when it is valid)."""
         return model_problems(self.transform, self.estimator, self.ci, self.level, self.nagq)
@@ -284,8 +295,8 @@ class ModelSpec:
         if self.estimator == "BAYES":
             return (
                 f"Random effects, Bayesian binomial-normal model ({self.transform}; priors "
-                f"{self.tau_prior or DEFAULT_TAU_PRIOR} on the between-study SD τ, "
-                f"{self.mu_prior or DEFAULT_MU_PRIOR} on the pooled logit), "
+                f"{self.priors[0]} on the between-study SD τ, {self.priors[1]} on the pooled "
+                "logit), "
                 f"{level} equal-tailed credible interval"
             )
         if self.estimator == "FE":

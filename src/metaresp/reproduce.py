@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 
 from metaresp import models
 from metaresp._reproduce_bayes import BAYES_FUNCTION, bayes_call
-from metaresp.priors import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from metaresp.analysis import AnalysisResult, GroupResult
@@ -223,9 +222,8 @@ def _block(analysis: str, outcome: str, g: GroupResult, kind: str, level: float)
     if fitted.family == "bayes":
         lines.extend(
             [
-                "# Bayesian binomial-normal model (priors tau ~ "
-                f"{fitted.tau_prior or DEFAULT_TAU_PRIOR}, mu ~ "
-                f"{fitted.mu_prior or DEFAULT_MU_PRIOR}, logit scale),",
+                f"# Bayesian binomial-normal model (priors tau ~ {fitted.priors[0]}, mu ~ "
+                f"{fitted.priors[1]}, logit scale),",
                 "# recomputed by numerical integration (bayes_binorm, above). The same model in",
                 "# brms, for a check by MCMC:",
                 "#   library(brms)",
@@ -233,7 +231,7 @@ def _block(analysis: str, outcome: str, g: GroupResult, kind: str, level: float)
                 "#   fit <- brm(xi | trials(ni) ~ 1 + (1 | study), family = binomial, data = d,",
                 '#              prior = c(set_prior("<mu prior>", class = "Intercept"),',
                 '#                        set_prior("<tau prior>", class = "sd")))',
-                bayes_call(fitted.tau_prior, fitted.mu_prior, fitted.level),
+                bayes_call(*fitted.priors, fitted.level),
                 f'add({args}, "{check}", fit$estimate, fit$ci_low, fit$ci_high, fit$tau2)',
             ]
         )

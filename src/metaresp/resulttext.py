@@ -45,10 +45,6 @@ I2_SMALL = 25.0
 Q_ALPHA = 0.05
 
 
-def _what(res: PoolResult) -> str:
-    return "CrI" if res.fitted.family == "bayes" else "CI"
-
-
 def interval_how(res: PoolResult) -> str:
     """How the pooled interval was made: ``t interval, 4 df``, ``z interval``,
     ``Hartung-Knapp interval, 4 df``, ``equal-tailed credible interval``."""
@@ -130,7 +126,7 @@ def disagreement_note(res: PoolResult) -> str:
 
 
 def _heterogeneity(res: PoolResult) -> list[str]:
-    what = _what(res)
+    what = res.fitted.interval_abbrev
     lines: list[str] = []
     fe = res.fitted.estimator == "FE"
     if fe:
@@ -178,7 +174,7 @@ def result_lines(res: PoolResult, *, name: str = "", prediction: bool | None = N
     estimate lines (e.g. a subgroup's name). ``prediction``: show the prediction interval
     (default: for random-effects models, not for the common-effect model; ``True`` shows
     it for that model too, ``False`` never)."""
-    what = _what(res)
+    what = res.fitted.interval_abbrev
     prefix = f"{name}: " if name else ""
     rows: list[tuple[str, str]] = []
     common = res.common_effect()

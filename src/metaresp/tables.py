@@ -304,7 +304,7 @@ def markdown(results: Sequence[AnalysisResult]) -> str:
         if rows:
             level = a.model.level
             # a Bayesian analysis reports credible intervals (single studies keep exact CIs)
-            interval = "CrI" if a.model.family == "bayes" else "CI"
+            interval = a.model.interval_abbrev
             lines += [
                 f"| Subgroup | k | Responders/patients | Pooled ({fmt.ci_label(level, interval)}) "
                 f"| {fmt.ci_label(level, 'PI')} (%) | I² | τ² | Heterogeneity test "
