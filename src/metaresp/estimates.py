@@ -524,11 +524,10 @@ def heterogeneity_text(row: EstimateRow) -> str:
     if row.single:
         return ""
     parts: list[str] = []
-    # The Bayesian τ² is a posterior median that with two or three studies mostly repeats
-    # its prior: it is labelled so, and no I² is derived from it (an I² of 70% beside a Q
-    # test with p = 0.6 reads as a contradiction)
-    bayes = row.fitted is not None and row.fitted.estimator == "BAYES"
-    if not fmt.is_missing(row.i2) and not bayes:
+    # the Bayesian τ² (and the I² from it) is a posterior median, which with two or three
+    # studies mostly repeats its prior: it is labelled so
+    bayes = row.fitted is not None and row.fitted.family == "bayes"
+    if not fmt.is_missing(row.i2):
         parts.append(f"I² = {fmt.i2(row.i2)}")
     if not fmt.is_missing(row.tau2):
         parts.append(f"τ² = {fmt.tau2(row.tau2)}" + (" (posterior median)" if bayes else ""))
