@@ -368,3 +368,21 @@ def test_a_pool_of_studies_without_responders_says_where_its_rate_comes_from() -
     assert row.proportion == pytest.approx(0.5 / 3.0, rel=1e-12)
     said = " ".join(text_lines(row))
     assert "No patient of 4 responded; the pooled 16.7% comes from the 0.5 added" in said
+
+
+def test_a_pooled_rate_far_from_the_crude_rate_says_why() -> None:
+    from metaresp.estimates import CRUDE_DIFFERS, row_sentences
+
+    # the shipped corpus's BCMA CAR-T retreatment: one large study at 21%, five small ones
+    # at 71-100% (23/47 responded, 49%)
+    far, _ = group([(6, 28), (4, 4), (1, 1), (2, 2), (5, 5), (5, 7)])
+    row = estimate_row(far, level=0.95)
+    assert abs(row.proportion - 23 / 47) > CRUDE_DIFFERS
+    said = [s for s in row_sentences(row) if "crude rate" in s]
+    assert len(said) == 1
+    assert "23/47" in said[0]
+    assert "48.9%" in said[0]
+    near, _ = group(COUNTS)
+    row = estimate_row(near, level=0.95)
+    assert abs(row.proportion - row.events / row.total) <= CRUDE_DIFFERS
+    assert not [s for s in row_sentences(row) if "crude rate" in s]

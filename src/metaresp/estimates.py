@@ -60,6 +60,10 @@ MEAN_DIFFERS = 0.05
 """The mean response rate across studies is shown beside the pooled (median) rate when
 they differ by more than this (5 percentage points)."""
 
+CRUDE_DIFFERS = 0.15
+"""A pooled rate further than this (15 percentage points) from the crude rate (all
+responders over all patients) is explained in a sentence."""
+
 FEW_STUDIES = 3
 """Pooled estimates from this many studies or fewer are flagged in every output: in the
 project's coverage simulations (docs/simulation) no interval method kept 93-97% coverage
@@ -407,11 +411,28 @@ def extreme_sentence(events: int, total: int, proportion: float) -> str:
     )
 
 
+def crude_sentence(row: EstimateRow) -> str:
+    """One plain sentence when the pooled rate lies far (:data:`CRUDE_DIFFERS`) from the
+    crude rate of all patients together; "" otherwise."""
+    if row.total <= 0 or row.k < 2:
+        return ""
+    crude = row.events / row.total
+    if abs(row.proportion - crude) <= CRUDE_DIFFERS:
+        return ""
+    return (
+        f"The pooled rate ({fmt.percent(row.proportion)}) is far from the crude rate of all "
+        f"patients together ({fmt.counts(row.events, row.total)}, {fmt.percent(crude)}): the "
+        "studies' rates differ so much that the random-effects model weighs small and large "
+        "studies almost alike, so it describes a typical study, not the pooled patients"
+    )
+
+
 def row_sentences(row: EstimateRow) -> list[str]:
     """The plain sentences a pooled estimate needs beside its numbers (none for a single
     study): no patient or every patient responded (:func:`extreme_sentence`), an interval
-    wider than 90 points (:func:`wide_sentence`), a mean rate far from the pooled one
-    (:func:`mean_note`). Tables, figures and the CLI all say these."""
+    wider than 90 points (:func:`wide_sentence`), a pooled rate far from the crude one
+    (:func:`crude_sentence`), a mean rate far from the pooled one (:func:`mean_note`).
+    Tables, figures and the CLI all say these."""
     if row.single:
         return []
     wide = (
@@ -419,7 +440,12 @@ def row_sentences(row: EstimateRow) -> list[str]:
         if row.fitted is None
         else wide_sentence(row.ci_low, row.ci_high, row.k, row.fitted.ci, row.level)
     )
-    notes = (extreme_sentence(row.events, row.total, row.proportion), wide, mean_note(row))
+    notes = (
+        extreme_sentence(row.events, row.total, row.proportion),
+        wide,
+        crude_sentence(row),
+        mean_note(row),
+    )
     return [n for n in notes if n]
 
 
