@@ -394,7 +394,7 @@ def test_model_errors_speak_command_line(
     assert 'transform="' not in err
     code, _, err = run(capsys, *args, "--estimator", "BAYES", "--tau-prior", "foo(1)")
     assert code == 1
-    assert err.startswith("error: --tau-prior: cannot read 'foo(1)'")
+    assert err.startswith("error: model options: --tau-prior: cannot read 'foo(1)'")
 
 
 def test_prediction_interval_for_fe_only_when_asked(

@@ -251,3 +251,24 @@ def test_an_estimator_without_an_interval_gets_its_own_default_interval() -> Non
     assert glmm.ci == "t"
     kept = resolve_model(plan_default, ModelSettings.model_validate({"transform": "arcsine"}))
     assert kept.ci == "hksj"
+
+
+def test_a_bad_prior_in_the_plan_model_is_one_line_at_that_line() -> None:
+    text = BASE.replace("analyses:", 'model: {tau_prior: "half-normal(zero)"}\nanalyses:').replace(
+        "    grouping: cls\n",
+        "    grouping: cls\n"
+        "  - name: two\n"
+        "    title: Two\n"
+        "    selection: {population: post-bcma-cart, setting: first-salvage, outcome: ORR}\n"
+        "    model: {estimator: GLMM}\n",
+    )
+    found = problems(text)
+    assert len(found) == 1, found
+    assert found[0].startswith("plan.yaml:7: model: tau_prior: cannot read 'half-normal(zero)'")
+    # an analysis's own bad prior is still named at the analysis
+    own = BASE.replace(
+        "    grouping: cls\n", '    grouping: cls\n    model: {mu_prior: "normal(0)"}\n'
+    )
+    found = problems(own)
+    assert len(found) == 1
+    assert found[0].startswith("plan.yaml:8: analyses[0] (one).model: mu_prior")

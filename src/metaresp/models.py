@@ -271,8 +271,18 @@ class ModelSpec:
         return "CrI" if self.family == "bayes" else "CI"
 
     def problems(self) -> list[str]:
-        """Every problem with this specification (empty when it is valid)."""
-        return model_problems(self.transform, self.estimator, self.ci, self.level, self.nagq)
+        """Every problem with this specification (empty when it is valid), the Bayesian
+        model's priors included."""
+        out = model_problems(self.transform, self.estimator, self.ci, self.level, self.nagq)
+        if self.estimator == "BAYES":
+            from metaresp.priors import parse_mu_prior, parse_tau_prior  # imports this module
+
+            for parse, text in zip((parse_tau_prior, parse_mu_prior), self.priors, strict=True):
+                try:
+                    parse(text)
+                except ValueError as exc:
+                    out.append(str(exc))
+        return out
 
     def with_(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed."""

@@ -215,6 +215,14 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
     except ValidationError as exc:
         raise InputError(_problems(exc, source, data, lines)) from None
     problems: list[str] = []
+    # a mistake in the plan's own model is reported once, at its line, not again for every
+    # analysis that inherits it
+    inherited = None
+    try:
+        resolve_model(plan.model)
+    except ValueError as exc:
+        inherited = str(exc)
+        problems.append(f"{source}:{lines.get(('model',), '?')}: model: {exc}")
     seen: set[str] = set()
     for i, spec in enumerate(plan.analyses):
         where = f"{source}:{lines.get(('analyses', i), '?')}"
@@ -227,7 +235,8 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
         try:
             resolve_model(plan.model, spec.model)
         except ValueError as exc:
-            problems.append(f"{where}: {label}.model: {exc}")
+            if str(exc) != inherited:
+                problems.append(f"{where}: {label}.model: {exc}")
         names = (
             [spec.name]
             if len(spec.selection.outcome) == 1
@@ -245,7 +254,8 @@ def parse_plan(text: str, source: str = "plan") -> Plan:
             try:
                 resolve_model(plan.model, spec.model, variant.model)
             except ValueError as exc:
-                problems.append(f"{vwhere}: {vlabel}.model: {exc}")
+                if str(exc) != inherited:
+                    problems.append(f"{vwhere}: {vlabel}.model: {exc}")
             names.extend(
                 [variant.name]
                 if len(spec.selection.outcome) == 1
