@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from metaresp.bayes import BayesFit, Resolution, fit_bayes, fit_bayes_batch
+from metaresp.models import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
 from metaresp.priors import (
-    DEFAULT_MU_PRIOR,
-    DEFAULT_TAU_PRIOR,
     MuPrior,
     TauPrior,
     parse_mu_prior,

@@ -113,7 +113,7 @@ def test_defaults_are_the_rules_winner_on_the_few_studies_run() -> None:
     """methods.md: the default is the method the written rule picks from the simulation on
     data drawn like the corpus (``docs/simulation/few-studies``); pool(), the plan and the
     shipped analysis plan all use it."""
-    from metaresp import models, priors
+    from metaresp import models
     from metaresp import simulate as sim
     from metaresp.plan import load_plan
 
@@ -123,8 +123,8 @@ def test_defaults_are_the_rules_winner_on_the_few_studies_run() -> None:
     spec = sim.METHODS[winner]
     assert spec.estimator == models.DEFAULT_ESTIMATOR
     if spec.estimator == "BAYES":
-        assert spec.tau_prior == priors.DEFAULT_TAU_PRIOR
-        assert spec.mu_prior == priors.DEFAULT_MU_PRIOR
+        assert spec.tau_prior == models.DEFAULT_TAU_PRIOR
+        assert spec.mu_prior == models.DEFAULT_MU_PRIOR
     shipped = load_plan(ROOT / "analysis-plan.yaml").expanded()
     primary = next(a for a in shipped if a.role == "primary")
     assert (primary.model.estimator, primary.model.tau_prior, primary.model.mu_prior) == (

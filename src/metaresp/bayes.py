@@ -77,9 +77,8 @@ from metaresp.bayesquad import (
     Resolution,
     _summarise,
 )
+from metaresp.models import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
 from metaresp.priors import (
-    DEFAULT_MU_PRIOR,
-    DEFAULT_TAU_PRIOR,
     MuPrior,
     TauPrior,
     parse_mu_prior,

@@ -275,7 +275,7 @@ class ModelSpec:
         model's priors included."""
         out = model_problems(self.transform, self.estimator, self.ci, self.level, self.nagq)
         if self.estimator == "BAYES":
-            from metaresp.priors import parse_mu_prior, parse_tau_prior  # imports this module
+            from metaresp.priors import parse_mu_prior, parse_tau_prior  # (SciPy: on demand)
 
             for parse, text in zip((parse_tau_prior, parse_mu_prior), self.priors, strict=True):
                 try:

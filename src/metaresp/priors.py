@@ -24,12 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-# the default priors are declared with the other model defaults (with the reason there)
-from metaresp.models import DEFAULT_MU_PRIOR, DEFAULT_TAU_PRIOR
-
 __all__ = [
-    "DEFAULT_MU_PRIOR",
-    "DEFAULT_TAU_PRIOR",
     "MuPrior",
     "TauPrior",
     "parse_mu_prior",
