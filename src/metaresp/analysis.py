@@ -48,6 +48,7 @@ JSON-ready record of every estimate.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -166,7 +167,28 @@ def exact_ci(events: int, total: int, level: float = 0.95) -> tuple[float, float
 def _fit(records: Sequence[Record], model: Model, threshold: float | None = None) -> PoolResult:
     """Pool one subgroup (``threshold``: a proportion; a Bayesian model then reports the
     posterior probability above it). Its notes are kept in the result (and shown in every
-    output), so they are not issued again as Python warnings here."""
+    output), so they are not issued again as Python warnings here. The same records
+    under the same model recur across the analyses of a plan (a sensitivity analysis
+    changes a few classes of its primary): each is fitted once (:func:`_pool_once`)."""
+    return _pool_once(
+        tuple(r.events or 0 for r in records),
+        tuple(r.total or 0 for r in records),
+        tuple(r.label for r in records),
+        model,
+        threshold,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _pool_once(
+    events: tuple[int, ...],
+    totals: tuple[int, ...],
+    labels: tuple[str, ...],
+    model: Model,
+    threshold: float | None,
+) -> PoolResult:
+    """:func:`metaresp.pooling.pool` (a pure function of these arguments; its result is
+    immutable, so one fit serves every analysis that asks for it)."""
     import warnings
 
     from metaresp.errors import StatisticalWarning
@@ -175,9 +197,9 @@ def _fit(records: Sequence[Record], model: Model, threshold: float | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)
         return pool(
-            [r.events or 0 for r in records],
-            [r.total or 0 for r in records],
-            labels=[r.label for r in records],
+            list(events),
+            list(totals),
+            labels=list(labels),
             threshold=threshold,
             **model.as_kwargs(),
         )
@@ -186,7 +208,7 @@ def _fit(records: Sequence[Record], model: Model, threshold: float | None = None
 def difference_test(groups: Sequence[GroupResult]) -> DifferenceTest | None:
     """Between-subgroup Q over the pooled subgroups (see the module docstring); ``None``
     with fewer than two pooled subgroups."""
-    from scipy import stats
+    from scipy import special  # chdtrc: the χ² upper tail, without importing scipy.stats
 
     pooled = [g for g in groups if g.result is not None and g.result.se > 0]
     if len(pooled) < 2:
@@ -197,7 +219,7 @@ def difference_test(groups: Sequence[GroupResult]) -> DifferenceTest | None:
     q = sum(wi * (ti - mean) ** 2 for wi, ti in zip(w, theta, strict=True))
     df = len(pooled) - 1
     return DifferenceTest(
-        q=q, df=df, pvalue=float(stats.chi2.sf(q, df)), subgroups=tuple(g.name for g in pooled)
+        q=q, df=df, pvalue=float(special.chdtrc(df, q)), subgroups=tuple(g.name for g in pooled)
     )
 
 
