@@ -25,7 +25,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metaresp._cellsafe import formula_safe
 from metaresp._names import slug
@@ -121,22 +121,36 @@ def _opt(value: object) -> float | None:
 
 
 def cumulative_class(analysis: str, group: GroupResult) -> list[CumulativeStep]:
-    """The cumulative steps of one pooled class (empty when it was not pooled)."""
+    """The cumulative steps of one pooled class (empty when it was not pooled).
+
+    Step 1 is one study: its exact interval, as in the forest plot (no model is fitted;
+    nor is a note of one shown). The last step pools every study of the class: it is the
+    class's own estimate (``group.result``), not a second fit of the same data. The steps
+    between are the same model refitted on the studies up to that date."""
+    from metaresp.estimates import exact_interval
+    from metaresp.pooling import PoolResult
+
     result = group.result
     if result is None:
         return []
     order = date_order(group.records)
-    table = result.cumulative(order)
     steps: list[CumulativeStep] = []
-    for step, (index, row) in enumerate(zip(order, table.to_dict("records"), strict=True), start=1):
+    for step, index in enumerate(order, start=1):
         record = group.records[index]
-        if int(row["k"]) == 1:  # one study: its exact interval, as in the forest plot
-            from metaresp.estimates import exact_interval
-
+        if step == 1:
             events, total = record.events or 0, record.total or 0
             low, high = exact_interval(events, total, result.fitted.level)
-            row = {**row, "proportion": events / total, "ci_low": low, "ci_high": high}
-            row.update({"pi_low": None, "pi_high": None, "tau2": 0.0, "i2": 0.0})
+            row: dict[str, Any] = {
+                "k": 1,
+                "proportion": events / total,
+                "ci_low": low,
+                "ci_high": high,
+                "tau2": 0.0,
+                "i2": 0.0,
+            }
+        else:
+            whole = step == len(order) and result.k == len(order)
+            row = PoolResult._row(result if whole else result._refit(order[:step]))
         steps.append(
             CumulativeStep(
                 analysis=analysis,
