@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -584,3 +585,23 @@ def test_a_label_longer_than_five_lines_is_cut_and_says_so() -> None:
     assert lines[-1].endswith(" …")
     assert text_width_in(lines[-1], 8.0) <= 1.0
     assert " ".join(lines).removesuffix(" …") in label
+
+
+def test_skipping_forestplots_label_measurement_changes_no_pixel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drawing skips the package's measurement of its row labels (a padding for
+    columns this plot does not draw): the PNG must be the same with and without it."""
+    from metaresp import _forest_render
+
+    data = make_data(extra_studies=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the shortcut may not let a warning out
+        forest.save_forest(data, tmp_path / "skipped.png", dpi=100)
+    monkeypatch.setattr(_forest_render, "SKIP_LABEL_PADDING", False)
+    forest.save_forest(data, tmp_path / "measured.png", dpi=100)
+    skipped = (tmp_path / "skipped.png").read_bytes()
+    assert skipped == (tmp_path / "measured.png").read_bytes()
+    import forestplot.plot
+
+    assert forestplot.plot.right_flush_yticklabels.__module__ == "forestplot.graph_utils"
