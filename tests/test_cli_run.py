@@ -43,8 +43,14 @@ def test_writes_every_output(shipped_run: ShippedRun) -> None:
     state = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     names = [a["analysis"] for a in state["analyses"]]
     assert names == [a.name for a in plan.expanded()]
+    roles = {entry["analysis"]: entry["role"] for entry in state["analyses"]}
+    assert set(roles.values()) == {"primary", "sensitivity"}
     for entry in state["analyses"]:
-        if entry["estimates"]:
+        if entry["estimates"] and entry["role"] == "sensitivity":
+            # the shipped plan draws the primary analyses' figures only (figures: primary)
+            assert not (out / "figures" / f"{entry['analysis']}.png").exists()
+            assert not list((out / "figures" / "cumulative").glob(f"{entry['analysis']}--*"))
+        elif entry["estimates"]:
             png = (out / "figures" / f"{entry['analysis']}.png").read_bytes()
             assert png[:4] == b"\x89PNG"
             # the run draws at 300 dpi (tests elsewhere may draw quicker; this one may not)
@@ -64,7 +70,7 @@ def test_every_figure_prints_at_page_width_with_8_pt_text(shipped_run: ShippedRu
     from metaresp._forest_pages import PAGE_HEIGHT_IN
 
     pngs = sorted((shipped_run.out / "figures").rglob("*.png"))
-    assert len(pngs) > 50
+    assert len(pngs) > 25  # the primary analyses' forest plots, their pages, the cumulative plots
     too_big = []
     for png in pngs:
         with Image.open(png) as im:

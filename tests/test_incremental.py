@@ -203,3 +203,67 @@ def test_a_new_study_redraws_the_cumulative_plot_of_its_class_only(
     again = run(tmp_path)
     assert sorted(drawn) == ["post-cart-orr", "post-cart-orr--car-t"]
     assert (first.figures_total, again.figures_total, again.figures_drawn) == (3, 3, 2)
+
+
+#: TWO_PLAN with a sensitivity analysis of the CAR T analysis (another model).
+SCOPED_PLAN = TWO_PLAN.replace(
+    "                modality: [CAR-T]}\n",
+    "                modality: [CAR-T]}\n"
+    "    sensitivity:\n"
+    "      - name: cart-orr-dl\n"
+    "        description: DerSimonian-Laird\n"
+    "        model: {estimator: DL}\n",
+)
+
+
+def test_sensitivity_analyses_get_figures_only_when_asked(project: Path, drawn: list[str]) -> None:
+    """The plan's figure scope: the primary analyses' plots by default; ``figures: all``
+    in the plan, or ``figures="all"`` for one run, draws the sensitivity analysis's too,
+    and a run back in the default scope leaves them out again (the run owns its figures)."""
+    (project / "plan.yaml").write_text(SCOPED_PLAN, encoding="utf-8")
+    first = run(project)
+    assert sorted(drawn) == ["bis-orr", "bis-orr--all-studies", "cart-orr"]
+    assert first.not_drawn == 1
+    assert "(none for the 1 sensitivity analyses: --figures all)" in first.message()
+    figures = project / "results" / "figures"
+    assert not (figures / "cart-orr-dl.png").exists()
+    steps = (project / "results" / "cumulative.csv").read_text(encoding="utf-8")
+    assert "cart-orr-dl" not in steps  # no cumulative analysis outside the scope either
+    report = (project / "results" / "report.html").read_text(encoding="utf-8")
+    assert report.count("No forest plot: a run draws the primary analyses") == 1
+    summary = json.loads((project / "results" / "summary.json").read_text(encoding="utf-8"))
+    assert [a["analysis"] for a in summary["analyses"]] == ["bis-orr", "cart-orr", "cart-orr-dl"]
+
+    drawn.clear()
+    every = run(project, figures="all")
+    assert drawn == ["cart-orr-dl"]  # the primary analyses' figures are reused
+    assert (every.not_drawn, every.reused) == (0, 2)
+    assert (figures / "cart-orr-dl.png").exists()
+    steps = (project / "results" / "cumulative.csv").read_text(encoding="utf-8")
+    assert "cart-orr-dl" in steps
+    report = (project / "results" / "report.html").read_text(encoding="utf-8")
+    assert "No forest plot: a run draws the primary analyses" not in report
+
+    drawn.clear()
+    back = run(project)
+    assert drawn == []
+    assert back.not_drawn == 1
+    assert not (figures / "cart-orr-dl.png").exists()
+
+    (project / "plan.yaml").write_text(SCOPED_PLAN + "figures: all\n", encoding="utf-8")
+    in_plan = run(project)
+    assert drawn == ["cart-orr-dl"]
+    assert in_plan.not_drawn == 0
+
+
+def test_a_figure_scope_the_plan_does_not_know_is_named(project: Path) -> None:
+    from metaresp.errors import InputError
+    from metaresp.plan import load_plan
+
+    (project / "plan.yaml").write_text(TWO_PLAN + "figures: some\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_plan(project / "plan.yaml")
+    line = len(TWO_PLAN.splitlines()) + 1
+    assert str(info.value).endswith(
+        f"plan.yaml:{line}: figures: Input should be 'primary' or 'all'"
+    )

@@ -57,11 +57,16 @@ def forest_note(analysis: str, studies: int) -> str | None:
     )
 
 
-def missing_forest_sentence(studies: int) -> str:
-    """The report's sentence on an analysis drawn without a forest plot ("" when it has
-    one)."""
+def missing_forest_sentence(studies: int, drawn: bool = True) -> str:
+    """The report's sentence on an analysis without a forest plot: one too large to draw,
+    or (``drawn`` false) a sensitivity analysis outside the plan's figure scope."""
     if studies <= MAX_PLOT_ROWS:
-        return ""
+        if drawn:
+            return ""
+        return (
+            "No forest plot: a run draws the primary analyses' plots, and this sensitivity "
+            "analysis is in the table below ('figures: all' in the plan draws its plot too)."
+        )
     return (
         f"No forest plot: its {studies:,} studies are more than the {MAX_PLOT_ROWS} a "
         "forest plot draws; every study is listed under Records included."

@@ -32,6 +32,8 @@ from metaresp._plan_base import (
 Outcome = Literal["ORR", "VGPR+", "CR+"]
 Setting = Literal["first-salvage", "any-line"]
 Unit = Literal["patients", "lines"]
+FigureScope = Literal["primary", "all"]
+"""Which analyses of a plan a run draws figures for (:attr:`Plan.figures`)."""
 RuleField = Literal[
     "agent", "modality", "target", "group", "group_id", "study", "cohort", "population"
 ]
@@ -388,6 +390,9 @@ class Plan(_Strict):
     """Designs no analysis pools unless it says otherwise (default: case reports)."""
     other_family: OtherFamily | None = None
     """A sensitivity variant of every primary analysis with the other model family."""
+    figures: FigureScope = "primary"
+    """Which analyses a run draws figures for (forest and cumulative plots): ``primary``
+    (the sensitivity analyses have their tables and report sections, no plots) or ``all``."""
     analyses: list[AnalysisSpec] = Field(min_length=1)
     regressions: list[RegressionSpec] = Field(default_factory=list)
     """Meta-regressions of analyses' records on corpus fields (:mod:`metaresp.regressions`)."""
@@ -544,6 +549,7 @@ __all__ = [
     "CertaintyOverride",
     "CertaintySettings",
     "Condition",
+    "FigureScope",
     "Grouping",
     "Model",
     "ModelSettings",

@@ -62,7 +62,10 @@ def write_report_files(
             from metaresp._figure_bounds import missing_forest_sentence
 
             studies = sum(len(g.records) for g in result.pooled.groups)
-            description = " ".join(filter(None, (description, missing_forest_sentence(studies))))
+            sentence = missing_forest_sentence(studies, drawn=a.role == "primary")
+            if sentence and not description.rstrip().endswith("."):
+                description = description.rstrip() + "."
+            description = " ".join(filter(None, (description, sentence)))
         analyses.append(
             ReportAnalysis(
                 title=a.title,

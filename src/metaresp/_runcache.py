@@ -142,16 +142,19 @@ class Fingerprints:
         self._record_digests = [_digest(_canon(r)) for r in self.records]
         self._base = {"scheme": CACHE_SCHEME, "code": code_digest(), "figures": _canon(figures)}
 
-    def of(self, analysis: Analysis) -> str:
+    def of(self, analysis: Analysis, drawn: bool = True) -> str:
         """Every record of the studies that have a record ``analysis`` selects
-        (:func:`metaresp.analysis.selects`), with the analysis and the settings."""
+        (:func:`metaresp.analysis.selects`), with the analysis and the settings, and
+        whether its figures are drawn (``drawn``: the plan's ``figures`` scope)."""
         from metaresp.analysis import selects
 
         studies = {r.study for r in self.records if selects(analysis, r)}
         seen = [
             d for r, d in zip(self.records, self._record_digests, strict=True) if r.study in studies
         ]
-        return _digest({**self._base, "analysis": _canon(analysis), "records": seen})
+        return _digest(
+            {**self._base, "analysis": _canon(analysis), "records": seen, "drawn": drawn}
+        )
 
     def of_figure(self, name: str, data: Any) -> str:
         """The fingerprint of one figure: what it draws (``data``), where (``name``,

@@ -5,9 +5,11 @@ pydantic models below. Its parts:
 
 ``model``
     The default model of every analysis, overridable per analysis. Defaults follow the
-    project's methods: binomial-normal GLMM on the logit scale with a t interval (k-1 df);
-    an inverse-variance estimator (``REML`` unless stated) gets the Hartung-Knapp-Sidik-
-    Jonkman interval (IntHout et al. 2014, BMC Med Res Methodol 14:25).
+    project's methods: the Bayesian binomial-normal model on the logit scale with a
+    half-normal(2) prior on tau and normal(0, 2) on mu (:mod:`metaresp.bayes`; chosen by
+    the few-studies simulation, docs/simulation/few-studies); the GLMM takes a t interval
+    (k-1 df), and an inverse-variance estimator (``REML`` unless stated) the
+    Hartung-Knapp-Sidik-Jonkman interval (IntHout et al. 2014, BMC Med Res Methodol 14:25).
 ``groupings``
     Named classifications of records into subgroups. Each class is a rule (or a list of
     alternative rules) on the record's ``agent``, ``modality``, ``target``, ``group``
@@ -32,6 +34,11 @@ pydantic models below. Its parts:
     (``exclude_designs``, ``alternative_counts``, ``model``, ``grouping``). They expand
     right after their primary, per outcome, with ``role`` "sensitivity" and
     ``sensitivity_of`` naming the primary.
+
+``figures``
+    ``primary`` (default) or ``all``: which analyses a run draws forest and cumulative
+    plots for. The sensitivity analyses keep their tables and report sections either way;
+    ``metaresp run --figures all`` draws them once without changing the plan.
 
 ``regressions``
     Meta-regressions of a primary analysis's pooled records on record fields (``year``,

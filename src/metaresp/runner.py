@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,16 @@ from metaresp import _faults
 from metaresp._progress import Progress as _Progress
 from metaresp._report_run import report_context
 from metaresp._report_run import write_report_files as _write_report
+from metaresp._run_figures import (
+    Job,
+    cumulative_data,
+    cumulative_jobs,
+    drawn,
+    figure_notes,
+    forest_job,
+    more_pages,
+    with_pages,
+)
 from metaresp._runcache import (
     CACHE_FOLDER,
     FIGURE_DPI,
@@ -58,6 +69,7 @@ from metaresp.plan import Plan, load_plan
 from metaresp.records import records_from_corpus
 
 if TYPE_CHECKING:  # pragma: no cover
+    from metaresp._plan_spec import Analysis, FigureScope
     from metaresp.corpus import Corpus
     from metaresp.cumulative import CumulativeStep
 
@@ -79,8 +91,6 @@ FIGURE_WORKERS = 2
 PARALLEL_CUMULATIVE_STUDIES = 200
 """From this many studies in the pooled classes of an analysis (and two classes or
 more), their cumulative refits run in the worker processes, one class each."""
-CUMULATIVE_MIN_K = int(FIGURE_SETTINGS["cumulative_min_k"])
-"""Smallest class drawn as a cumulative plot (fewer studies only repeat the forest plot)."""
 MARKER_NAMES = (SUMMARY_NAME, "pooled.csv")
 """A folder holding one of these is taken to be an earlier results folder (safe to replace)."""
 
@@ -100,6 +110,8 @@ class RunOutput:
     """Analyses with at least one figure."""
     figures_drawn: int = 0
     figures_total: int = 0
+    not_drawn: int = 0
+    """Sensitivity analyses left without figures by the figure scope (``figures: primary``)."""
 
     def message(self) -> str:
         pooled = sum(1 for r in self.results for g in r.pooled.groups if g.result is not None)
@@ -107,8 +119,13 @@ class RunOutput:
         return (
             f"{len(self.results)} analyses, {pooled} pooled estimates, {aside} records set "
             f"aside; reused {self.reused} of {self.with_figures} analyses' figures, drew "
-            f"{self.figures_drawn} of {self.figures_total} figures; wrote {len(self.files)} "
-            f"files to {self.out} in {self.seconds:.1f} s"
+            f"{self.figures_drawn} of {self.figures_total} figures"
+            + (
+                f" (none for the {self.not_drawn} sensitivity analyses: --figures all)"
+                if self.not_drawn
+                else ""
+            )
+            + f"; wrote {len(self.files)} files to {self.out} in {self.seconds:.1f} s"
         )
 
 
@@ -140,14 +157,19 @@ def run_plan(
     *,
     progress: bool = False,
     force: bool = False,
+    figures: FigureScope | None = None,
 ) -> RunOutput:
     """What ``metaresp run`` does, from Python: run the analysis plan on the extraction
     folder and replace ``out`` with the pooled tables, forest plots, report and
     ``summary.json`` (atomically: a failure leaves the old results whole). Returns what was
-    written, with every :class:`~metaresp.analysis.AnalysisResult`. To pool without writing
-    files, use :func:`run_analyses` with :func:`metaresp.load_plan` and
+    written, with every :class:`~metaresp.analysis.AnalysisResult`. ``figures``: which
+    analyses get forest and cumulative plots, ``"primary"`` or ``"all"`` (default: the
+    plan's ``figures``, itself ``"primary"`` unless set). To pool without writing files,
+    use :func:`run_analyses` with :func:`metaresp.load_plan` and
     :func:`metaresp.load_extractions`."""
-    return run_plan_files(Path(plan), Path(extractions), Path(out), progress=progress, force=force)
+    return run_plan_files(
+        Path(plan), Path(extractions), Path(out), progress=progress, force=force, figures=figures
+    )
 
 
 def run_analyses(plan: Plan, corpus: Corpus) -> list[AnalysisResult]:
@@ -164,13 +186,23 @@ def run_plan_files(
     progress: bool = True,
     published: Path | None = PUBLISHED_PATH,
     force: bool = False,
+    figures: FigureScope | None = None,
 ) -> RunOutput:
     """Run ``plan_path`` on ``extractions`` and replace ``out`` with the results, reusing
     the fits and figures of the analyses whose inputs did not change since the run that
     wrote ``out`` (:mod:`metaresp._runcache`; ``force``: redo everything); the report says
-    what changed since the state at ``published`` (``None``: not compared)."""
+    what changed since the state at ``published`` (``None``: not compared). ``figures``
+    overrides the plan's figure scope (:attr:`metaresp.plan.Plan.figures`)."""
     started = time.perf_counter()
     plan = load_plan(plan_path)
+    if figures is not None:
+        from typing import get_args
+
+        from metaresp._plan_spec import FigureScope
+
+        if figures not in get_args(FigureScope):
+            raise ValueError(f"figures: {figures!r} is not one of {get_args(FigureScope)}")
+        plan = plan.model_copy(update={"figures": figures})
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
@@ -210,55 +242,65 @@ def _run_into(
         raise InputError(f"{extractions}: no extraction files in the folder; nothing to run")
     analyses = plan.expanded()
 
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out) as tmp, pool.stopping():
         # the figures are counted in once it is known how many there are
         with _Progress(progress, total=len(analyses) + 2) as bar:
             records = records_from_corpus(corpus)
             prints = Fingerprints(records, {**FIGURE_SETTINGS, "dpi": FIGURE_DPI})
             cache = NewCache(tmp)
             planned: list[_Planned] = []
-            jobs: list[tuple[str, Any, Path, Path]] = []
             figures: dict[str, tuple[Path, ...]] = {}
             notes: list[str] = []
             (tmp / "figures").mkdir()
-            fitted: list[tuple[Any, str, Any, Any]] = []
-            for analysis in analyses:  # fit; the cumulative refits go to the workers
-                fp = prints.of(analysis)
+            fitted: list[tuple[Analysis, str, Any, _Steps | None, list[Path]]] = []
+
+            def plan_figure(job: Job, files: list[Path]) -> None:
+                """Take the figure from the previous run when it draws the same, or draw it."""
+                kind, data, png, svg = job
+                names = [png.relative_to(tmp).as_posix(), svg.relative_to(tmp).as_posix()]
+                what = data if kind == "forest" else cumulative_data(data)
+                figure_fp = prints.of_figure(names[0], what)
+                cache.figures[names[0]] = figure_fp
+                if previous.figure(names[0], figure_fp, names):
+                    previous.bring([*names, *more_pages(previous.out, names[0])], tmp)
+                else:
+                    pool.submit(job)
+                files.extend((png, svg))
+
+            for analysis in analyses:  # fit; the figures and cumulative refits go to workers
+                fp = prints.of(analysis, drawn=drawn(plan, analysis))
                 hit = previous.lookup(analysis.name, fp)
                 if hit is not None:
                     bar.step(f"reusing {analysis.name}")
-                    fitted.append((analysis, fp, hit, None))
-                else:
-                    bar.step(f"pooling {analysis.name}")
-                    result = run_analysis(analysis, records)
-                    fitted.append((analysis, fp, result, pool.cumulative(result)))
-            for analysis, fp, done, steps in fitted:
+                    fitted.append((analysis, fp, hit, None, []))
+                    continue
+                bar.step(f"pooling {analysis.name}")
+                result = run_analysis(analysis, records)
+                drawn_files: list[Path] = []
+                # a cumulative analysis is a figure's data: none outside the figure scope
+                new_steps = pool.cumulative(result) if drawn(plan, analysis) else _Steps({})
+                if drawn(plan, analysis):
+                    forest = forest_job(tmp, result)
+                    if forest is not None:  # drawn while the next analyses are fitted
+                        plan_figure(forest, drawn_files)
+                fitted.append((analysis, fp, result, new_steps, drawn_files))
+            for analysis, fp, done, steps, drawn_files in fitted:
                 if steps is None:
                     previous.bring(done.files, tmp)
                     item = _Planned(
                         done.result, done.steps, fp, [tmp / f for f in done.files], reused=True
                     )
-                else:
-                    item = _Planned(done, steps.result(), fp, [], reused=False)
-                    for job in _figure_jobs(tmp, item):
-                        kind, data, png, svg = job
-                        names = [png.relative_to(tmp).as_posix(), svg.relative_to(tmp).as_posix()]
-                        drawn = data if kind == "forest" else _cumulative_data(data)
-                        figure_fp = prints.of_figure(names[0], drawn)
-                        cache.figures[names[0]] = figure_fp
-                        if previous.figure(names[0], figure_fp, names):
-                            previous.bring([*names, *_more_pages(previous.out, names[0])], tmp)
-                        else:
-                            jobs.append(job)
-                            if len(jobs) == 2:  # start the workers while the rest is fitted
-                                pool.open()
-                        item.files.extend((png, svg))
-                notes.extend(_figure_notes(tmp, item))
-                if item.reused:
                     for f in item.files:
                         name = f.relative_to(tmp).as_posix()
                         if name in previous.figures:
                             cache.figures[name] = previous.figures[name]
+                else:
+                    item = _Planned(done, steps.result(), fp, drawn_files, reused=False)
+                    if drawn(plan, analysis):
+                        for job in cumulative_jobs(tmp, item.result, item.steps):
+                            plan_figure(job, item.files)
+                if drawn(plan, analysis):
+                    notes.extend(figure_notes(tmp, item.result, item.steps))
                 planned.append(item)
                 png = tmp / "figures" / f"{analysis.name}.png"
                 if png in item.files:
@@ -273,16 +315,16 @@ def _run_into(
                 if same is None:
                     state.update(_write_tables(tmp, plan, results, planned, corpus, meta, bar))
 
-            bar.grow(len(jobs))
-            pool.draw(jobs, bar, meanwhile=tables)
+            bar.grow(pool.submitted)
+            pool.draw(bar, meanwhile=tables)
             for item in planned:  # a plot taller than a page has further pages
                 for png in [f for f in item.files if f.suffix == ".png"]:
                     item.files.extend(
                         tmp / f
-                        for f in _more_pages(tmp, png.relative_to(tmp).as_posix())
+                        for f in more_pages(tmp, png.relative_to(tmp).as_posix())
                         if tmp / f not in item.files
                     )
-            figures = {name: _with_pages(tmp, files) for name, files in figures.items()}
+            figures = {name: with_pages(tmp, files) for name, files in figures.items()}
             if same is not None:
                 bar.step("reusing the tables and the report")
                 previous.bring(same, tmp)
@@ -322,7 +364,7 @@ def _run_into(
                 and p.relative_to(tmp).as_posix() not in kept
             )
         )
-    drawn = [item for item in planned if item.files]
+    with_files = [item for item in planned if item.files]
     if pool.note is not None:
         notes.append(pool.note)
     return RunOutput(
@@ -330,10 +372,11 @@ def _run_into(
         results=tuple(results),
         files=files,
         seconds=time.perf_counter() - started,
-        reused=sum(1 for item in drawn if item.reused),
-        figures_total=sum(len(item.files) // 2 for item in drawn),
-        with_figures=len(drawn),
-        figures_drawn=len(jobs),
+        reused=sum(1 for item in with_files if item.reused),
+        figures_total=sum(len(item.files) // 2 for item in with_files),
+        with_figures=len(with_files),
+        figures_drawn=pool.submitted,
+        not_drawn=sum(1 for a in analyses if not drawn(plan, a)),
         warnings=tuple(notes),
     )
 
@@ -370,55 +413,6 @@ def _write_tables(
     return state
 
 
-def _cumulative_data(fig: Any) -> tuple[Any, ...]:
-    """What a cumulative plot draws (its rows and labels; not where it is written)."""
-    return (fig.rows, fig.title, fig.outcome, fig.model_note)
-
-
-def _figure_jobs(folder: Path, item: _Planned) -> list[tuple[str, Any, Path, Path]]:
-    """The figures of one analysis to draw: its forest plot (cut into pages, or none past
-    :data:`~metaresp.limits.MAX_PLOT_ROWS` studies) and its cumulative plots (at most
-    :data:`~metaresp._figure_bounds.MAX_CUMULATIVE_PLOT_ROWS` steps each); what is left
-    out is said by :func:`_figure_notes` (:mod:`metaresp._figure_bounds`)."""
-    from metaresp._figure_bounds import bounded_cumulative, forest_note, paged
-    from metaresp.cumulative import figures_of
-
-    result = item.result
-    jobs: list[tuple[str, Any, Path, Path]] = []
-    if not result.empty and forest_note(result.analysis.name, _studies(result)) is None:
-        png = folder / "figures" / f"{result.analysis.name}.png"
-        jobs.append(("forest", paged(result.forest_data()), png, png.with_suffix(".svg")))
-    for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K):
-        fig = bounded_cumulative(fig)[0]
-        jobs.append(("cumulative", fig, fig.png, fig.png.with_suffix(".svg")))
-    return jobs
-
-
-def _studies(result: AnalysisResult) -> int:
-    """The rows of studies in a forest plot of ``result`` (one per record of each group,
-    as :func:`metaresp.forestdata.build` draws them)."""
-    return sum(len(g.records) for g in result.pooled.groups)
-
-
-def _figure_notes(folder: Path, item: _Planned) -> list[str]:
-    """What :func:`_figure_jobs` leaves out of an analysis's figures, in one line each;
-    from counts alone, so that an analysis taken from the cache is not built again."""
-    from metaresp._figure_bounds import bounded_cumulative, forest_note
-    from metaresp.cumulative import figures_of
-
-    result = item.result
-    notes = []
-    if not result.empty:
-        note = forest_note(result.analysis.name, _studies(result))
-        if note is not None:
-            notes.append(note)
-    for fig in figures_of(folder, result, item.steps, min_k=CUMULATIVE_MIN_K):
-        note = bounded_cumulative(fig)[1]
-        if note is not None:
-            notes.append(note)
-    return notes
-
-
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
     from metaresp.forest import save_cumulative, save_forest
 
@@ -435,25 +429,6 @@ def _save_one(job: tuple[str, Any, Path, Path]) -> None:
             model_note=data.model_note,
             dpi=FIGURE_DPI,
         )
-
-
-def _more_pages(folder: Path, png: str) -> list[str]:
-    """The files of a plot's further pages (``NAME-p2.png``, ``NAME-p2.svg``, ...;
-    :func:`metaresp.forest.save_forest`, :func:`~metaresp.forest.save_cumulative`)
-    present in ``folder``, as relative names."""
-    from metaresp._forest_pages import page_paths
-
-    first = folder / png
-    n = 1
-    while page_paths(first, n + 1)[-1][0].exists():
-        n += 1
-    return [p.relative_to(folder).as_posix() for pair in page_paths(first, n)[1:] for p in pair]
-
-
-def _with_pages(folder: Path, files: tuple[Path, ...]) -> tuple[Path, ...]:
-    """A forest plot's (png, svg) with the files of its further pages, in page order."""
-    more = _more_pages(folder, files[0].relative_to(folder).as_posix())
-    return (*files[:2], *(folder / f for f in more))
 
 
 def _warm_worker(parent: int | None = None) -> None:
@@ -499,16 +474,20 @@ def _worker_result(future: Future[Any], doing: str) -> Any:
 
 
 class _FigurePool:
-    """Worker processes for the figures, one per core up to :data:`FIGURE_WORKERS`.
+    """Worker processes for the figures and the cumulative refits, one per core up to
+    :data:`FIGURE_WORKERS`.
 
     With ``start`` (a cold run: every figure will be drawn) they are started at once, so
-    that their imports overlap the reading and pooling in this process; otherwise only
-    when there are at least two figures to draw. On a single core, or for one figure,
-    the figures are drawn in this process."""
+    that their imports overlap the reading and pooling in this process, and every
+    figure and cumulative refit goes to them as soon as it is known; otherwise only once
+    there are two figures to draw. On a single core, or for one figure, the figures are
+    drawn in this process, after the tables."""
 
     def __init__(self, start: bool) -> None:
         self._pool: Executor | None = None
         self._start = start
+        self._jobs: list[Job] = []
+        self._futures: dict[Future[None], str] = {}
         self.note: str | None = None
         """Why there are no worker processes, when they could not be started."""
 
@@ -525,11 +504,17 @@ class _FigurePool:
             self._pool, self.note = start_pool(workers, _warm_worker, (os.getpid(),))
         return self._pool
 
+    @property
+    def submitted(self) -> int:
+        """Figures given to :meth:`submit` so far."""
+        return len(self._jobs)
+
     def cumulative(self, result: AnalysisResult) -> _Steps:
         """The cumulative steps of every pooled class of ``result``
         (:func:`metaresp.cumulative.cumulative_class`; the refits grow with the square of
-        a class's size): in the worker processes, one class each, when there are two
-        classes or more of :data:`PARALLEL_CUMULATIVE_STUDIES` studies together."""
+        a class's size): in the worker processes, one class each, when they are running
+        or there are two classes or more of :data:`PARALLEL_CUMULATIVE_STUDIES` studies
+        together."""
         from metaresp.cumulative import cumulative_class, pooled_classes
 
         name = result.analysis.name
@@ -540,28 +525,28 @@ class _FigurePool:
             return _Steps({g.name: cumulative_class(name, g) for g in classes})
         return _Steps({g.name: pool.submit(cumulative_class, name, g) for g in classes})
 
-    def open(self) -> None:
-        """Start the workers now (their start overlaps what this process does next)."""
-        self._open()
+    def submit(self, job: Job) -> None:
+        """Draw ``job``: at once in a worker, when they run (they are started at the
+        second figure); else in :meth:`draw`."""
+        self._jobs.append(job)
+        if len(self._jobs) >= 2:
+            self._open()
+        if self._pool is not None:
+            for queued in self._jobs[len(self._futures) :]:
+                self._futures[self._pool.submit(_save_one, queued)] = queued[2].stem
 
-    def draw(
-        self,
-        jobs: Sequence[tuple[str, Any, Path, Path]],
-        bar: _Progress,
-        meanwhile: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Draw every job, in the worker processes when there are several, and run
-        ``meanwhile`` in this process while they draw."""
-        pool = self._open() if len(jobs) >= 2 else self._pool
-        if pool is None:
+    def draw(self, bar: _Progress, meanwhile: Callable[[], None] = lambda: None) -> None:
+        """Wait for every figure submitted, running ``meanwhile`` in this process while
+        the workers draw (without workers: first ``meanwhile``, then the figures here)."""
+        if self._pool is None:
             meanwhile()
-            for job in jobs:
+            for job in self._jobs:
                 bar.step(f"drawing {job[2].stem}")
                 _save_one(job)
             return
         from concurrent.futures import as_completed
 
-        futures = {pool.submit(_save_one, job): job[2].stem for job in jobs}
+        futures = self._futures
         try:
             meanwhile()
             _faults.at("figures-drawing")
@@ -569,14 +554,26 @@ class _FigurePool:
                 _worker_result(future, f"drawing {futures[future]}")
                 bar.step(f"drew {futures[future]}")
         except BaseException:
-            # stop the other figures before the temporary folder is removed: no worker
-            # may write on into it (or into a folder it re-creates)
-            from concurrent.futures import wait
-
-            for future in futures:
-                future.cancel()
-            wait(futures)
+            self._stop()
             raise
+
+    @contextmanager
+    def stopping(self) -> Iterator[None]:
+        """On an error inside the block, cancel the figures not yet drawn and wait for
+        those being drawn: no worker may write on into the temporary folder (or into a
+        folder it re-creates) once it is removed."""
+        try:
+            yield
+        except BaseException:
+            self._stop()
+            raise
+
+    def _stop(self) -> None:
+        from concurrent.futures import wait
+
+        for future in self._futures:
+            future.cancel()
+        wait(self._futures)
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
 import typer
 
@@ -47,10 +47,19 @@ def run(
             "--force", help="Redo every fit and figure (ignore the previous run's cache)."
         ),
     ] = False,
+    figures: Annotated[
+        str | None,
+        typer.Option(
+            "--figures",
+            help="Which analyses get forest and cumulative plots: primary or all (default: "
+            "the plan's 'figures', itself primary unless set).",
+        ),
+    ] = None,
 ) -> None:
     """Run the analysis plan on the extractions and write results/.
 
-    Writes, per analysis, a forest plot (figures/NAME.png at 300 dpi and figures/NAME.svg);
+    Writes, per primary analysis (per analysis with --figures all or the plan's
+    'figures: all'), a forest plot (figures/NAME.png at 300 dpi and figures/NAME.svg);
     for all analyses the pooled tables (pooled.csv, pooled.xlsx, pooled.md), the records
     set aside with their reasons (set-aside.csv), summary.json (every estimate, for the
     living-update diff) and report.html; then the cumulative analyses by date
@@ -75,6 +84,13 @@ def run(
     from metaresp.runner import run_plan_files
 
     out = deprecated("--out", "--results", old_out, results)
+    scope: Any = figures
+    if figures is not None:
+        from metaresp._plan_spec import FigureScope
+
+        if figures not in get_args(FigureScope):
+            choices = ", ".join(get_args(FigureScope))
+            raise InputError(f"--figures: {figures!r} is not one of {choices}")
     if pdf:
         from metaresp._report_pdf import pdf_unavailable
 
@@ -83,11 +99,20 @@ def run(
             raise InputError(f"--pdf: report.pdf cannot be written here: {missing}")
     if publish:
         require_writable(published.parent, "the published state", "--published")
+    from metaresp.plan import load_plan
+
+    load_plan(plan)  # a mistake in the plan is told at once, not after waiting for the lock
     with project_lock(extractions):
         for line in recover_project(extractions, out):
             sys.stderr.write(f"note: {line}\n")
         written = run_plan_files(
-            plan, extractions, out, progress=not quiet, published=published, force=force
+            plan,
+            extractions,
+            out,
+            progress=not quiet,
+            published=published,
+            force=force,
+            figures=scope,
         )
         done = finish_run(out, published if publish else None)
     typer.echo(written.message())
