@@ -15,6 +15,7 @@ All proportions are on the 0-1 scale; I² is in percent; τ² on the model's sca
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -73,8 +74,10 @@ erring on the wide side, and depends on its prior."""
 RowKind = Literal["subgroup", "overall"]
 
 
+@functools.lru_cache(maxsize=4096)
 def exact_interval(events: int, total: int, level: float) -> tuple[float, float]:
-    """The exact (Clopper-Pearson 1934) interval of one study, as every output shows it."""
+    """The exact (Clopper-Pearson 1934) interval of one study, as every output shows it
+    (remembered: a study recurs in most analyses of a run, and in each of their outputs)."""
     from metaresp.intervals import clopper_pearson
 
     low, high = clopper_pearson([events], [total], level)
