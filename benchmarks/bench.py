@@ -333,36 +333,55 @@ def commands() -> None:
     Targets: ``metaresp --help`` under 0.5 s (issue 4); issue 14: a cold ``metaresp run``
     (no earlier results) under 8 s, a warm one with nothing changed under 1.5 s, and
     ``metaresp add`` of one study that touches one class under 3 s and at most a quarter
-    of the cold run. The cold run draws every figure (at 300 dpi, in worker processes);
+    of the cold run. The cold run draws every figure of the plan's scope (the primary
+    analyses', at 300 dpi, in worker processes);
     the warm run and the add reuse what did not change (``results/.cache``)."""
     exe = [sys.executable, "-m", "metaresp"]
     helps = [_wall([*exe, "--help"]) for _ in range(5)]
     print(f"metaresp --help: {min(helps):.3f} s wall (best of 5)")
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) / "project"
         shutil.copytree(ROOT / "extractions", work / "extractions")
         shutil.copy(ROOT / "analysis-plan.yaml", work / "analysis-plan.yaml")
-        cold = _wall([*exe, "run", "-q", "--no-publish"], cwd=work)
+        colds = []
+        for _ in range(3):  # best of 3: a cold run is one sample of a noisy machine
+            shutil.rmtree(work / "results", ignore_errors=True)
+            colds.append(_wall([*exe, "run", "-q", "--no-publish"], cwd=work))
+        cold = min(colds)
         warm = min(_wall([*exe, "run", "-q", "--no-publish"], cwd=work) for _ in range(3))
         _wall([*exe, "run", "-q"], cwd=work)  # the published state that add compares with
+        snapshot = Path(tmp) / "snapshot"
+        shutil.copytree(work, snapshot)
         # a study of one class in two analyses (a copy of cevostamab-ref71), then one
         # of one class that 33 of the 55 analyses show (a copy of chari-2020: every
-        # class-by-class analysis has a small-molecule class)
+        # class-by-class analysis has a small-molecule class); each added twice to the
+        # project as the last run left it, the best of the two taken
         adds: list[float] = []
         for source, sid in (("cevostamab-ref71", "bench-a-2026"), ("chari-2020", "bench-b-2026")):
-            study = work / f"{sid}.yaml"
             text = (ROOT / "extractions" / f"{source}.yaml").read_text(encoding="utf-8")
-            study.write_text(text.replace(f"id: {source}", f"id: {sid}"), encoding="utf-8")
-            adds.append(_wall([*exe, "add", str(study)], cwd=work))
+            times = []
+            for _ in range(2):
+                shutil.rmtree(work)
+                shutil.copytree(snapshot, work)
+                study = work / f"{sid}.yaml"
+                study.write_text(text.replace(f"id: {source}", f"id: {sid}"), encoding="utf-8")
+                times.append(_wall([*exe, "add", str(study)], cwd=work))
+            adds.append(min(times))
         add, add_wide = adds
     cores = os.cpu_count()
     print(
-        f"metaresp run, cold (shipped plan and corpus, every figure): {cold:.1f} s wall, "
-        f"{cores} cores"
+        f"metaresp run, cold (shipped plan and corpus, every figure of the primary analyses): "
+        f"{cold:.1f} s wall (best of 3), {cores} cores"
     )
     print(f"metaresp run, warm (nothing changed): {warm:.2f} s wall (best of 3)")
-    print(f"metaresp add (one study, one class, 2 analyses, re-run, diff): {add:.1f} s wall")
-    print(f"metaresp add (one study, one class, 33 analyses show it): {add_wide:.1f} s wall")
+    print(
+        f"metaresp add (one study, one class, 2 analyses, re-run, diff): {add:.1f} s wall "
+        "(best of 2)"
+    )
+    print(
+        f"metaresp add (one study, one class, 33 analyses show it): {add_wide:.1f} s wall "
+        "(best of 2)"
+    )
     print(
         f"ratios: add / cold run {add / cold:.2f} and {add_wide / cold:.2f} (target <= 0.25); "
         f"warm / cold run {warm / cold:.3f}"
