@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metaresp import _faults
+from metaresp import _faults, _figure_worker
 from metaresp._progress import Progress as _Progress
 from metaresp._report_run import report_context
 from metaresp._report_run import write_report_files as _write_report
@@ -414,34 +414,8 @@ def _write_tables(
 
 
 def _save_one(job: tuple[str, Any, Path, Path]) -> None:
-    from metaresp.forest import save_cumulative, save_forest
-
-    kind, data, png, svg = job
-    if kind == "forest":
-        save_forest(data, png, svg, dpi=FIGURE_DPI)
-    else:
-        save_cumulative(
-            data.rows,
-            png,
-            svg,
-            title=data.title,
-            outcome=data.outcome,
-            model_note=data.model_note,
-            dpi=FIGURE_DPI,
-        )
-
-
-def _warm_worker(parent: int | None = None) -> None:
-    """Import the plotting stack (matplotlib, pandas, forestplot) in a worker process
-    that ends with its parent (:func:`metaresp._workers.guard_worker`)."""
-    if parent is not None:
-        from metaresp._workers import guard_worker
-
-        guard_worker(parent)
-    from metaresp._forest_render import _contained
-
-    with _contained():
-        pass
+    """Draw one figure job in this process (:func:`metaresp._figure_worker.save`)."""
+    _figure_worker.save(job, FIGURE_DPI)
 
 
 class _Steps:
@@ -503,7 +477,7 @@ class _FigurePool:
         if self._pool is None and workers >= 2 and self.note is None:
             from metaresp._workers import start_pool
 
-            self._pool, self.note = start_pool(workers, _warm_worker, (os.getpid(),))
+            self._pool, self.note = start_pool(workers, _figure_worker.warm, (os.getpid(),))
         return self._pool
 
     @property
@@ -535,7 +509,8 @@ class _FigurePool:
             self._open()
         if self._pool is not None:
             for queued in self._jobs[len(self._futures) :]:
-                self._futures[self._pool.submit(_save_one, queued)] = queued[2].stem
+                future = self._pool.submit(_figure_worker.save, queued, FIGURE_DPI)
+                self._futures[future] = queued[2].stem
 
     def draw(self, bar: _Progress, meanwhile: Callable[[], None] = lambda: None) -> None:
         """Wait for every figure submitted, running ``meanwhile`` in this process while
