@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import resource
 import shutil
@@ -327,6 +328,17 @@ def _wall(argv: list[str], cwd: Path | None = None) -> float:
     return time.perf_counter() - start
 
 
+def _reference_loop() -> float:
+    """CPU seconds of a fixed pure-Python loop (best of 3): how fast this machine is at
+    the moment, for reading the wall times of the commands beside it."""
+    best = math.inf
+    for _ in range(3):
+        start = time.process_time()
+        sum(i * i for i in range(10**7))
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def commands() -> None:
     """Wall time of the command line on the shipped corpus, as a user runs it.
 
@@ -337,6 +349,10 @@ def commands() -> None:
     analyses', at 300 dpi, in worker processes);
     the warm run and the add reuse what did not change (``results/.cache``)."""
     exe = [sys.executable, "-m", "metaresp"]
+    print(
+        f"reference: a fixed pure-Python loop takes {_reference_loop():.2f} s CPU now (how "
+        "fast this machine is at the moment; its speed drifts by a fifth and more)"
+    )
     helps = [_wall([*exe, "--help"]) for _ in range(5)]
     print(f"metaresp --help: {min(helps):.3f} s wall (best of 5)")
     with tempfile.TemporaryDirectory() as tmp:
