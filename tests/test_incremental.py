@@ -250,6 +250,11 @@ def test_sensitivity_analyses_get_figures_only_when_asked(project: Path, drawn: 
     assert back.not_drawn == 1
     assert not (figures / "cart-orr-dl.png").exists()
 
+    from metaresp.errors import InputError
+
+    with pytest.raises(InputError, match="^figures: 'some' is not one of primary, all$"):
+        run(project, figures="some")
+
     (project / "plan.yaml").write_text(SCOPED_PLAN + "figures: all\n", encoding="utf-8")
     in_plan = run(project)
     assert drawn == ["cart-orr-dl"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from metaresp._plan_spec import FigureScope
     from metaresp._report_sections import ReportHeader
     from metaresp.analysis import AnalysisResult
     from metaresp.plan import Plan
@@ -60,9 +61,11 @@ def write_report_files(
         )
         if not figs and not result.empty:
             from metaresp._figure_bounds import missing_forest_sentence
+            from metaresp._run_figures import drawn
 
             studies = sum(len(g.records) for g in result.pooled.groups)
-            sentence = missing_forest_sentence(studies, drawn=a.role == "primary")
+            in_scope = context is None or drawn(context.figures, a)
+            sentence = missing_forest_sentence(studies, drawn=in_scope)
             if sentence and not description.rstrip().endswith("."):
                 description = description.rstrip() + "."
             description = " ".join(filter(None, (description, sentence)))
@@ -145,6 +148,8 @@ class ReportContext:
     certainty: Certainty
     changes: Changes | None
     other_family: frozenset[str]
+    figures: FigureScope = "primary"
+    """The run's figure scope: an analysis outside it has no plot by design."""
 
     def report_kwargs(self) -> dict[str, Any]:
         return {"header": self.header, "certainty": self.certainty, "changes": self.changes}
@@ -233,4 +238,4 @@ def report_context(
         words=_population_words(plan.certainty.population),
         overrides=overrides,
     )
-    return ReportContext(header, certainty, _changes(state, published), others)
+    return ReportContext(header, certainty, _changes(state, published), others, plan.figures)

@@ -14,15 +14,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from metaresp._runcache import FIGURE_SETTINGS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from metaresp._plan_spec import Analysis
+    from metaresp._plan_spec import Analysis, FigureScope
     from metaresp.analysis import AnalysisResult
     from metaresp.cumulative import CumulativeStep
-    from metaresp.plan import Plan
 
 __all__ = [
     "CUMULATIVE_MIN_K",
@@ -31,6 +30,7 @@ __all__ = [
     "cumulative_jobs",
     "drawn",
     "figure_notes",
+    "figure_scope",
     "forest_job",
     "more_pages",
     "with_pages",
@@ -43,9 +43,22 @@ Job = tuple[str, Any, Path, Path]
 """One figure to draw: its kind (``forest``, ``cumulative``), its data, PNG and SVG."""
 
 
-def drawn(plan: Plan, analysis: Analysis) -> bool:
-    """Whether a run of ``plan`` draws the figures of ``analysis`` (its ``figures`` scope)."""
-    return plan.figures == "all" or analysis.role == "primary"
+def drawn(scope: FigureScope, analysis: Analysis) -> bool:
+    """Whether a run with the figure scope ``scope`` (the plan's ``figures``) draws the
+    figures of ``analysis``."""
+    return scope == "all" or analysis.role == "primary"
+
+
+def figure_scope(value: str, where: str) -> FigureScope:
+    """``value`` as a figure scope; an :class:`~metaresp.errors.InputError` naming
+    ``where`` (``--figures``, ``figures``) when it is none."""
+    from metaresp._plan_spec import FigureScope
+    from metaresp.errors import InputError
+
+    choices = get_args(FigureScope)
+    if value not in choices:
+        raise InputError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return cast("FigureScope", value)
 
 
 def cumulative_data(fig: Any) -> tuple[Any, ...]:

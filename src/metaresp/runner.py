@@ -42,6 +42,7 @@ from metaresp._run_figures import (
     cumulative_jobs,
     drawn,
     figure_notes,
+    figure_scope,
     forest_job,
     more_pages,
     with_pages,
@@ -196,13 +197,7 @@ def run_plan_files(
     started = time.perf_counter()
     plan = load_plan(plan_path)
     if figures is not None:
-        from typing import get_args
-
-        from metaresp._plan_spec import FigureScope
-
-        if figures not in get_args(FigureScope):
-            raise ValueError(f"figures: {figures!r} is not one of {get_args(FigureScope)}")
-        plan = plan.model_copy(update={"figures": figures})
+        plan = plan.model_copy(update={"figures": figure_scope(figures, "figures")})
     if not extractions.is_dir():
         raise InputError(f"{extractions}: extractions folder not found")
     check_out_folder(out)
@@ -252,7 +247,7 @@ def _run_into(
             figures: dict[str, tuple[Path, ...]] = {}
             notes: list[str] = []
             (tmp / "figures").mkdir()
-            fitted: list[tuple[Analysis, str, Any, _Steps | None, list[Path]]] = []
+            fitted: list[tuple[Analysis, bool, str, Any, _Steps | None, list[Path]]] = []
 
             def plan_figure(job: Job, files: list[Path]) -> None:
                 """Take the figure from the previous run when it draws the same, or draw it."""
@@ -268,23 +263,25 @@ def _run_into(
                 files.extend((png, svg))
 
             for analysis in analyses:  # fit; the figures and cumulative refits go to workers
-                fp = prints.of(analysis, drawn=drawn(plan, analysis))
+                draws = drawn(plan.figures, analysis)
+                fp = prints.of(analysis, drawn=draws)
                 hit = previous.lookup(analysis.name, fp)
                 if hit is not None:
                     bar.step(f"reusing {analysis.name}")
-                    fitted.append((analysis, fp, hit, None, []))
+                    fitted.append((analysis, draws, fp, hit, None, []))
                     continue
                 bar.step(f"pooling {analysis.name}")
                 result = run_analysis(analysis, records)
                 drawn_files: list[Path] = []
                 # a cumulative analysis is a figure's data: none outside the figure scope
-                new_steps = pool.cumulative(result) if drawn(plan, analysis) else _Steps({})
-                if drawn(plan, analysis):
+                new_steps = _Steps({})
+                if draws:
+                    new_steps = pool.cumulative(result)
                     forest = forest_job(tmp, result)
                     if forest is not None:  # drawn while the next analyses are fitted
                         plan_figure(forest, drawn_files)
-                fitted.append((analysis, fp, result, new_steps, drawn_files))
-            for analysis, fp, done, steps, drawn_files in fitted:
+                fitted.append((analysis, draws, fp, result, new_steps, drawn_files))
+            for analysis, draws, fp, done, steps, drawn_files in fitted:
                 if steps is None:
                     previous.bring(done.files, tmp)
                     item = _Planned(
@@ -296,10 +293,10 @@ def _run_into(
                             cache.figures[name] = previous.figures[name]
                 else:
                     item = _Planned(done, steps.result(), fp, drawn_files, reused=False)
-                    if drawn(plan, analysis):
+                    if draws:
                         for job in cumulative_jobs(tmp, item.result, item.steps):
                             plan_figure(job, item.files)
-                if drawn(plan, analysis):
+                if draws:
                     notes.extend(figure_notes(tmp, item.result, item.steps))
                 planned.append(item)
                 png = tmp / "figures" / f"{analysis.name}.png"
@@ -376,7 +373,7 @@ def _run_into(
         figures_total=sum(len(item.files) // 2 for item in with_files),
         with_figures=len(with_files),
         figures_drawn=pool.submitted,
-        not_drawn=sum(1 for a in analyses if not drawn(plan, a)),
+        not_drawn=sum(1 for a in analyses if not drawn(plan.figures, a)),
         warnings=tuple(notes),
     )
 

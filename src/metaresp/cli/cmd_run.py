@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated
 
 import typer
 
@@ -77,6 +77,7 @@ def run(
 
     from metaresp._journal import recover_project
     from metaresp._lock import project_lock
+    from metaresp._run_figures import figure_scope
     from metaresp._writable import require_writable
     from metaresp.cli._conventions import deprecated
     from metaresp.errors import InputError
@@ -84,13 +85,7 @@ def run(
     from metaresp.runner import run_plan_files
 
     out = deprecated("--out", "--results", old_out, results)
-    scope: Any = figures
-    if figures is not None:
-        from metaresp._plan_spec import FigureScope
-
-        if figures not in get_args(FigureScope):
-            choices = ", ".join(get_args(FigureScope))
-            raise InputError(f"--figures: {figures!r} is not one of {choices}")
+    scope = None if figures is None else figure_scope(figures, "--figures")
     if pdf:
         from metaresp._report_pdf import pdf_unavailable
 
