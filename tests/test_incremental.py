@@ -252,7 +252,7 @@ def test_sensitivity_analyses_get_figures_only_when_asked(project: Path, drawn: 
 
     from metaresp.errors import InputError
 
-    with pytest.raises(InputError, match="^figures: 'some' is not one of primary, all$"):
+    with pytest.raises(InputError, match=r"^figures: 'some' is not one of primary, all$"):
         run(project, figures="some")
 
     (project / "plan.yaml").write_text(SCOPED_PLAN + "figures: all\n", encoding="utf-8")
